@@ -1,0 +1,77 @@
+// The composition root: builds every service explicitly from the frozen config and wires them together.
+// No module keeps singletons or reads settings of its own.
+import express from 'express';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { ociErrorHandler } from './http/middleware/errors.js';
+import { requestContext } from './http/middleware/request-context.js';
+import { registryRouter } from './http/router.js';
+import { Catalog } from './metadata/catalog.js';
+import { openDatabase } from './metadata/database.js';
+import { LocalContent } from './registry/local-content.js';
+import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
+import { UpstreamRouter } from './registry/routing.js';
+import { ContentStore } from './storage/content-store.js';
+import { StorePaths } from './storage/paths.js';
+import { UpstreamClient } from './upstream/client.js';
+
+/** Pending hit counts are written to SQLite this often. */
+const ACCESS_FLUSH_MS = 5_000;
+
+export interface Longshore {
+  app: express.Express;
+  registry: ProxyRegistry;
+  catalog: Catalog;
+  /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
+  const paths = new StorePaths(config.dataDir);
+  const store = new ContentStore(paths);
+  const leftovers = await store.init();
+  if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
+
+  const db = openDatabase(paths.database);
+  const catalog = new Catalog(db);
+  const local = new LocalContent(store, catalog);
+
+  const upstreams = new Map<string, UpstreamEntry>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    upstreams.set(name, {
+      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name })),
+      tagTTL: upstream.tagTTL,
+    });
+  }
+  const registry = new ProxyRegistry(local, upstreams, config.maxManifestSize, log.child({ component: 'proxy' }));
+  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+  app.use(requestContext(log.child({ component: 'http' })));
+  app.use('/v2', registryRouter({ registry, upstreams: router, log: log.child({ component: 'http' }) }));
+  app.use(ociErrorHandler(log.child({ component: 'http' })));
+
+  const flushTimer = setInterval(() => catalog.flush(), ACCESS_FLUSH_MS);
+  flushTimer.unref();
+
+  let closed = false;
+  return {
+    app,
+    registry,
+    catalog,
+    async close(graceMs = 30_000) {
+      if (closed) return;
+      closed = true;
+      clearInterval(flushTimer);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      await Promise.all([...upstreams.values()].map((u) => u.client.close()));
+      catalog.flush();
+      db.close();
+    },
+  };
+}

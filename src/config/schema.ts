@@ -1,0 +1,71 @@
+// The one configuration schema. Every option, its default (with units) and its meaning lives here;
+// the README's configuration reference is written from this file. Types are derived from the schema.
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const duration = (what: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as "30s", "10m" or milliseconds (${what})` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const size = (what: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as "512MiB", "50GiB" or bytes (${what})` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** "host:port", "[v6]:port" or a bare port. */
+const listen = z.string().regex(/^(?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:5000"');
+
+const upstreamSchema = z.strictObject({
+  /** Base URL of the upstream registry (scheme + host [+ port]); requests go to `${url}/v2/...`. */
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
+  /** Credentials for the upstream's token service or Basic auth. Both or neither. */
+  username: z.string().min(1).nullable().default(null),
+  password: z.string().min(1).nullable().default(null),
+  /** How long a tag's resolution is served from cache before it is revalidated with a HEAD. Default 5 minutes. */
+  tagTTL: duration('tagTTL').default(300_000),
+  timeouts: z.strictObject({
+    /** TCP + TLS connect. Default 10 s. */
+    connect: duration('timeouts.connect').default(10_000),
+    /** Waiting for response headers. Default 30 s. */
+    headers: duration('timeouts.headers').default(30_000),
+    /** Longest silence between two body chunks. Default 60 s. */
+    idle: duration('timeouts.idle').default(60_000),
+  }).prefault({}),
+}).refine((u) => (u.username === null) === (u.password === null), {
+  message: 'username and password must be given together',
+  path: ['password'],
+});
+
+export const configSchema = z.strictObject({
+  /** Address the HTTP server binds. Default 127.0.0.1:5000 (use 0.0.0.0:5000 to serve a network). */
+  listen: listen.default('127.0.0.1:5000'),
+  /** Directory holding the content store, temp files and the SQLite database. Default ./data. */
+  dataDir: z.string().min(1).default('./data'),
+  /** pino level: trace, debug, info, warn, error, fatal, silent. Default info. */
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Upstream that serves names with no registry host (dockerd's registry-mirrors sends those). */
+  defaultUpstream: z.string().min(1).default('docker.io'),
+  /** Registry host → upstream. Only hosts named here are ever contacted. */
+  upstreams: z.record(z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, 'expected a registry host such as "docker.io"'), upstreamSchema)
+    .default({ 'docker.io': upstreamSchema.parse({ url: 'https://registry-1.docker.io' }) }),
+  /** Largest manifest accepted from an upstream, in bytes. Default 4 MiB (distribution's limit). */
+  maxManifestSize: size('maxManifestSize').default(4 * 1024 * 1024),
+}).refine((c) => c.defaultUpstream in c.upstreams, {
+  message: 'defaultUpstream must name one of the configured upstreams',
+  path: ['defaultUpstream'],
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type UpstreamConfig = z.output<typeof upstreamSchema>;

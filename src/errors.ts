@@ -1,0 +1,48 @@
+// Typed errors with stable codes. Internal code knows nothing of HTTP: the codes below are translated to
+// OCI error bodies and statuses in one place, http/oci-errors.ts, and docs/errors.md documents each code
+// (a unit test fails when one is missing there).
+
+export const ERROR_CODES = [
+  'LS_NAME_INVALID',
+  'LS_TAG_INVALID',
+  'LS_DIGEST_INVALID',
+  'LS_DIGEST_UNSUPPORTED',
+  'LS_RANGE_INVALID',
+  'LS_UPSTREAM_UNKNOWN',
+  'LS_MANIFEST_NOT_FOUND',
+  'LS_MANIFEST_NOT_ACCEPTABLE',
+  'LS_BLOB_NOT_FOUND',
+  'LS_UNSUPPORTED',
+  'LS_ENDPOINT_NOT_FOUND',
+  'LS_UPSTREAM_DENIED',
+  'LS_UPSTREAM_RATE_LIMITED',
+  'LS_UPSTREAM_UNAVAILABLE',
+  'LS_UPSTREAM_TIMEOUT',
+  'LS_UPSTREAM_BAD_RESPONSE',
+  'LS_CONTENT_MISMATCH',
+  'LS_INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class LongshoreError extends Error {
+  override readonly name = 'LongshoreError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Structured facts for the client's `detail` and for logs; never secrets. */
+    readonly detail?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Raised while loading configuration; main prints it and exits non-zero. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function isLongshoreError(err: unknown, code?: ErrorCode): err is LongshoreError {
+  return err instanceof LongshoreError && (code === undefined || err.code === code);
+}

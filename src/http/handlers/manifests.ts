@@ -1,0 +1,37 @@
+// GET/HEAD /v2/<name>/manifests/<reference>: the manifest bytes exactly as the upstream sent them.
+import type { Request, Response } from 'express';
+import { AcceptSet } from '../../registry/media-types.js';
+import { parseReference } from '../../registry/reference.js';
+import type { RepositoryRef } from '../../registry/routing.js';
+import type { Registry } from '../../registry/types.js';
+import type { RequestLocals } from '../middleware/request-context.js';
+
+export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: Request, res: Response): Promise<void> {
+  const reference = parseReference(rawReference);
+  const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
+  const locals = res.locals as RequestLocals;
+  const answer = await registry.manifest(repo, reference, AcceptSet.parse(req.headers.accept), method, locals);
+  locals.cache = answer.outcome;
+  const etag = `"${answer.digest}"`;
+  res.setHeader('docker-content-digest', answer.digest);
+  res.setHeader('etag', etag);
+  res.setHeader('content-type', answer.mediaType);
+  if (req.headers['if-none-match'] !== undefined && matchesEtag(req.headers['if-none-match'], etag)) {
+    res.status(304).end();
+    return;
+  }
+  res.setHeader('content-length', answer.size);
+  if (method === 'HEAD' || !answer.body) {
+    res.status(200).end();
+    return;
+  }
+  res.status(200).end(answer.body);
+}
+
+/** If-None-Match: a list of entity tags or "*" (RFC 9110 §13.1.2; weak comparison). */
+export function matchesEtag(header: string, etag: string): boolean {
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim().replace(/^W\//, '');
+    return tag === '*' || tag === etag;
+  });
+}

@@ -1,0 +1,52 @@
+// The one place internal error codes become HTTP statuses and OCI error bodies
+// ({"errors":[{"code","message","detail"}]}, distribution-spec "Error Codes").
+import type { ErrorCode } from '../errors.js';
+import { LongshoreError } from '../errors.js';
+
+interface WireError {
+  status: number;
+  code: string;
+}
+
+export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
+  LS_NAME_INVALID: { status: 400, code: 'NAME_INVALID' },
+  LS_TAG_INVALID: { status: 400, code: 'TAG_INVALID' },
+  LS_DIGEST_INVALID: { status: 400, code: 'DIGEST_INVALID' },
+  LS_DIGEST_UNSUPPORTED: { status: 400, code: 'UNSUPPORTED' },
+  LS_RANGE_INVALID: { status: 416, code: 'RANGE_INVALID' },
+  // 404, so that a containerd or podman mirror entry falls back to the registry itself.
+  LS_UPSTREAM_UNKNOWN: { status: 404, code: 'NAME_UNKNOWN' },
+  LS_MANIFEST_NOT_FOUND: { status: 404, code: 'MANIFEST_UNKNOWN' },
+  LS_MANIFEST_NOT_ACCEPTABLE: { status: 404, code: 'MANIFEST_UNKNOWN' },
+  LS_BLOB_NOT_FOUND: { status: 404, code: 'BLOB_UNKNOWN' },
+  LS_UNSUPPORTED: { status: 405, code: 'UNSUPPORTED' },
+  LS_ENDPOINT_NOT_FOUND: { status: 404, code: 'NOT_FOUND' },
+  LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },
+  LS_UPSTREAM_RATE_LIMITED: { status: 429, code: 'TOOMANYREQUESTS' },
+  LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },
+  LS_UPSTREAM_TIMEOUT: { status: 504, code: 'UNAVAILABLE' },
+  LS_UPSTREAM_BAD_RESPONSE: { status: 502, code: 'UNAVAILABLE' },
+  LS_CONTENT_MISMATCH: { status: 502, code: 'UNAVAILABLE' },
+  LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
+};
+
+export interface OciErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: { errors: Array<{ code: string; message: string; detail?: unknown }> };
+}
+
+export function toOciError(err: unknown): OciErrorResponse {
+  const known = err instanceof LongshoreError ? err : undefined;
+  const wire = WIRE_ERRORS[known?.code ?? 'LS_INTERNAL'];
+  const message = known ? known.message : 'internal error';
+  const headers: Record<string, string> = {};
+  const retryAfter = known?.detail?.retryAfter;
+  if (typeof retryAfter === 'string' && /^\d+$/.test(retryAfter)) headers['retry-after'] = retryAfter;
+  const detail = known?.detail && Object.keys(known.detail).length > 0 ? known.detail : undefined;
+  return {
+    status: wire.status,
+    headers,
+    body: { errors: [{ code: wire.code, message, ...(detail ? { detail } : {}) }] },
+  };
+}

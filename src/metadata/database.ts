@@ -1,0 +1,74 @@
+// Opens the SQLite metadata database the undici way: WAL, statements prepared once (catalog.ts),
+// a versioned schema applied in order inside transactions, tracked in PRAGMA user_version.
+import Database from 'better-sqlite3';
+
+/** Each entry moves the schema one version up. Never edit a shipped entry: append a new one. */
+const MIGRATIONS: readonly string[] = [
+  // 1: content, which repositories hold it, what manifests reference, tag resolutions.
+  `
+  CREATE TABLE content (
+    digest       TEXT PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    -- set when the content is a manifest (its Content-Type); NULL for plain blobs
+    media_type   TEXT,
+    created_at   INTEGER NOT NULL,   -- ms since epoch
+    last_access  INTEGER NOT NULL,   -- ms since epoch
+    hits         INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+
+  CREATE TABLE repository_content (
+    upstream    TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    PRIMARY KEY (upstream, repository, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX repository_content_digest ON repository_content (digest);
+
+  CREATE TABLE manifest_refs (
+    manifest  TEXT NOT NULL,
+    child     TEXT NOT NULL,
+    kind      TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+    PRIMARY KEY (manifest, child)
+  ) WITHOUT ROWID;
+  CREATE INDEX manifest_refs_child ON manifest_refs (child);
+
+  -- A tag's resolution as the upstream answered it for one Accept list (accept_key, see media-types.ts).
+  CREATE TABLE tags (
+    upstream    TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    tag         TEXT NOT NULL,
+    accept_key  TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    media_type  TEXT NOT NULL,
+    checked_at  INTEGER NOT NULL,  -- last time the upstream confirmed it, ms since epoch
+    PRIMARY KEY (upstream, repository, tag, accept_key)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openDatabase(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode: a commit survives a process crash; only an OS crash can lose the last ones,
+  // and content files are fsynced before their rows are written, so the worst case is an orphan file.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`database schema version ${current} is newer than this Longshore (${SCHEMA_VERSION}); refusing to open it`);
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,92 @@
+// Reads and records content that is already in this mirror: the content store (bytes), the catalog
+// (metadata) and in-process caches of hot manifests, so a warm manifest request touches neither disk
+// nor SQLite for its body.
+import { LRUCache } from 'lru-cache';
+import type { Catalog, ContentRecord } from '../metadata/catalog.js';
+import type { ContentStore } from '../storage/content-store.js';
+import type { BlobHandle, CacheOutcome } from './types.js';
+import type { Digest } from './reference.js';
+
+/** Manifest bodies kept in memory, by total bytes. */
+const HOT_MANIFEST_BYTES = 32 * 1024 * 1024;
+/** (upstream, repository, digest) links already in the catalog, so hits do not write to SQLite. */
+const KNOWN_LINKS = 100_000;
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+}
+
+export class LocalContent {
+  private readonly manifests = new LRUCache<Digest, Buffer>({
+    maxSize: HOT_MANIFEST_BYTES,
+    sizeCalculation: (body) => Math.max(1, body.length),
+  });
+  private readonly links = new LRUCache<string, true>({ max: KNOWN_LINKS });
+
+  constructor(readonly store: ContentStore, readonly catalog: Catalog) {}
+
+  /** A stored manifest's metadata, if the digest is stored and known to be a manifest. */
+  manifest(digest: Digest): StoredManifest | undefined {
+    const row = this.catalog.content(digest);
+    if (!row || row.media_type === null) return undefined;
+    return { digest, mediaType: row.media_type, size: row.size };
+  }
+
+  /** A stored manifest's bytes; undefined if the file is gone (its row is then removed). */
+  async manifestBody(digest: Digest): Promise<Buffer | undefined> {
+    const hot = this.manifests.get(digest);
+    if (hot) return hot;
+    const body = await this.store.read(digest);
+    if (!body) {
+      this.catalog.removeContent(digest);
+      return undefined;
+    }
+    this.manifests.set(digest, body);
+    return body;
+  }
+
+  async putManifest(record: ContentRecord & { mediaType: string }, body: Buffer): Promise<void> {
+    await this.store.put(record.digest, body);
+    this.catalog.recordContent(record);
+    this.manifests.set(record.digest, body);
+    this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
+  }
+
+  /** Opens a stored blob; undefined when it is not stored. */
+  async openBlob(digest: Digest): Promise<BlobHandle | undefined> {
+    const content = await this.store.open(digest);
+    if (!content) return undefined;
+    return {
+      digest,
+      size: content.size,
+      outcome: 'hit' as CacheOutcome,
+      stream: (range) => content.stream(range),
+      release: () => void content.close(),
+    };
+  }
+
+  async blobSize(digest: Digest): Promise<number | undefined> {
+    return this.store.size(digest);
+  }
+
+  recordBlob(record: ContentRecord): void {
+    this.catalog.recordContent(record);
+    this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
+  }
+
+  /** Counts a hit and remembers that `repository` uses the content, writing the link only once. */
+  noteAccess(upstream: string, repository: string, digest: Digest): void {
+    this.catalog.recordHit(digest);
+    const key = linkKey(upstream, repository, digest);
+    if (!this.links.has(key)) {
+      this.catalog.linkRepository(upstream, repository, digest);
+      this.links.set(key, true);
+    }
+  }
+}
+
+function linkKey(upstream: string, repository: string, digest: string): string {
+  return `${upstream}\0${repository}\0${digest}`;
+}

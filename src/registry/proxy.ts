@@ -1,0 +1,232 @@
+// The pull-through cache: a Registry that answers from local content and fills misses from the
+// upstream the repository routes to. Digests are immutable and served local-first forever; tags are the
+// only thing that goes stale (tagTTL, then a HEAD revalidation, which Docker Hub does not count against
+// its pull rate limit). One fetch per manifest or blob at a time; concurrent callers join it.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { LongshoreError, isLongshoreError } from '../errors.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { BlobFill } from './blob-fill.js';
+import type { LocalContent, StoredManifest } from './local-content.js';
+import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from './media-types.js';
+import { referenceText, type Digest, type Reference } from './reference.js';
+import type { RepositoryRef } from './routing.js';
+import { SingleFlight } from './single-flight.js';
+import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext } from './types.js';
+
+export interface UpstreamEntry {
+  client: UpstreamClient;
+  /** ms a tag resolution is served without asking the upstream. */
+  tagTTL: number;
+}
+
+/** Upstream failures after which a cached tag is served stale rather than failing the pull. */
+const STALE_IF = new Set(['LS_UPSTREAM_UNAVAILABLE', 'LS_UPSTREAM_TIMEOUT', 'LS_UPSTREAM_RATE_LIMITED']);
+
+type Method = 'GET' | 'HEAD';
+
+export class ProxyRegistry implements Registry {
+  private readonly manifestFlights = new SingleFlight<ManifestAnswer>();
+  /** Blob downloads under way, by digest, whatever the repository or upstream that started them. */
+  private readonly fills = new Map<Digest, Promise<BlobFill>>();
+
+  constructor(
+    private readonly local: LocalContent,
+    private readonly upstreams: ReadonlyMap<string, UpstreamEntry>,
+    private readonly maxManifestSize: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Downloads in progress (for shutdown and metrics). */
+  get activeFills(): number {
+    return this.fills.size;
+  }
+
+  /** Resolves when every download now in progress has finished (committed or failed). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.fills.values()].map(async (p) => (await p).done));
+  }
+
+  async manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+    const answer = reference.kind === 'digest'
+      ? await this.manifestByDigest(repo, reference.digest, accept, method, ctx)
+      : await this.manifestByTag(repo, reference.tag, accept, method, ctx);
+    if (answer.outcome !== 'upstream') this.local.noteAccess(repo.upstream, repo.name, answer.digest);
+    return answer;
+  }
+
+  private async manifestByDigest(repo: RepositoryRef, digest: Digest, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+    const stored = this.local.manifest(digest);
+    if (stored) {
+      const answer = await this.answerStored(stored, method, 'hit');
+      if (answer) return answer;
+    }
+    // Content addressed by digest is the same whatever the client accepts: ask for every manifest type.
+    const acceptAll = [...new Set([...accept.forwarded, ...MANIFEST_TYPES])].join(', ');
+    const { promise, leader } = this.manifestFlights.join(`${repo.upstream}/${repo.name}@${digest}`, () =>
+      this.fetchManifest(repo, { kind: 'digest', digest }, acceptAll, ctx));
+    return withOutcome(await promise, method, leader ? 'miss' : 'coalesced');
+  }
+
+  private async manifestByTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+    const entry = this.upstream(repo.upstream);
+    const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
+    const known = rows.find((r) => r.accept_key === accept.key && accept.accepts(r.media_type));
+    if (known && this.now() - known.checked_at < entry.tagTTL) {
+      const stored = this.local.manifest(known.digest);
+      const answer = stored && (await this.answerStored(stored, method, 'hit'));
+      if (answer) return answer;
+    }
+    const key = `${repo.upstream}/${repo.name}:${tag}#${accept.key}#${method}`;
+    const { promise, leader } = this.manifestFlights.join(key, () => this.resolveTag(repo, tag, accept, method, known?.digest, ctx));
+    try {
+      const answer = await promise;
+      return leader ? answer : { ...answer, outcome: answer.outcome === 'miss' ? 'coalesced' : answer.outcome };
+    } catch (err) {
+      if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
+      // Stale-if-error: any cached resolution of this tag the client can accept beats a failed pull.
+      for (const row of rows) {
+        const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
+        const answer = stored && (await this.answerStored(stored, method, 'stale'));
+        if (answer) {
+          this.log.warn({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, tag, digest: row.digest, reason: err.code }, 'serving stale tag');
+          return answer;
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** Asks the upstream what a tag points to now: a HEAD when a cached answer may still be right, else a GET. */
+  private async resolveTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, cachedDigest: Digest | undefined, ctx: RequestContext): Promise<ManifestAnswer> {
+    const { client } = this.upstream(repo.upstream);
+    if (cachedDigest !== undefined || method === 'HEAD') {
+      const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize);
+      const stored = head.digest && this.local.manifest(head.digest);
+      if (stored) {
+        const answer = await this.answerStored(stored, method, 'revalidated');
+        if (answer) {
+          this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, stored.digest, stored.mediaType);
+          return answer;
+        }
+      }
+      // A HEAD the cache cannot answer is passed through: the body is fetched when a client GETs it.
+      if (method === 'HEAD' && head.digest && head.size !== undefined) {
+        return { digest: head.digest, mediaType: head.mediaType, size: head.size, outcome: 'upstream' };
+      }
+    }
+    const fetched = await this.fetchManifest(repo, { kind: 'tag', tag }, accept.upstreamHeader(), ctx);
+    this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, fetched.digest, fetched.mediaType);
+    return withOutcome(fetched, method, 'miss');
+  }
+
+  /** GETs a manifest, checks its digest, and stores it. */
+  private async fetchManifest(repo: RepositoryRef, reference: Reference, acceptHeader: string, ctx: RequestContext): Promise<ManifestAnswer> {
+    const { client } = this.upstream(repo.upstream);
+    const ref = referenceText(reference);
+    const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize);
+    const body = fetched.body!;
+    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
+    const expected = reference.kind === 'digest' ? reference.digest : fetched.digest;
+    if (expected !== undefined && expected !== digest) {
+      throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${repo.upstream} sent a manifest for ${repo.name}:${ref} whose content does not match digest ${expected}`, { expected, actual: digest });
+    }
+    const mediaType = MANIFEST_TYPES.includes(fetched.mediaType) ? fetched.mediaType : declaredMediaType(body) ?? fetched.mediaType;
+    await this.local.putManifest({ digest, size: body.length, mediaType, upstream: repo.upstream, repository: repo.name, refs: manifestReferences(body) }, body);
+    this.log.debug({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, reference: ref, digest, mediaType }, 'manifest cached');
+    return { digest, mediaType, size: body.length, body, outcome: 'miss' };
+  }
+
+  async statBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobInfo> {
+    const size = await this.local.blobSize(digest);
+    if (size !== undefined) return { digest, size, outcome: 'hit' };
+    const pending = this.fills.get(digest);
+    if (pending) {
+      const fill = await pending;
+      if (!fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
+    }
+    // Answered from an upstream HEAD: a HEAD never downloads the blob.
+    const head = await this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest);
+    return { digest, size: head.size, outcome: 'upstream' };
+  }
+
+  async openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
+    for (;;) {
+      const pending = this.fills.get(digest);
+      if (pending) {
+        const fill = await pending;
+        if (!fill.failed) return joinFill(fill, 'coalesced');
+        // A failed download leaves the map when it settles; start afresh after that.
+        await fill.done.catch(() => undefined);
+        continue;
+      }
+      const stored = await this.local.openBlob(digest);
+      if (stored) {
+        this.local.noteAccess(repo.upstream, repo.name, digest);
+        return stored;
+      }
+      // Checked again after the await: a download may have started meanwhile. From here to the
+      // registration in startFill nothing yields, so two callers cannot both start one.
+      if (this.fills.has(digest)) continue;
+      return joinFill(await this.startFill(repo, digest, ctx), 'miss');
+    }
+  }
+
+  private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
+    const { client } = this.upstream(repo.upstream);
+    const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
+    const pending = (async () => {
+      const started = this.now();
+      const upstream = await client.blob('GET', repo.name, digest);
+      let writer;
+      try {
+        writer = await this.local.store.createWriter(digest, upstream.size);
+      } catch (err) {
+        upstream.body.destroy();
+        throw err;
+      }
+      const fill = new BlobFill(digest, upstream.size, writer, upstream.body, (size) =>
+        this.local.recordBlob({ digest, size, upstream: repo.upstream, repository: repo.name }));
+      fill.done.then(
+        () => log.info({ bytes: fill.bytesWritten, ms: this.now() - started }, 'blob cached'),
+        (err: Error) => log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached'),
+      ).finally(() => {
+        if (this.fills.get(digest) === pending) this.fills.delete(digest);
+      });
+      return fill;
+    })();
+    this.fills.set(digest, pending);
+    pending.catch(() => {
+      if (this.fills.get(digest) === pending) this.fills.delete(digest);
+    });
+    return pending;
+  }
+
+  private async answerStored(stored: StoredManifest, method: Method, outcome: CacheOutcome): Promise<ManifestAnswer | undefined> {
+    if (method === 'HEAD') return { ...stored, outcome };
+    const body = await this.local.manifestBody(stored.digest);
+    return body ? { ...stored, body, outcome } : undefined;
+  }
+
+  private upstream(name: string): UpstreamEntry {
+    const entry = this.upstreams.get(name);
+    if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `registry host "${name}" is not configured as an upstream of this mirror`, { host: name });
+    return entry;
+  }
+}
+
+function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {
+  const { body, ...rest } = answer;
+  return method === 'GET' && body ? { ...rest, body, outcome } : { ...rest, outcome };
+}
+
+function joinFill(fill: BlobFill, outcome: CacheOutcome): BlobHandle {
+  return {
+    digest: fill.digest,
+    size: fill.size,
+    outcome,
+    stream: (range) => fill.reader(range),
+    release: () => undefined,
+  };
+}

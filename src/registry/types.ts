@@ -1,0 +1,47 @@
+// The interface HTTP handlers use. Implementations decide where bytes come from (the local store, an
+// upstream through the cache); handlers never ask whether content was cached — they only report the
+// outcome each answer carries, for logs and metrics.
+import type { Readable } from 'node:stream';
+import type { ByteRange } from '../storage/content-store.js';
+import type { AcceptSet } from './media-types.js';
+import type { Digest, Reference } from './reference.js';
+import type { RepositoryRef } from './routing.js';
+
+/**
+ * How an answer was produced: from the local store (hit), by a fresh upstream fetch (miss), by joining
+ * a fetch already under way (coalesced), after the upstream confirmed a cached tag (revalidated), from
+ * cache because the upstream failed (stale), or straight from the upstream without caching (upstream).
+ */
+export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'revalidated' | 'stale' | 'upstream';
+
+export interface ManifestAnswer {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** Absent for HEAD. */
+  body?: Buffer;
+  outcome: CacheOutcome;
+}
+
+export interface BlobInfo {
+  digest: Digest;
+  /** Undefined only while streaming from an upstream that sent no Content-Length. */
+  size: number | undefined;
+  outcome: CacheOutcome;
+}
+
+/** An open blob. Exactly one of stream() or release() must be called. */
+export interface BlobHandle extends BlobInfo {
+  stream(range?: ByteRange): Readable;
+  release(): void;
+}
+
+export interface RequestContext {
+  requestId: string;
+}
+
+export interface Registry {
+  manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: 'GET' | 'HEAD', ctx: RequestContext): Promise<ManifestAnswer>;
+  statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo>;
+  openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle>;
+}

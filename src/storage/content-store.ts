@@ -1,0 +1,220 @@
+// The digest-keyed content store. Content becomes visible only through ContentWriter.commit():
+// bytes go to a temp file while their sha256 is computed, the digest and size are checked, the file is
+// flushed, and only then renamed to its digest path (atomic: same filesystem). A reader therefore
+// never sees a partial or unverified file under a digest path.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { LongshoreError } from '../errors.js';
+import type { Digest } from '../registry/reference.js';
+import type { StorePaths } from './paths.js';
+
+/** Reads from the store use 1 MiB chunks: 64 KiB reads serve a large blob at a quarter of the speed. */
+export const READ_CHUNK = 1024 * 1024;
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export class ContentStore {
+  constructor(readonly paths: StorePaths) {}
+
+  /** Creates the directories and removes temp files left by a crash. Returns how many were removed. */
+  async init(): Promise<number> {
+    await mkdir(this.paths.blobs, { recursive: true });
+    await mkdir(this.paths.tmp, { recursive: true });
+    const leftovers = await readdir(this.paths.tmp);
+    await Promise.all(leftovers.map((name) => rm(`${this.paths.tmp}/${name}`, { force: true, recursive: true })));
+    return leftovers.length;
+  }
+
+  /** Size of stored content, or undefined when it is not stored. */
+  async size(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.paths.content(digest))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Opens stored content for reading. The open descriptor keeps the bytes readable even if the file is
+   * removed meanwhile (eviction), so a response that started always finishes.
+   */
+  async open(digest: Digest): Promise<StoredContent | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.paths.content(digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      return new StoredContent(handle, size);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /** Whole content as a buffer; for manifests only (bounded by maxManifestSize), never for blobs. */
+  async read(digest: Digest): Promise<Buffer | undefined> {
+    const content = await this.open(digest);
+    if (!content) return undefined;
+    try {
+      return await content.handle.readFile();
+    } finally {
+      await content.close();
+    }
+  }
+
+  /** Stores a small, already complete body (a manifest) under its digest, verifying it first. */
+  async put(digest: Digest, body: Buffer): Promise<void> {
+    const writer = await this.createWriter(digest, body.length);
+    try {
+      await writer.write([body]);
+      writer.verify();
+      await writer.commit();
+    } catch (err) {
+      await writer.cancel();
+      throw err;
+    } finally {
+      await writer.close();
+    }
+  }
+
+  async createWriter(digest: Digest, expectedSize: number | undefined): Promise<ContentWriter> {
+    const tempPath = this.paths.newTemp();
+    // wx+: fail if the name exists; readable too, so followers of a download read the same descriptor.
+    const handle = await open(tempPath, 'wx+', 0o644);
+    return new ContentWriter(this.paths, digest, expectedSize, tempPath, handle);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await unlink(this.paths.content(digest));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+}
+
+export class StoredContent {
+  private closed = false;
+  constructor(readonly handle: FileHandle, readonly size: number) {}
+
+  /** A stream of the whole content or of one range; it closes the descriptor when it ends or fails. */
+  stream(range?: ByteRange): ReadStream {
+    this.closed = true; // the stream owns the descriptor from here on
+    return createReadStream('', {
+      fd: this.handle,
+      start: range?.start ?? 0,
+      end: range?.end ?? Math.max(0, this.size - 1),
+      highWaterMark: READ_CHUNK,
+      autoClose: true,
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+/**
+ * A temp file being filled with the bytes of one digest. write() hashes as it writes; verify() checks
+ * digest and size; commit() flushes and renames into place; cancel() removes the temp file.
+ */
+export class ContentWriter {
+  private readonly hash: Hash = createHash('sha256');
+  private bytes = 0;
+  private done = false;
+
+  constructor(
+    private readonly paths: StorePaths,
+    readonly digest: Digest,
+    readonly expectedSize: number | undefined,
+    readonly tempPath: string,
+    readonly handle: FileHandle,
+  ) {}
+
+  get written(): number {
+    return this.bytes;
+  }
+
+  /** Appends chunks in order. Callers do not overlap calls. */
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    let length = 0;
+    for (const chunk of chunks) {
+      this.hash.update(chunk);
+      length += chunk.length;
+    }
+    if (this.expectedSize !== undefined && this.bytes + length > this.expectedSize) {
+      throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${this.digest} is longer than its declared ${this.expectedSize} bytes`, { digest: this.digest });
+    }
+    let position = this.bytes;
+    let offset = 0;
+    // writev may write fewer bytes than asked (large writes, signals); loop until all are down.
+    let pending = chunks;
+    while (length - offset > 0) {
+      const { bytesWritten } = await this.handle.writev(pending as Buffer[], position);
+      position += bytesWritten;
+      offset += bytesWritten;
+      if (offset < length) pending = remainder(chunks, offset);
+    }
+    this.bytes += length;
+  }
+
+  /** Throws LS_CONTENT_MISMATCH unless the bytes written have the expected digest and size. */
+  verify(): void {
+    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
+      throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${this.digest} has ${this.bytes} bytes, expected ${this.expectedSize}`, { digest: this.digest, size: this.bytes, expected: this.expectedSize });
+    }
+    const actual = `sha256:${this.hash.digest('hex')}`;
+    if (actual !== this.digest) {
+      throw new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${this.digest} (got ${actual})`, { digest: this.digest, actual });
+    }
+  }
+
+  /** Flushes and moves the verified temp file to its digest path. Call only after verify(). */
+  async commit(): Promise<void> {
+    await this.handle.datasync();
+    await mkdir(this.paths.contentDir(this.digest), { recursive: true });
+    // If the digest is already stored (another writer won), rename replaces identical bytes: harmless.
+    await rename(this.tempPath, this.paths.content(this.digest));
+    this.done = true;
+  }
+
+  /** Removes the temp file; a no-op after commit. */
+  async cancel(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await rm(this.tempPath, { force: true });
+  }
+
+  /** Closes the descriptor. The fill that shares it with readers calls this when the last reader is gone. */
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+function remainder(chunks: readonly Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    out.push(skip > 0 ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+// The on-disk layout. This is the only module that knows it.
+//
+//   <dataDir>/
+//     longshore.db                 SQLite metadata (WAL mode: also longshore.db-wal, longshore.db-shm)
+//     blobs/sha256/<aa>/<hex>      verified content, blobs and manifests alike, keyed by digest;
+//                                  <aa> is the first two hex digits of the digest
+//     tmp/<random>                 content being written; renamed into blobs/ only after its digest
+//                                  and size are verified. Same filesystem as blobs/, so the rename is
+//                                  atomic. Anything left here at start-up is a crash leftover.
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Digest } from '../registry/reference.js';
+
+export class StorePaths {
+  readonly root: string;
+  readonly blobs: string;
+  readonly tmp: string;
+  readonly database: string;
+
+  constructor(dataDir: string) {
+    this.root = resolve(dataDir);
+    this.blobs = join(this.root, 'blobs', 'sha256');
+    this.tmp = join(this.root, 'tmp');
+    this.database = join(this.root, 'longshore.db');
+  }
+
+  /** Callers pass digests validated by registry/reference.ts; the hex part is [a-f0-9]{64}. */
+  content(digest: Digest): string {
+    const hex = digest.slice('sha256:'.length);
+    return join(this.blobs, hex.slice(0, 2), hex);
+  }
+
+  contentDir(digest: Digest): string {
+    return join(this.blobs, digest.slice('sha256:'.length, 'sha256:'.length + 2));
+  }
+
+  newTemp(): string {
+    return join(this.tmp, randomBytes(12).toString('hex'));
+  }
+}

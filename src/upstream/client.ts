@@ -1,0 +1,220 @@
+// The HTTP client for one upstream registry, on undici. It owns everything that crosses the network:
+// the keep-alive pool, timeouts, token auth (auth.ts), redirects, and the translation of transport
+// failures and upstream statuses into typed errors. Nothing else builds upstream URLs, and the only
+// hosts it contacts are the configured upstream, the token realm its challenge names, and the targets
+// of its own redirects (Docker Hub answers blob GETs with a redirect to its CDN).
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/schema.js';
+import { LongshoreError, isLongshoreError } from '../errors.js';
+import type { Digest } from '../registry/reference.js';
+import { UpstreamAuth, readLimitedBuffer } from './auth.js';
+
+const MAX_REDIRECTS = 5;
+/** How long an idle keep-alive connection to an upstream stays open. */
+const KEEP_ALIVE_MS = 30_000;
+
+export interface UpstreamManifest {
+  /** From Docker-Content-Digest; the caller verifies it against the body. */
+  digest: Digest | undefined;
+  mediaType: string;
+  size: number | undefined;
+  /** Present for GET. */
+  body?: Buffer;
+}
+
+export interface UpstreamBlob {
+  size: number | undefined;
+  /** The body stream (GET only); the caller must consume or destroy it. */
+  body: Readable;
+}
+
+export interface RateLimitState {
+  limit: number | undefined;
+  remaining: number | undefined;
+  observedAt: number;
+}
+
+type Method = 'GET' | 'HEAD';
+type BodyReadable = Dispatcher.ResponseData['body'];
+
+export class UpstreamClient {
+  readonly url: URL;
+  private readonly agent: Agent;
+  private readonly auth: UpstreamAuth;
+  /** Docker Hub's pull rate limit as of the last response that carried it. */
+  rateLimit: RateLimitState | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly config: UpstreamConfig,
+    private readonly log: Logger,
+  ) {
+    this.url = new URL(config.url);
+    this.agent = new Agent({
+      connect: { timeout: config.timeouts.connect },
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      headersTimeout: config.timeouts.headers,
+      bodyTimeout: config.timeouts.idle,
+    });
+    const credentials = config.username !== null && config.password !== null ? { username: config.username, password: config.password } : undefined;
+    this.auth = new UpstreamAuth(this.url, credentials, this.agent, config.timeouts.headers, log);
+  }
+
+  /** GET or HEAD a manifest by tag or digest, asking with the given Accept list. */
+  async manifest(method: Method, repository: string, reference: string, accept: string, maxSize: number): Promise<UpstreamManifest> {
+    const res = await this.send(method, repository, `manifests/${reference}`, { accept });
+    if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, reference);
+    const mediaType = contentType(res.headers['content-type']);
+    const size = contentLength(res.headers);
+    const digestHeader = header(res.headers, 'docker-content-digest');
+    const digest = digestHeader && /^sha256:[a-f0-9]{64}$/.test(digestHeader) ? (digestHeader as Digest) : undefined;
+    if (method === 'HEAD') {
+      await discard(res.body);
+      return { digest, mediaType, size };
+    }
+    if (size !== undefined && size > maxSize) {
+      res.body.destroy();
+      throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream manifest is larger than the ${maxSize}-byte limit`, { size, limit: maxSize });
+    }
+    const body = await this.guard(readLimitedBuffer(res.body, maxSize));
+    return { digest, mediaType, size: body.length, body };
+  }
+
+  /** GET (streaming) or HEAD a blob. A GET's body must be consumed or destroyed by the caller. */
+  async blob(method: Method, repository: string, digest: Digest): Promise<UpstreamBlob> {
+    const res = await this.send(method, repository, `blobs/${digest}`, {});
+    if (res.statusCode !== 200) throw await this.statusError(res, 'blob', repository, digest);
+    const size = contentLength(res.headers);
+    if (method === 'HEAD') await discard(res.body);
+    return { size, body: res.body };
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  /**
+   * Sends one request to `<url>/v2/<repository>/<path>`, with token auth (a single retry after a 401
+   * challenge) and redirects. The Authorization header never follows a redirect to another origin.
+   */
+  private async send(method: Method, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    const scope = `repository:${repository}:pull`;
+    const target = new URL(`${this.url.pathname.replace(/\/$/, '')}/v2/${repository}/${path}`, this.url);
+    let authorization = await this.guard(this.auth.headerFor(scope));
+    let res = await this.follow(method, target, headers, authorization);
+    if (res.statusCode === 401) {
+      const challenge = res.headers['www-authenticate'];
+      await discard(res.body);
+      const retry = await this.guard(this.auth.onUnauthorized(challenge, scope, authorization));
+      if (retry === undefined) {
+        throw new LongshoreError('LS_UPSTREAM_DENIED', `upstream ${this.name} requires credentials for ${repository} (it may not exist, or the mirror is not allowed to pull it)`, { upstream: this.name, repository });
+      }
+      authorization = retry;
+      res = await this.follow(method, target, headers, authorization);
+    }
+    this.observeRateLimit(res.headers);
+    return res;
+  }
+
+  private async follow(method: Method, target: URL, headers: Record<string, string>, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+    let url = target;
+    let auth = authorization;
+    for (let hop = 0; ; hop++) {
+      const started = Date.now();
+      const res = await this.guard(request(url, {
+        method,
+        headers: auth ? { ...headers, authorization: auth } : headers,
+        dispatcher: this.agent,
+      }));
+      this.log.debug({ upstream: this.name, method, url: url.origin + url.pathname, status: res.statusCode, ms: Date.now() - started }, 'upstream request');
+      const location = header(res.headers, 'location');
+      if (![301, 302, 303, 307, 308].includes(res.statusCode) || !location) return res;
+      await discard(res.body);
+      if (hop >= MAX_REDIRECTS) {
+        throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} redirected more than ${MAX_REDIRECTS} times`);
+      }
+      const next = new URL(location, url);
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+        throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} redirected to a non-http URL`);
+      }
+      // Credentials belong to the origin that asked for them; a CDN gets a pre-signed URL instead.
+      if (next.origin !== url.origin) auth = undefined;
+      url = next;
+    }
+  }
+
+  private observeRateLimit(headers: Dispatcher.ResponseData['headers']): void {
+    const limit = header(headers, 'ratelimit-limit');
+    const remaining = header(headers, 'ratelimit-remaining');
+    if (limit === undefined && remaining === undefined) return;
+    // Docker Hub sends "100;w=21600": the count, then the window.
+    const count = (v: string | undefined) => (v === undefined ? undefined : Number.parseInt(v, 10));
+    this.rateLimit = { limit: count(limit), remaining: count(remaining), observedAt: Date.now() };
+  }
+
+  private async statusError(res: Dispatcher.ResponseData, kind: 'manifest' | 'blob', repository: string, reference: string): Promise<LongshoreError> {
+    await discard(res.body);
+    const status = res.statusCode;
+    const where = { upstream: this.name, repository, reference, status };
+    if (status === 404) {
+      return kind === 'manifest'
+        ? new LongshoreError('LS_MANIFEST_NOT_FOUND', `manifest ${repository}:${reference} not found upstream at ${this.name}`, where)
+        : new LongshoreError('LS_BLOB_NOT_FOUND', `blob ${reference} not found upstream at ${this.name}`, where);
+    }
+    if (status === 401 || status === 403) {
+      return new LongshoreError('LS_UPSTREAM_DENIED', `upstream ${this.name} denied access to ${repository}`, where);
+    }
+    if (status === 429) {
+      const retryAfter = header(res.headers, 'retry-after');
+      return new LongshoreError('LS_UPSTREAM_RATE_LIMITED', `upstream ${this.name} is rate limiting this mirror`, { ...where, ...(retryAfter ? { retryAfter } : {}) });
+    }
+    if (status >= 500) {
+      return new LongshoreError('LS_UPSTREAM_UNAVAILABLE', `upstream ${this.name} answered ${status}`, where);
+    }
+    return new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} answered ${status} for ${kind} ${repository}:${reference}`, where);
+  }
+
+  /** Turns transport failures (refused, reset, timeouts) into typed errors; typed errors pass through. */
+  private async guard<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (err) {
+      throw transportError(err, this.name);
+    }
+  }
+}
+
+export function transportError(err: unknown, upstream: string): LongshoreError {
+  if (isLongshoreError(err)) return err;
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new LongshoreError('LS_UPSTREAM_TIMEOUT', `upstream ${upstream} timed out (${code})`, { upstream, cause: code }, { cause: err });
+  }
+  return new LongshoreError('LS_UPSTREAM_UNAVAILABLE', `upstream ${upstream} is unreachable (${code || (err as Error).message})`, { upstream, cause: code || 'error' }, { cause: err });
+}
+
+function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function contentType(value: string | string[] | undefined): string {
+  const text = Array.isArray(value) ? value[0] : value;
+  return (text ?? 'application/octet-stream').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+function contentLength(headers: Dispatcher.ResponseData['headers']): number | undefined {
+  const text = header(headers, 'content-length');
+  if (text === undefined || !/^\d+$/.test(text)) return undefined;
+  return Number(text);
+}
+
+async function discard(body: BodyReadable): Promise<void> {
+  try {
+    await body.dump({ limit: 64 * 1024 });
+  } catch {
+    // A body we do not want may fail to drain; the connection is then closed, which is what we want.
+  }
+}

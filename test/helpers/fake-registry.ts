@@ -1,0 +1,265 @@
+// An in-process upstream registry for unit and integration tests: a registry speaking the v2 pull API,
+// a token server (Docker Hub's Bearer flow, or Basic), and a separate "CDN" host that blob GETs are
+// redirected to and that refuses any request carrying Authorization — as Docker Hub's CDN would leak
+// nothing useful but a mirror must not send it. Every request is recorded; faults can be switched on.
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export interface RecordedRequest {
+  host: 'registry' | 'token' | 'cdn';
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  /** The status answered; 0 until the response was sent. */
+  status: number;
+}
+
+export interface FakeRegistryOptions {
+  /** How the registry challenges: Docker Hub-style Bearer tokens (default), Basic, or no auth. */
+  auth?: 'bearer' | 'basic' | 'none';
+  /** Accepted credentials; when absent, anonymous tokens are issued. */
+  users?: Record<string, string>;
+  /** Redirect blob GETs to the CDN host (default true). */
+  cdn?: boolean;
+  /** Token lifetime in seconds (default 300). */
+  tokenLifetime?: number;
+}
+
+interface StoredManifest {
+  mediaType: string;
+  body: Buffer;
+}
+
+type BlobFault =
+  | { kind: 'corrupt' }
+  | { kind: 'truncate'; after: number }
+  | { kind: 'hold'; after: number; release: Promise<void> };
+
+export class FakeRegistry {
+  readonly requests: RecordedRequest[] = [];
+  readonly blobs = new Map<string, Buffer>();
+  readonly manifests = new Map<string, StoredManifest>();
+  /** "repo:tag" → digest */
+  readonly tags = new Map<string, string>();
+  readonly tokens = new Map<string, { scope: string; expires: number }>();
+  /** Status forced on every registry request (not token/CDN) while set, e.g. 503 or 429. */
+  forceStatus: number | undefined;
+  /** Accept connections and never answer (a blackholed upstream) while set. */
+  blackhole = false;
+  rateLimitRemaining = 100;
+  private readonly blobFaults = new Map<string, BlobFault>();
+  private readonly sockets = new Set<Socket>();
+  private servers: Server[] = [];
+  registryUrl = '';
+  tokenUrl = '';
+  cdnUrl = '';
+
+  private constructor(private readonly options: Required<FakeRegistryOptions>) {}
+
+  static async start(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+    const fake = new FakeRegistry({ auth: 'bearer', users: {}, cdn: true, tokenLifetime: 300, ...options });
+    fake.registryUrl = await fake.listen((req, res) => fake.registry(req, res));
+    fake.tokenUrl = await fake.listen((req, res) => fake.token(req, res));
+    fake.cdnUrl = await fake.listen((req, res) => fake.cdn(req, res));
+    return fake;
+  }
+
+  // ---- content ---------------------------------------------------------------------------------
+
+  addBlob(content: Buffer): string {
+    const digest = sha256(content);
+    this.blobs.set(digest, content);
+    return digest;
+  }
+
+  addManifest(repository: string, mediaType: string, document: object | Buffer, tag?: string): string {
+    const body = Buffer.isBuffer(document) ? document : Buffer.from(JSON.stringify(document));
+    const digest = sha256(body);
+    this.manifests.set(digest, { mediaType, body });
+    if (tag !== undefined) this.tags.set(`${repository}:${tag}`, digest);
+    return digest;
+  }
+
+  setBlobFault(digest: string, fault: BlobFault | undefined): void {
+    if (fault) this.blobFaults.set(digest, fault);
+    else this.blobFaults.delete(digest);
+  }
+
+  // ---- observation -----------------------------------------------------------------------------
+
+  count(filter: Partial<Pick<RecordedRequest, 'host' | 'method' | 'status'>> & { path?: string | RegExp } = {}): number {
+    return this.requests.filter((r) =>
+      (filter.host === undefined || r.host === filter.host) &&
+      (filter.method === undefined || r.method === filter.method) &&
+      (filter.status === undefined || r.status === filter.status) &&
+      (filter.path === undefined || (typeof filter.path === 'string' ? r.path === filter.path : filter.path.test(r.path)))).length;
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+  }
+
+  expireTokens(): void {
+    for (const token of this.tokens.values()) token.expires = 0;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+  }
+
+  // ---- servers ---------------------------------------------------------------------------------
+
+  private async listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+    const server = createServer((req, res) => {
+      if (this.blackhole) return; // never answers
+      handler(req, res);
+    });
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.servers.push(server);
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  private record(host: RecordedRequest['host'], req: IncomingMessage, res: ServerResponse): URL {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const entry: RecordedRequest = { host, method: req.method ?? 'GET', path: url.pathname, headers: req.headers, status: 0 };
+    this.requests.push(entry);
+    res.once('finish', () => (entry.status = res.statusCode));
+    if (res.headersSent) entry.status = res.statusCode;
+    const writeHead = res.writeHead.bind(res);
+    res.writeHead = ((...args: Parameters<typeof res.writeHead>) => {
+      entry.status = args[0];
+      return writeHead(...args);
+    }) as typeof res.writeHead;
+    return url;
+  }
+
+  private token(req: IncomingMessage, res: ServerResponse): void {
+    const url = this.record('token', req, res);
+    if (Object.keys(this.options.users).length > 0) {
+      const user = basicUser(req.headers.authorization);
+      if (!user || this.options.users[user.name] !== user.password) return json(res, 401, { errors: [{ code: 'UNAUTHORIZED' }] });
+    }
+    const token = randomBytes(16).toString('hex');
+    this.tokens.set(token, { scope: url.searchParams.get('scope') ?? '', expires: Date.now() + this.options.tokenLifetime * 1000 });
+    json(res, 200, { token, expires_in: this.options.tokenLifetime, issued_at: new Date().toISOString() });
+  }
+
+  private authorized(req: IncomingMessage, repository: string): boolean {
+    const header = req.headers.authorization ?? '';
+    if (this.options.auth === 'none') return true;
+    if (this.options.auth === 'basic') {
+      const user = basicUser(header);
+      return user !== undefined && this.options.users[user.name] === user.password;
+    }
+    const token = this.tokens.get(header.replace(/^Bearer /, ''));
+    return token !== undefined && token.expires > Date.now() && token.scope === `repository:${repository}:pull`;
+  }
+
+  private challenge(res: ServerResponse, repository: string): void {
+    const header = this.options.auth === 'basic'
+      ? 'Basic realm="fake"'
+      : `Bearer realm="${this.tokenUrl}/token",service="fake-registry",scope="repository:${repository}:pull"`;
+    res.setHeader('www-authenticate', header);
+    json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] });
+  }
+
+  private registry(req: IncomingMessage, res: ServerResponse): void {
+    const url = this.record('registry', req, res);
+    if (this.forceStatus !== undefined) {
+      if (this.forceStatus === 429) res.setHeader('retry-after', '30');
+      return json(res, this.forceStatus, { errors: [{ code: this.forceStatus === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'forced' }] });
+    }
+    if (url.pathname === '/v2/') return json(res, 200, {});
+    const match = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
+    if (!match) return json(res, 404, { errors: [{ code: 'NOT_FOUND' }] });
+    const [, repository, kind, reference] = match as unknown as [string, string, string, string];
+    if (!this.authorized(req, repository)) return this.challenge(res, repository);
+    if (kind === 'manifests') return this.manifest(req, res, repository, reference);
+    return this.blob(req, res, reference);
+  }
+
+  private manifest(req: IncomingMessage, res: ServerResponse, repository: string, reference: string): void {
+    const digest = reference.startsWith('sha256:') ? reference : this.tags.get(`${repository}:${reference}`);
+    const manifest = digest === undefined ? undefined : this.manifests.get(digest);
+    if (!digest || !manifest) return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
+    // Like distribution without schema1: a tag whose type the client does not accept is not served.
+    const accept = (req.headers.accept ?? '').split(',').map((t) => t.trim());
+    if (!reference.startsWith('sha256:') && req.headers.accept && !accept.includes(manifest.mediaType)) {
+      return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'not in an accepted media type' }] });
+    }
+    res.setHeader('content-type', manifest.mediaType);
+    res.setHeader('docker-content-digest', digest);
+    res.setHeader('content-length', manifest.body.length);
+    if (req.method === 'GET') {
+      res.setHeader('ratelimit-limit', '100;w=21600');
+      res.setHeader('ratelimit-remaining', `${--this.rateLimitRemaining};w=21600`);
+    }
+    res.statusCode = 200;
+    res.end(req.method === 'HEAD' ? undefined : manifest.body);
+  }
+
+  private blob(req: IncomingMessage, res: ServerResponse, digest: string): void {
+    const content = this.blobs.get(digest);
+    if (!content) return json(res, 404, { errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] });
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': content.length, 'docker-content-digest': digest, 'content-type': 'application/octet-stream' });
+      return void res.end();
+    }
+    if (this.options.cdn) {
+      res.writeHead(307, { location: `${this.cdnUrl}/blobs/${digest}?signature=${randomBytes(4).toString('hex')}` });
+      return void res.end();
+    }
+    this.sendBlob(res, digest, content);
+  }
+
+  private cdn(req: IncomingMessage, res: ServerResponse): void {
+    const url = this.record('cdn', req, res);
+    // The CDN serves pre-signed URLs; a request carrying the registry's credentials is refused.
+    if (req.headers.authorization) return json(res, 400, { error: 'Authorization header not allowed on CDN requests' });
+    const digest = url.pathname.replace(/^\/blobs\//, '');
+    const content = this.blobs.get(digest);
+    if (!content) return json(res, 404, { error: 'no such object' });
+    this.sendBlob(res, digest, content);
+  }
+
+  private sendBlob(res: ServerResponse, digest: string, content: Buffer): void {
+    const fault = this.blobFaults.get(digest);
+    res.writeHead(200, { 'content-length': content.length, 'content-type': 'application/octet-stream' });
+    if (!fault) return void res.end(content);
+    if (fault.kind === 'corrupt') {
+      const bad = Buffer.from(content);
+      bad[bad.length - 1] = (bad[bad.length - 1]! + 1) % 256;
+      return void res.end(bad);
+    }
+    res.write(content.subarray(0, fault.after));
+    if (fault.kind === 'truncate') {
+      // Cut the connection mid-body: the client sees fewer bytes than Content-Length.
+      setTimeout(() => res.socket?.destroy(), 20);
+      return;
+    }
+    void fault.release.then(() => res.end(content.subarray(fault.after)));
+  }
+}
+
+export function sha256(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function basicUser(header: string | undefined): { name: string; password: string } | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}

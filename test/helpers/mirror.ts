@@ -1,0 +1,52 @@
+// Runs a Longshore instance in-process on 127.0.0.1:0 with a fresh data dir, logs captured in memory.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLongshore, type Longshore } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+export interface TestMirror {
+  url: string;
+  dataDir: string;
+  longshore: Longshore;
+  /** Every log line written so far, parsed. */
+  logs(): Array<Record<string, unknown>>;
+  rawLogs(): string;
+  /** Stops the server; `keepData` leaves the data dir for a restart. */
+  close(options?: { keepData?: boolean }): Promise<void>;
+}
+
+export async function startMirror(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>, dataDir?: string): Promise<TestMirror> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'longshore-test-')));
+  let raw = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      raw += chunk.toString();
+      cb();
+    },
+  });
+  const parsed = parseConfig({ listen: '127.0.0.1:0', logLevel: 'debug', ...config, dataDir: dir });
+  const log = createLogger(parsed.logLevel, sink);
+  const longshore = await createLongshore(parsed, log);
+  const server: Server = createServer(longshore.app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dataDir: dir,
+    longshore,
+    rawLogs: () => raw,
+    logs: () => raw.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
+    async close(options = {}) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await longshore.close(5_000);
+      if (!options.keepData) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { parseDuration, parseSize } from '../../src/config/units.js';
+
+describe('sizes and durations', () => {
+  it('parses binary and SI sizes', () => {
+    assert.equal(parseSize('50GiB'), 50 * 1024 ** 3);
+    assert.equal(parseSize('50GB'), 50e9);
+    assert.equal(parseSize('1.5 MiB'), 1.5 * 1024 * 1024);
+    assert.equal(parseSize(4096), 4096);
+    assert.equal(parseSize('12'), 12);
+    assert.equal(parseSize('5 parsecs'), undefined);
+    assert.equal(parseSize(-1), undefined);
+  });
+  it('parses durations', () => {
+    assert.equal(parseDuration('10m'), 600_000);
+    assert.equal(parseDuration('30s'), 30_000);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('1h'), 3_600_000);
+    assert.equal(parseDuration(1500), 1500);
+    assert.equal(parseDuration('soon'), undefined);
+  });
+});
+
+describe('configuration', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'longshore-config-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('runs on embedded defaults when there is no config file', () => {
+    const config = loadConfig({ argv: [], env: {}, cwd: dir });
+    assert.equal(config.listen, '127.0.0.1:5000');
+    assert.equal(config.dataDir, './data');
+    assert.equal(config.upstreams['docker.io']?.url, 'https://registry-1.docker.io');
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.upstreams['docker.io']));
+  });
+
+  it('matches the shipped mirror.config.json', async () => {
+    const shipped = JSON.parse(await readFile(new URL('../../mirror.config.json', import.meta.url), 'utf8')) as unknown;
+    assert.deepEqual(parseConfig(shipped), parseConfig({}));
+  });
+
+  it('reads --config, LONGSHORE_CONFIG, and env overrides in that order of precedence', async () => {
+    const a = join(dir, 'a.json');
+    const b = join(dir, 'b.json');
+    await writeFile(a, JSON.stringify({ listen: '127.0.0.1:6000', upstreams: { 'docker.io': { url: 'http://127.0.0.1:9', tagTTL: '10m' } } }));
+    await writeFile(b, JSON.stringify({ listen: '127.0.0.1:7000' }));
+    assert.equal(loadConfig({ argv: ['--config', a], env: { LONGSHORE_CONFIG: b }, cwd: dir }).listen, '127.0.0.1:6000');
+    assert.equal(loadConfig({ argv: [`--config=${a}`], env: {}, cwd: dir }).upstreams['docker.io']?.tagTTL, 600_000);
+    assert.equal(loadConfig({ argv: [], env: { LONGSHORE_CONFIG: b }, cwd: dir }).listen, '127.0.0.1:7000');
+    assert.equal(loadConfig({ argv: [], env: { LONGSHORE_CONFIG: b, LONGSHORE_LISTEN: '0.0.0.0:5000' }, cwd: dir }).listen, '0.0.0.0:5000');
+  });
+
+  it('names the key, the value and what was expected', () => {
+    assert.throws(() => parseConfig({ upstreams: { 'docker.io': { url: 'https://x', tagTTL: 'forever' } } }),
+      (err: Error) => /upstreams\.docker\.io\.tagTTL: expected a duration .* \(got "forever"\)/.test(err.message));
+    assert.throws(() => parseConfig({ listen: 'nowhere' }), (err: Error) => /listen: expected "host:port".*\(got "nowhere"\)/.test(err.message));
+    assert.throws(() => parseConfig({ upstreams: { 'docker.io': { url: 'ftp://x' } } }), (err: Error) => /upstreams\.docker\.io\.url: expected an http/.test(err.message));
+    assert.throws(() => parseConfig({ defaultUpstream: 'ghcr.io' }), (err: Error) => /defaultUpstream/.test(err.message));
+    assert.throws(() => parseConfig({ listn: '1' }), (err: Error) => /listn/.test(err.message));
+  });
+
+  it('never echoes a password in an error', () => {
+    assert.throws(() => parseConfig({ upstreams: { 'docker.io': { url: 'https://x', username: 'u', password: 42 } } }),
+      (err: Error) => err.message.includes('password') && !err.message.includes('42'));
+  });
+
+  it('fails clearly on an unreadable or explicit-but-missing file', async () => {
+    assert.throws(() => loadConfig({ argv: ['--config', join(dir, 'missing.json')], env: {}, cwd: dir }), /file not found/);
+    const bad = join(dir, 'bad.json');
+    await writeFile(bad, '{ not json');
+    assert.throws(() => loadConfig({ argv: ['--config', bad], env: {}, cwd: dir }), /cannot read config file/);
+  });
+});
