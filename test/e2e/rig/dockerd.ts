@@ -1,0 +1,160 @@
+// A private dockerd (vfs storage, no bridge, no iptables) with its own data root, exec root,
+// socket, pid file and daemon.json, all in one temp dir, so it neither sees nor disturbs a system
+// Docker. It starts its own containerd child, which is stopped through that child's pid file.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ServiceProcess } from './service-process.js';
+import { waitFor } from './wait.js';
+
+const run = promisify(execFile);
+
+export interface DockerdOptions {
+  /** `--registry-mirror` URLs, e.g. `http://127.0.0.1:5000`. */
+  registryMirrors?: readonly string[];
+  /** `--insecure-registry` hosts, e.g. `127.0.0.1:5000`. */
+  insecureRegistries?: readonly string[];
+  /** dockerd `--log-level`. Default info. */
+  logLevel?: 'debug' | 'info' | 'warn';
+}
+
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Dockerd {
+  readonly socket: string;
+  readonly process: ServiceProcess;
+  private readonly dir: string;
+
+  private constructor(dir: string, socket: string, process: ServiceProcess) {
+    this.dir = dir;
+    this.socket = socket;
+    this.process = process;
+  }
+
+  static async start(options: DockerdOptions = {}): Promise<Dockerd> {
+    // Short path: containerd's sockets live under the exec root and unix socket paths are limited to 108 bytes.
+    const dir = mkdtempSync('/tmp/lsdk-');
+    const socket = join(dir, 'docker.sock');
+    const configFile = join(dir, 'daemon.json');
+    writeFileSync(configFile, '{}\n');
+    mkdirSync(join(dir, 'client'));
+    const args = [
+      `--config-file=${configFile}`,
+      '--storage-driver=vfs',
+      '--iptables=false',
+      '--bridge=none',
+      `--data-root=${join(dir, 'data')}`,
+      `--exec-root=${join(dir, 'exec')}`,
+      `--pidfile=${join(dir, 'dockerd.pid')}`,
+      `--log-level=${options.logLevel ?? 'info'}`,
+      '-H', `unix://${socket}`,
+      ...(options.registryMirrors ?? []).flatMap((url) => ['--registry-mirror', url]),
+      ...(options.insecureRegistries ?? []).flatMap((host) => ['--insecure-registry', host]),
+    ];
+    let daemon: ServiceProcess;
+    try {
+      daemon = await ServiceProcess.start({ name: 'dockerd', command: 'dockerd', args, keepLines: 400 });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const dockerd = new Dockerd(dir, socket, daemon);
+    try {
+      await waitFor(async () => ((await dockerd.docker(['info'])).code === 0 ? true : undefined), {
+        what: 'dockerd to answer `docker info`',
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        failFast: () => daemon.assertRunning(),
+      });
+    } catch (err) {
+      const output = daemon.recentOutput();
+      await dockerd.stop();
+      throw new Error(`${(err as Error).message}\n${output}`);
+    }
+    return dockerd;
+  }
+
+  /** Runs the docker CLI against this daemon; never rejects on a non-zero exit. */
+  async docker(args: readonly string[], timeoutMs = 180_000): Promise<DockerResult> {
+    try {
+      const { stdout, stderr } = await run('docker', ['-H', `unix://${this.socket}`, ...args], {
+        timeout: timeoutMs,
+        maxBuffer: 16 * 1024 * 1024,
+        // A private client config: `docker login` must not write to the user's ~/.docker.
+        env: { ...process.env, DOCKER_CONFIG: join(this.dir, 'client'), DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const failed = err as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean };
+      if (typeof failed.code !== 'number' && !failed.killed) throw err;
+      return {
+        code: typeof failed.code === 'number' ? failed.code : -1,
+        stdout: failed.stdout ?? '',
+        stderr: `${failed.stderr ?? ''}${failed.killed ? `\n(docker ${args.join(' ')} killed after ${timeoutMs} ms)` : ''}`,
+      };
+    }
+  }
+
+  /** Like docker(), but throws with the daemon's recent log unless the command succeeds. */
+  async dockerOk(args: readonly string[], timeoutMs?: number): Promise<string> {
+    const result = await this.docker(args, timeoutMs);
+    if (result.code !== 0) {
+      throw new Error(`docker ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}\n` +
+        `--- dockerd log ---\n${this.process.recentOutput().split('\n').slice(-40).join('\n')}`);
+    }
+    return result.stdout;
+  }
+
+  /** Stops dockerd and its containerd, unmounts what they left under the temp dir, removes it. */
+  async stop(): Promise<void> {
+    const containerdPid = this.containerdPid();
+    await this.process.stop(20_000);
+    if (containerdPid !== undefined) await stopPid(containerdPid, join(this.dir, 'exec'));
+    await unmountUnder(this.dir);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private containerdPid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(this.dir, 'exec', 'containerd', 'containerd.pid'), 'utf8').trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Stops `pid` if it still runs and its command line names `mustMention` (so a reused pid is left alone). */
+async function stopPid(pid: number, mustMention: string): Promise<void> {
+  const isOurs = (): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(mustMention);
+    } catch {
+      return false;
+    }
+  };
+  if (!isOurs()) return;
+  process.kill(pid, 'SIGTERM');
+  try {
+    await waitFor(async () => (isOurs() ? undefined : true), { what: `containerd ${pid} to exit`, timeoutMs: 10_000 });
+  } catch {
+    if (isOurs()) process.kill(pid, 'SIGKILL');
+  }
+}
+
+/** Unmounts every mount point below `dir`, deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const point of mountPoints) {
+    await run('umount', ['--lazy', point]).catch(() => undefined);
+  }
+}

@@ -1,0 +1,67 @@
+// Gate for e2e suites that need system programs. A missing program skips the suite with the
+// Debian package to install, except under LONGSHORE_E2E=required (CI), where it fails instead:
+// CI must never turn green by skipping the only tests that exercise a real Docker client.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+const DEBIAN_PACKAGE = {
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  'docker-registry': 'docker-registry',
+  skopeo: 'skopeo',
+  containerd: 'containerd',
+  ctr: 'containerd',
+  openssl: 'openssl',
+} as const;
+
+export type Tool = keyof typeof DEBIAN_PACKAGE;
+
+/** Absolute path of an executable found on PATH, or undefined. */
+export function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/** One line per missing tool, naming the Debian package that provides it. */
+export function missingTools(tools: readonly Tool[]): string[] {
+  return tools
+    .filter((tool) => findOnPath(tool) === undefined)
+    .map((tool) => `${tool} not found (Debian package ${DEBIAN_PACKAGE[tool]})`);
+}
+
+export function toolsAreRequired(): boolean {
+  return process.env.LONGSHORE_E2E === 'required';
+}
+
+/**
+ * describe() that runs only when every tool is on PATH. Otherwise the suite is replaced by one
+ * skipped test whose message names the packages, or by one failing test when LONGSHORE_E2E=required.
+ */
+export function describeWithTools(name: string, tools: readonly Tool[], body: () => void): void {
+  const missing = missingTools(tools);
+  if (missing.length === 0) {
+    describe(name, body);
+  } else if (toolsAreRequired()) {
+    describe(name, () => {
+      it('has every tool it needs (LONGSHORE_E2E=required)', () => {
+        assert.fail(missing.join('; '));
+      });
+    });
+  } else {
+    // A skipped test rather than a skipped suite: the runner counts it in its "skipped" total.
+    describe(name, () => {
+      it('has every tool it needs', { skip: `skipped: ${missing.join('; ')}` }, () => {});
+    });
+  }
+}

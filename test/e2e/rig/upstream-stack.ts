@@ -1,0 +1,52 @@
+// The upstream side of every e2e scenario: token server, distribution registry, the counting proxy
+// in front of it, and the standard test images published there.
+//   library/alpine:3.19  Docker media types (manifest list + schema2), linux/amd64 + linux/arm64
+//   library/ocitest:1.0  OCI media types (image index + image manifest), same platforms
+import { CountingProxy } from './counting-proxy.js';
+import { buildMultiArchImage, type TestImage } from './images.js';
+import { publishImage } from './publish.js';
+import type { Credentials } from './registry-client.js';
+import { Teardown } from './teardown.js';
+import { TokenServer } from './token-server.js';
+import { startUpstreamRegistry, type UpstreamRegistry } from './upstream-registry.js';
+
+export interface UpstreamStack {
+  tokens: TokenServer;
+  registry: UpstreamRegistry;
+  proxy: CountingProxy;
+  /** Pull-only account for the mirror. */
+  mirrorCredentials: Credentials;
+  /** Account that may push, used to publish. */
+  publisherCredentials: Credentials;
+  alpine: TestImage;
+  ocitest: TestImage;
+  stop(): Promise<void>;
+}
+
+export async function startUpstreamStack(): Promise<UpstreamStack> {
+  const mirrorCredentials = { username: 'mirror', password: 'mirror-secret' };
+  const publisherCredentials = { username: 'publisher', password: 'publisher-secret' };
+  const teardown = new Teardown();
+  try {
+    const tokens = teardown.add('token server', await TokenServer.start({
+      users: {
+        [mirrorCredentials.username]: { password: mirrorCredentials.password, actions: ['pull'] },
+        [publisherCredentials.username]: { password: publisherCredentials.password, actions: ['pull', 'push', 'delete'] },
+      },
+    }), (t) => t.stop());
+    const registry = teardown.add('upstream registry', await startUpstreamRegistry(tokens), (r) => r.stop());
+    const proxy = teardown.add('counting proxy', await CountingProxy.start(registry.url), (p) => p.stop());
+    const alpine = buildMultiArchImage({ repository: 'library/alpine', tag: '3.19', format: 'docker' });
+    const ocitest = buildMultiArchImage({ repository: 'library/ocitest', tag: '1.0', format: 'oci' });
+    for (const image of [alpine, ocitest]) await publishImage(image, registry, publisherCredentials);
+    tokens.reset();
+    proxy.reset();
+    return {
+      tokens, registry, proxy, mirrorCredentials, publisherCredentials, alpine, ocitest,
+      stop: () => teardown.runAll(),
+    };
+  } catch (err) {
+    await teardown.runAll().catch(() => undefined);
+    throw err;
+  }
+}
