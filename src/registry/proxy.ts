@@ -111,8 +111,12 @@ export class ProxyRegistry implements Registry {
           return answer;
         }
       }
-      // A HEAD the cache cannot answer is passed through: the body is fetched when a client GETs it.
+      // A HEAD the cache cannot answer is passed through: the body is fetched when a client GETs it
+      // (dockerd and containerd resolve a tag with HEAD, then GET the index by digest). The resolution
+      // is recorded all the same, so the tag can be answered from cache once that digest is stored —
+      // also when the upstream is down later.
       if (method === 'HEAD' && head.digest && head.size !== undefined) {
+        this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, head.digest, head.mediaType);
         return { digest: head.digest, mediaType: head.mediaType, size: head.size, outcome: 'upstream' };
       }
     }

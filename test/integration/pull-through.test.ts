@@ -396,3 +396,43 @@ describe('stream-through integrity', () => {
 function settle(): Promise<void> {
   return new Promise((r) => setTimeout(r, 100));
 }
+
+describe('tags resolved by HEAD, as dockerd and containerd do', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+  let image: PublishedImage;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    image = publishImage(fake, 'library/redis', '7');
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  it('passes a cold HEAD through, then answers the tag from cache once the index is stored', async () => {
+    const head = await get(`${mirror.url}/v2/library/redis/manifests/7`, { accept: ALL_MANIFEST_TYPES }, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['docker-content-digest'], image.index);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: /manifests/ }), 0, 'a HEAD downloads nothing');
+    const index = await get(`${mirror.url}/v2/library/redis/manifests/${image.index}`, { accept: ALL_MANIFEST_TYPES });
+    assert.equal(index.status, 200);
+    fake.reset();
+    const warm = await get(`${mirror.url}/v2/library/redis/manifests/7`, { accept: ALL_MANIFEST_TYPES }, 'HEAD');
+    assert.equal(warm.headers['docker-content-digest'], image.index);
+    assert.equal(fake.requests.length, 0);
+    // and with the upstream failing after the TTL, the tag is still served (stale)
+    const stale = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: 0 } } }, mirror.dataDir);
+    try {
+      fake.forceStatus = 503;
+      const reply = await get(`${stale.url}/v2/library/redis/manifests/7`, { accept: ALL_MANIFEST_TYPES }, 'HEAD');
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers['docker-content-digest'], image.index);
+    } finally {
+      fake.forceStatus = undefined;
+      await stale.close({ keepData: true });
+    }
+  });
+});
