@@ -22,6 +22,7 @@ export interface Longshore {
   app: express.Express;
   registry: ProxyRegistry;
   catalog: Catalog;
+  upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
   close(graceMs?: number): Promise<void>;
 }
@@ -41,6 +42,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     upstreams.set(name, {
       client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name })),
       tagTTL: upstream.tagTTL,
+      offline: upstream.offline ?? config.offline,
+      resumeAttempts: upstream.resumeAttempts,
     });
   }
   const registry = new ProxyRegistry(local, upstreams, config.maxManifestSize, log.child({ component: 'proxy' }));
@@ -62,6 +65,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app,
     registry,
     catalog,
+    upstreams,
     async close(graceMs = 30_000) {
       if (closed) return;
       closed = true;

@@ -34,6 +34,18 @@ const upstreamSchema = z.strictObject({
   password: z.string().min(1).nullable().default(null),
   /** How long a tag's resolution is served from cache before it is revalidated with a HEAD. Default 5 minutes. */
   tagTTL: duration('tagTTL').default(300_000),
+  /** Never contact this upstream: serve what is cached, answer everything else MANIFEST_UNKNOWN/BLOB_UNKNOWN. Inherits the top-level `offline`. */
+  offline: z.boolean().optional(),
+  /** Extra attempts for an idempotent request that failed before any byte reached a client. Default 2. */
+  retries: z.number().int().min(0).max(10).default(2),
+  /** Range requests that resume a blob download whose stream broke, per download. Default 3. */
+  resumeAttempts: z.number().int().min(0).max(20).default(3),
+  breaker: z.strictObject({
+    /** Consecutive failed requests (unreachable, timeout, 5xx) that open the circuit. Default 5. */
+    failures: z.number().int().min(1).default(5),
+    /** How long an open circuit fails requests at once before one probe is let through. Default 30 s. */
+    cooldown: duration('breaker.cooldown').default(30_000),
+  }).prefault({}),
   timeouts: z.strictObject({
     /** TCP + TLS connect. Default 10 s. */
     connect: duration('timeouts.connect').default(10_000),
@@ -59,6 +71,8 @@ export const configSchema = z.strictObject({
   /** Registry host → upstream. Only hosts named here are ever contacted. */
   upstreams: z.record(z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, 'expected a registry host such as "docker.io"'), upstreamSchema)
     .default({ 'docker.io': upstreamSchema.parse({ url: 'https://registry-1.docker.io' }) }),
+  /** Air-gapped mode for every upstream that does not set its own `offline`. Default false. */
+  offline: z.boolean().default(false),
   /** Largest manifest accepted from an upstream, in bytes. Default 4 MiB (distribution's limit). */
   maxManifestSize: size('maxManifestSize').default(4 * 1024 * 1024),
 }).refine((c) => c.defaultUpstream in c.upstreams, {

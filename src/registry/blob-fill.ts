@@ -17,6 +17,23 @@ const WRITE_QUEUE_HIGH = 8 * 1024 * 1024;
 
 type FillState = 'filling' | 'verified' | 'failed';
 
+/** Asks the upstream for the blob's bytes from `offset` on, after the stream broke there. */
+export type ResumeFrom = (offset: number) => Promise<Readable>;
+
+interface PumpResult {
+  /** Set when the stream failed; `fromSource` tells a broken upstream stream from a failed disk write. */
+  error?: Error;
+  fromSource?: boolean;
+}
+
+export interface FillOptions {
+  /** Resumes a broken download with a Range request, at most `maxResumes` times. */
+  resume?: ResumeFrom;
+  maxResumes?: number;
+  /** Called after each resume, for logs. */
+  onResume?: (offset: number, attempt: number, cause: Error) => void;
+}
+
 export class BlobFill {
   private state: FillState = 'filling';
   private failure: Error | undefined;
@@ -34,6 +51,7 @@ export class BlobFill {
     source: Readable,
     /** Runs after the verified file is in place, before the fill stops accepting joiners. */
     onCommit: (size: number) => void | Promise<void>,
+    private readonly options: FillOptions = {},
   ) {
     this.done = this.run(source, onCommit);
     this.done.catch(() => undefined); // failures reach readers through their streams
@@ -58,9 +76,19 @@ export class BlobFill {
     return new FillReader(this, range?.start ?? 0, range?.end);
   }
 
-  private async run(source: Readable, onCommit: (size: number) => void | Promise<void>): Promise<void> {
+  private async run(initial: Readable, onCommit: (size: number) => void | Promise<void>): Promise<void> {
+    let source = initial;
     try {
-      await this.pump(source);
+      for (let resumes = 0; ; resumes++) {
+        const result = await this.pump(source);
+        if (!result.error) break;
+        source.destroy();
+        // Every byte received before the break is on disk and hashed: continue from there.
+        const complete = this.size !== undefined && this.written >= this.size;
+        if (!result.fromSource || complete || !this.options.resume || resumes >= (this.options.maxResumes ?? 0)) throw result.error;
+        this.options.onResume?.(this.written, resumes + 1, result.error);
+        source = await this.options.resume(this.written);
+      }
       this.writer.verify();
       this.state = 'verified';
       this.notify();
@@ -78,56 +106,80 @@ export class BlobFill {
     }
   }
 
-  /** Copies the upstream body to the temp file in batches; resolves at the end of the body. */
-  private pump(source: Readable): Promise<void> {
-    return new Promise((resolve, reject) => {
+  /**
+   * Copies a body to the temp file in batches. Resolves at the end of the body, or when it broke — after
+   * every byte received up to the break has been written, so a resume can start right after them.
+   */
+  private pump(source: Readable): Promise<PumpResult> {
+    return new Promise((resolve) => {
       let queue: Buffer[] = [];
       let queued = 0;
       let writing = false;
       let ended = false;
+      let sourceError: Error | undefined;
+      let writeError: Error | undefined;
       let settled = false;
-      const fail = (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        reject(err);
+      const settle = () => {
+        if (settled || writing) return;
+        if (writeError) {
+          settled = true;
+          return resolve({ error: writeError, fromSource: false });
+        }
+        if (queue.length > 0) return void drain();
+        if (sourceError || ended) {
+          settled = true;
+          detach();
+          resolve(sourceError ? { error: sourceError, fromSource: true } : {});
+        }
       };
       const drain = async () => {
         writing = true;
         try {
-          while (queue.length > 0 && !settled) {
+          while (queue.length > 0) {
             const batch = queue;
             queue = [];
             queued = 0;
-            if (source.isPaused()) source.resume();
+            if (source.isPaused() && !sourceError) source.resume();
             await this.writer.write(batch);
             this.written = this.writer.written;
             this.notify();
           }
         } catch (err) {
-          fail(err);
-          return;
+          writeError = err instanceof Error ? err : new Error(String(err));
+          detach();
         } finally {
           writing = false;
         }
-        if (ended && !settled) {
-          settled = true;
-          resolve();
-        }
+        settle();
       };
-      source.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
         queue.push(chunk);
         queued += chunk.length;
         if (queued >= WRITE_QUEUE_HIGH) source.pause();
         if (!writing) void drain();
-      });
-      source.once('end', () => {
+      };
+      const onEnd = () => {
         ended = true;
-        if (!writing) void drain();
-      });
-      source.once('error', fail);
-      source.once('close', () => {
-        if (!ended) fail(new LongshoreError('LS_UPSTREAM_UNAVAILABLE', `upstream stream for ${this.digest} ended early`, { digest: this.digest, received: this.written }));
-      });
+        settle();
+      };
+      const onError = (err: Error) => {
+        sourceError ??= err;
+        settle();
+      };
+      const onClose = () => {
+        if (!ended) onError(new LongshoreError('LS_UPSTREAM_UNAVAILABLE', `upstream stream for ${this.digest} ended early`, { digest: this.digest, received: this.written }));
+      };
+      const detach = () => {
+        source.off('data', onData);
+        source.off('end', onEnd);
+        source.off('error', onError);
+        source.off('close', onClose);
+        source.on('error', () => undefined); // a late error on a dropped stream must not crash the process
+      };
+      source.on('data', onData);
+      source.once('end', onEnd);
+      source.once('error', onError);
+      source.once('close', onClose);
     });
   }
 

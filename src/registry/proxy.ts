@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { BlobFill } from './blob-fill.js';
+import type { TagRow } from '../metadata/catalog.js';
 import type { LocalContent, StoredManifest } from './local-content.js';
 import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
@@ -18,6 +19,10 @@ export interface UpstreamEntry {
   client: UpstreamClient;
   /** ms a tag resolution is served without asking the upstream. */
   tagTTL: number;
+  /** Never contact the upstream: answer from cache or not at all. */
+  offline: boolean;
+  /** Range requests allowed per download to resume a broken stream. */
+  resumeAttempts: number;
 }
 
 /** Upstream failures after which a cached tag is served stale rather than failing the pull. */
@@ -62,6 +67,7 @@ export class ProxyRegistry implements Registry {
       const answer = await this.answerStored(stored, method, 'hit');
       if (answer) return answer;
     }
+    this.requireOnline(repo, 'manifest', digest);
     // Content addressed by digest is the same whatever the client accepts: ask for every manifest type.
     const acceptAll = [...new Set([...accept.forwarded, ...MANIFEST_TYPES])].join(', ');
     const { promise, leader } = this.manifestFlights.join(`${repo.upstream}/${repo.name}@${digest}`, () =>
@@ -72,6 +78,7 @@ export class ProxyRegistry implements Registry {
   private async manifestByTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
     const entry = this.upstream(repo.upstream);
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
+    if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = rows.find((r) => r.accept_key === accept.key && accept.accepts(r.media_type));
     if (known && this.now() - known.checked_at < entry.tagTTL) {
       const stored = this.local.manifest(known.digest);
@@ -96,6 +103,29 @@ export class ProxyRegistry implements Registry {
       }
       throw err;
     }
+  }
+
+  /** Offline: any cached resolution the client accepts, however old; else the tag is unknown. */
+  private async offlineTag(repo: RepositoryRef, tag: string, rows: readonly TagRow[], accept: AcceptSet, method: Method): Promise<ManifestAnswer> {
+    const ordered = [...rows].sort((a, b) => Number(b.accept_key === accept.key) - Number(a.accept_key === accept.key));
+    for (const row of ordered) {
+      const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
+      const answer = stored && (await this.answerStored(stored, method, 'hit'));
+      if (answer) return answer;
+    }
+    return this.notCachedOffline(repo, 'manifest', tag);
+  }
+
+  /** Throws the not-found answer of an offline upstream; returns otherwise. */
+  private requireOnline(repo: RepositoryRef, kind: 'manifest' | 'blob', reference: string): undefined {
+    if (this.upstream(repo.upstream).offline) this.notCachedOffline(repo, kind, reference);
+    return undefined;
+  }
+
+  private notCachedOffline(repo: RepositoryRef, kind: 'manifest' | 'blob', reference: string): never {
+    throw new LongshoreError(kind === 'manifest' ? 'LS_MANIFEST_NOT_FOUND' : 'LS_BLOB_NOT_FOUND',
+      `${kind} ${repo.name}${reference.includes(':') ? '@' : ':'}${reference} is not cached, and this mirror is offline for ${repo.upstream}`,
+      { upstream: repo.upstream, repository: repo.name, reference, offline: true });
   }
 
   /** Asks the upstream what a tag points to now: a HEAD when a cached answer may still be right, else a GET. */
@@ -150,6 +180,7 @@ export class ProxyRegistry implements Registry {
       const fill = await pending;
       if (!fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
     }
+    this.requireOnline(repo, 'blob', digest);
     // Answered from an upstream HEAD: a HEAD never downloads the blob.
     const head = await this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest);
     return { digest, size: head.size, outcome: 'upstream' };
@@ -173,12 +204,13 @@ export class ProxyRegistry implements Registry {
       // Checked again after the await: a download may have started meanwhile. From here to the
       // registration in startFill nothing yields, so two callers cannot both start one.
       if (this.fills.has(digest)) continue;
+      this.requireOnline(repo, 'blob', digest);
       return joinFill(await this.startFill(repo, digest, ctx), 'miss');
     }
   }
 
   private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
-    const { client } = this.upstream(repo.upstream);
+    const { client, resumeAttempts } = this.upstream(repo.upstream);
     const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
     const pending = (async () => {
       const started = this.now();
@@ -190,8 +222,13 @@ export class ProxyRegistry implements Registry {
         upstream.body.destroy();
         throw err;
       }
-      const fill = new BlobFill(digest, upstream.size, writer, upstream.body, (size) =>
-        this.local.recordBlob({ digest, size, upstream: repo.upstream, repository: repo.name }));
+      const fill = new BlobFill(digest, upstream.size, writer, upstream.body,
+        (size) => this.local.recordBlob({ digest, size, upstream: repo.upstream, repository: repo.name }),
+        {
+          resume: (offset) => client.blobFrom(repo.name, digest, offset),
+          maxResumes: resumeAttempts,
+          onResume: (offset, attempt, cause) => log.warn({ offset, attempt, cause: cause.message }, 'resuming blob download'),
+        });
       fill.done.then(
         () => log.info({ bytes: fill.bytesWritten, ms: this.now() - started }, 'blob cached'),
         (err: Error) => log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached'),

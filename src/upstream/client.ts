@@ -3,17 +3,23 @@
 // failures and upstream statuses into typed errors. Nothing else builds upstream URLs, and the only
 // hosts it contacts are the configured upstream, the token realm its challenge names, and the targets
 // of its own redirects (Docker Hub answers blob GETs with a redirect to its CDN).
-import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Digest } from '../registry/reference.js';
 import { UpstreamAuth, readLimitedBuffer } from './auth.js';
+import { CircuitBreaker } from './breaker.js';
 
 const MAX_REDIRECTS = 5;
 /** How long an idle keep-alive connection to an upstream stays open. */
 const KEEP_ALIVE_MS = 30_000;
+/** First retry waits about this long; each further one twice as long, plus jitter. */
+const RETRY_BASE_MS = 100;
+/** Upstream statuses worth another attempt: the gateway or the registry is briefly unwell. */
+const RETRY_STATUSES = new Set([502, 503, 504]);
 
 export interface UpstreamManifest {
   /** From Docker-Content-Digest; the caller verifies it against the body. */
@@ -43,6 +49,7 @@ export class UpstreamClient {
   readonly url: URL;
   private readonly agent: Agent;
   private readonly auth: UpstreamAuth;
+  readonly breaker: CircuitBreaker;
   /** Docker Hub's pull rate limit as of the last response that carried it. */
   rateLimit: RateLimitState | undefined;
 
@@ -60,6 +67,7 @@ export class UpstreamClient {
     });
     const credentials = config.username !== null && config.password !== null ? { username: config.username, password: config.password } : undefined;
     this.auth = new UpstreamAuth(this.url, credentials, this.agent, config.timeouts.headers, log);
+    this.breaker = new CircuitBreaker(name, config.breaker.failures, config.breaker.cooldown);
   }
 
   /** GET or HEAD a manifest by tag or digest, asking with the given Accept list. */
@@ -91,6 +99,24 @@ export class UpstreamClient {
     return { size, body: res.body };
   }
 
+  /**
+   * The bytes of a blob from `offset` on, to resume a download whose stream broke. Asks with Range; an
+   * upstream that ignores it and sends the whole blob (200) has the first `offset` bytes skipped here.
+   */
+  async blobFrom(repository: string, digest: Digest, offset: number): Promise<Readable> {
+    const res = await this.send('GET', repository, `blobs/${digest}`, { range: `bytes=${offset}-` });
+    if (res.statusCode === 206) {
+      const range = /^bytes (\d+)-/.exec(header(res.headers, 'content-range') ?? '');
+      if (!range || Number(range[1]) !== offset) {
+        res.body.destroy();
+        throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} answered a resume at byte ${offset} with another range`, { digest, offset });
+      }
+      return res.body;
+    }
+    if (res.statusCode === 200) return skipBytes(res.body, offset);
+    throw await this.statusError(res, 'blob', repository, digest);
+  }
+
   async close(): Promise<void> {
     await this.agent.close();
   }
@@ -100,6 +126,44 @@ export class UpstreamClient {
    * challenge) and redirects. The Authorization header never follows a redirect to another origin.
    */
   private async send(method: Method, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    for (let attempt = 0; ; attempt++) {
+      this.breaker.admit();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.sendOnce(method, repository, path, headers);
+      } catch (err) {
+        // Connection-level failures count against the circuit; timeouts are not retried (the breaker
+        // bounds how often one is waited out), refused or reset connections are.
+        if (isLongshoreError(err) && (err.code === 'LS_UPSTREAM_UNAVAILABLE' || err.code === 'LS_UPSTREAM_TIMEOUT')) {
+          this.breaker.failure();
+          if (err.code === 'LS_UPSTREAM_UNAVAILABLE' && attempt < this.config.retries && this.breaker.state === 'closed') {
+            await this.backoff(attempt, method, path, err.message);
+            continue;
+          }
+        }
+        throw err;
+      }
+      if (res.statusCode >= 500) {
+        this.breaker.failure();
+        if (RETRY_STATUSES.has(res.statusCode) && attempt < this.config.retries && this.breaker.state === 'closed') {
+          await discard(res.body);
+          await this.backoff(attempt, method, path, `status ${res.statusCode}`);
+          continue;
+        }
+      } else {
+        this.breaker.success();
+      }
+      return res;
+    }
+  }
+
+  private async backoff(attempt: number, method: Method, path: string, reason: string): Promise<void> {
+    const delay = RETRY_BASE_MS * 2 ** attempt + Math.floor(Math.random() * RETRY_BASE_MS);
+    this.log.debug({ upstream: this.name, method, path, attempt: attempt + 1, delay, reason }, 'retrying upstream request');
+    await sleep(delay);
+  }
+
+  private async sendOnce(method: Method, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     const scope = `repository:${repository}:pull`;
     const target = new URL(`${this.url.pathname.replace(/\/$/, '')}/v2/${repository}/${path}`, this.url);
     let authorization = await this.guard(this.auth.headerFor(scope));
@@ -209,6 +273,23 @@ function contentLength(headers: Dispatcher.ResponseData['headers']): number | un
   const text = header(headers, 'content-length');
   if (text === undefined || !/^\d+$/.test(text)) return undefined;
   return Number(text);
+}
+
+/** Drops the first `count` bytes of a stream (an upstream that answered a Range request with 200). */
+function skipBytes(source: Readable, count: number): Readable {
+  let remaining = count;
+  const skipper = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (remaining >= chunk.length) {
+        remaining -= chunk.length;
+        return callback();
+      }
+      const rest = remaining > 0 ? chunk.subarray(remaining) : chunk;
+      remaining = 0;
+      callback(null, rest);
+    },
+  });
+  return pipeline(source, skipper, () => undefined);
 }
 
 async function discard(body: BodyReadable): Promise<void> {

@@ -33,7 +33,8 @@ interface StoredManifest {
 
 type BlobFault =
   | { kind: 'corrupt' }
-  | { kind: 'truncate'; after: number }
+  /** Cuts the connection after `after` bytes; only the first `times` responses (default: all). */
+  | { kind: 'truncate'; after: number; times?: number }
   | { kind: 'hold'; after: number; release: Promise<void> };
 
 export class FakeRegistry {
@@ -45,9 +46,15 @@ export class FakeRegistry {
   readonly tokens = new Map<string, { scope: string; expires: number }>();
   /** Status forced on every registry request (not token/CDN) while set, e.g. 503 or 429. */
   forceStatus: number | undefined;
+  /** When set, only this many more registry requests get `forceStatus`; then it clears itself. */
+  forceCount: number | undefined;
+  /** TCP connections accepted by any of the three hosts. */
+  connections = 0;
   /** Accept connections and never answer (a blackholed upstream) while set. */
   blackhole = false;
   rateLimitRemaining = 100;
+  /** Answer `Range: bytes=N-` on blobs with 206 (default); when false, ignore Range and send 200. */
+  rangeSupport = true;
   private readonly blobFaults = new Map<string, BlobFault>();
   private readonly sockets = new Set<Socket>();
   private servers: Server[] = [];
@@ -117,6 +124,7 @@ export class FakeRegistry {
       handler(req, res);
     });
     server.on('connection', (socket) => {
+      this.connections++;
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
@@ -172,6 +180,12 @@ export class FakeRegistry {
   private registry(req: IncomingMessage, res: ServerResponse): void {
     const url = this.record('registry', req, res);
     if (this.forceStatus !== undefined) {
+      if (this.forceCount !== undefined && --this.forceCount <= 0) {
+        this.forceCount = undefined;
+        const status = this.forceStatus;
+        this.forceStatus = undefined;
+        return json(res, status, { errors: [{ code: 'UNAVAILABLE', message: 'forced once' }] });
+      }
       if (this.forceStatus === 429) res.setHeader('retry-after', '30');
       return json(res, this.forceStatus, { errors: [{ code: this.forceStatus === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'forced' }] });
     }
@@ -215,7 +229,7 @@ export class FakeRegistry {
       res.writeHead(307, { location: `${this.cdnUrl}/blobs/${digest}?signature=${randomBytes(4).toString('hex')}` });
       return void res.end();
     }
-    this.sendBlob(res, digest, content);
+    this.sendBlob(req, res, digest, content);
   }
 
   private cdn(req: IncomingMessage, res: ServerResponse): void {
@@ -225,11 +239,17 @@ export class FakeRegistry {
     const digest = url.pathname.replace(/^\/blobs\//, '');
     const content = this.blobs.get(digest);
     if (!content) return json(res, 404, { error: 'no such object' });
-    this.sendBlob(res, digest, content);
+    this.sendBlob(req, res, digest, content);
   }
 
-  private sendBlob(res: ServerResponse, digest: string, content: Buffer): void {
+  private sendBlob(req: IncomingMessage, res: ServerResponse, digest: string, content: Buffer): void {
     const fault = this.blobFaults.get(digest);
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (range && this.rangeSupport) {
+      const start = Number(range[1]);
+      res.writeHead(206, { 'content-length': content.length - start, 'content-range': `bytes ${start}-${content.length - 1}/${content.length}`, 'content-type': 'application/octet-stream' });
+      return void res.end(content.subarray(start));
+    }
     res.writeHead(200, { 'content-length': content.length, 'content-type': 'application/octet-stream' });
     if (!fault) return void res.end(content);
     if (fault.kind === 'corrupt') {
@@ -237,12 +257,14 @@ export class FakeRegistry {
       bad[bad.length - 1] = (bad[bad.length - 1]! + 1) % 256;
       return void res.end(bad);
     }
-    res.write(content.subarray(0, fault.after));
     if (fault.kind === 'truncate') {
+      if (fault.times !== undefined && fault.times-- <= 0) return void res.end(content);
+      res.write(content.subarray(0, fault.after));
       // Cut the connection mid-body: the client sees fewer bytes than Content-Length.
       setTimeout(() => res.socket?.destroy(), 20);
       return;
     }
+    res.write(content.subarray(0, fault.after));
     void fault.release.then(() => res.end(content.subarray(fault.after)));
   }
 }

@@ -207,7 +207,8 @@ describe('bad input and upstream failures', () => {
   before(async () => {
     fake = await FakeRegistry.start();
     image = publishImage(fake, 'library/busybox', 'latest');
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: 0 } } });
+    // forced failures here must not open the circuit breaker (resilience.test.ts tests it)
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: 0, breaker: { failures: 1000 } } } });
   });
   after(async () => {
     await mirror.close();
@@ -329,7 +330,8 @@ describe('stream-through integrity', () => {
 
   before(async () => {
     fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    // no resumes here: these tests are about failures that cannot be repaired (see resilience.test.ts)
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, resumeAttempts: 0 } } });
   });
   after(async () => {
     await mirror.close();
@@ -360,7 +362,7 @@ describe('stream-through integrity', () => {
     assert.equal(sha256(again.body), digest);
   });
 
-  it('aborts the response and caches nothing when the upstream stream breaks', async () => {
+  it('aborts the response and caches nothing when the upstream stream breaks and cannot be resumed', async () => {
     const content = Buffer.alloc(2 * 1024 * 1024, 9);
     content.write('distinct');
     const digest = fake.addBlob(content);
