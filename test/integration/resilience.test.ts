@@ -218,3 +218,61 @@ describe('fast failure: circuit breaker', () => {
     assert.equal(breaker.state, 'closed');
   });
 });
+
+describe('clients that are slow or leave', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  it('does not let a client that reads nothing hold back the download others wait for', async () => {
+    const content = patterned(24 * 1024 * 1024, 4);
+    const digest = fake.addBlob(content);
+    const { request } = await import('undici');
+    // this client never reads its body: its socket buffers fill and stay full
+    const stalled = await request(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    assert.equal(sha256(reply.body), digest);
+    const hex = digest.slice(7);
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 10_000, 'committed');
+    assert.equal(fake.count({ host: 'cdn' }), 1);
+    stalled.body.destroy();
+  });
+
+  it('finishes a download into the cache when the client that started it disconnects', async () => {
+    const content = patterned(8 * 1024 * 1024, 5);
+    const digest = fake.addBlob(content);
+    let release!: () => void;
+    fake.setBlobFault(digest, { kind: 'hold', after: 1024 * 1024, release: new Promise((r) => (release = r)) });
+    fake.reset();
+    const controller = new AbortController();
+    const { request } = await import('undici');
+    const started = await request(`${mirror.url}/v2/library/x/blobs/${digest}`, { signal: controller.signal });
+    assert.equal(started.statusCode, 200);
+    controller.abort();
+    await started.body.text().catch(() => undefined);
+    release();
+    const hex = digest.slice(7);
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 10_000, 'committed');
+    fake.reset();
+    const warm = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    assert.equal(sha256(warm.body), digest);
+    assert.equal(fake.requests.length, 0);
+  });
+
+  it('records the upstream rate limit it was told', async () => {
+    const image = publishImage(fake, 'library/limits', '1');
+    await get(`${mirror.url}/v2/library/limits/manifests/1`, { accept: ALL_MANIFEST_TYPES });
+    const limit = mirror.longshore.upstreams.get('docker.io')!.client.rateLimit;
+    assert.equal(limit?.limit, 100);
+    assert.equal(limit?.remaining, fake.rateLimitRemaining);
+    assert.ok(image.index);
+  });
+});
