@@ -3,11 +3,13 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { healthz, readyz } from './http/handlers/health.js';
 import { ociErrorHandler } from './http/middleware/errors.js';
-import { requestContext } from './http/middleware/request-context.js';
+import { requestContext, type RequestLocals } from './http/middleware/request-context.js';
 import { registryRouter } from './http/router.js';
 import { Catalog } from './metadata/catalog.js';
 import { openDatabase } from './metadata/database.js';
+import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
 import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
 import { UpstreamRouter } from './registry/routing.js';
@@ -22,6 +24,7 @@ export interface Longshore {
   app: express.Express;
   registry: ProxyRegistry;
   catalog: Catalog;
+  metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
   close(graceMs?: number): Promise<void>;
@@ -38,22 +41,47 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   const local = new LocalContent(store, catalog);
 
   const upstreams = new Map<string, UpstreamEntry>();
+  // The probes read state at scrape time, after `registry` below exists.
+  const metrics: Metrics = new Metrics({
+    cache: () => catalog.totals(),
+    downloads: () => registry.downloads(),
+    upstreams: () => [...upstreams].map(([name, u]) => ({
+      name,
+      rateLimitRemaining: u.client.rateLimit?.remaining,
+      rateLimitLimit: u.client.rateLimit?.limit,
+      circuitOpen: u.client.breaker.state !== 'closed',
+    })),
+  });
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, {
-      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name })),
+      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics),
       tagTTL: upstream.tagTTL,
       offline: upstream.offline ?? config.offline,
       resumeAttempts: upstream.resumeAttempts,
     });
   }
-  const registry = new ProxyRegistry(local, upstreams, config.maxManifestSize, log.child({ component: 'proxy' }));
+  const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }));
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream);
 
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
-  app.use(requestContext(log.child({ component: 'http' })));
+  app.use(requestContext(log.child({ component: 'http' }), metrics));
+  app.get('/healthz', (req, res) => {
+    (res.locals as RequestLocals).route = 'health';
+    healthz(req, res);
+  });
+  const ready = readyz(db, paths.tmp);
+  app.get('/readyz', (req, res) => {
+    (res.locals as RequestLocals).route = 'health';
+    ready(req, res);
+  });
+  app.get('/metrics', async (_req, res) => {
+    (res.locals as RequestLocals).route = 'metrics';
+    res.setHeader('content-type', metrics.registry.contentType);
+    res.end(await metrics.registry.metrics());
+  });
   app.use('/v2', registryRouter({ registry, upstreams: router, log: log.child({ component: 'http' }) }));
   app.use(ociErrorHandler(log.child({ component: 'http' })));
 
@@ -65,6 +93,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app,
     registry,
     catalog,
+    metrics,
     upstreams,
     async close(graceMs = 30_000) {
       if (closed) return;

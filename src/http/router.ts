@@ -8,6 +8,7 @@ import type { Registry } from '../registry/types.js';
 import { getBlob, headBlob } from './handlers/blobs.js';
 import { getManifest } from './handlers/manifests.js';
 import { endpointNotFound } from './middleware/errors.js';
+import type { RequestLocals } from './middleware/request-context.js';
 
 /** /<name>/(manifests|blobs)/<reference>, relative to /v2. */
 const CONTENT_PATH = /^\/(.+)\/(manifests|blobs)\/([^/]+)$/;
@@ -28,6 +29,7 @@ export function registryRouter({ registry, upstreams, log }: RouterDeps): expres
 
   // API version check: clients probe it before anything else.
   router.get('/', (_req, res) => {
+    (res.locals as RequestLocals).route = 'base';
     res.status(200).json({});
   });
 
@@ -36,6 +38,7 @@ export function registryRouter({ registry, upstreams, log }: RouterDeps): expres
     if (!match) return next();
     const [, name, kind, reference] = match as unknown as [string, string, 'manifests' | 'blobs', string];
     const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
     const repo = upstreams.route(name, ns);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}: this mirror is read-only for ${repo.upstream}`, { method: req.method });

@@ -40,6 +40,7 @@ export class Catalog {
   private readonly touchTagStmt;
   private readonly hitStmt;
   private readonly removeContentStmt;
+  private readonly totalsStmt;
   private readonly pendingHits = new Map<string, { count: number; last: number }>();
 
   constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {
@@ -63,6 +64,7 @@ export class Catalog {
     this.touchTagStmt = db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept_key = ?');
     this.hitStmt = db.prepare('UPDATE content SET hits = hits + ?, last_access = MAX(last_access, ?) WHERE digest = ?');
     this.removeContentStmt = db.prepare('DELETE FROM content WHERE digest = ?');
+    this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS objects FROM content');
   }
 
   content(digest: Digest): ContentRow | undefined {
@@ -100,6 +102,11 @@ export class Catalog {
 
   touchTag(upstream: string, repository: string, tag: string, acceptKey: string): void {
     this.touchTagStmt.run(this.now(), upstream, repository, tag, acceptKey);
+  }
+
+  /** Bytes and objects recorded in the store. */
+  totals(): { bytes: number; objects: number } {
+    return this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
   }
 
   /** Counts a hit in memory; flush() persists it. */

@@ -32,6 +32,8 @@ export interface FillOptions {
   maxResumes?: number;
   /** Called after each resume, for logs. */
   onResume?: (offset: number, attempt: number, cause: Error) => void;
+  /** Called with the size of each batch of upstream bytes written, for metrics. */
+  onBytes?: (count: number) => void;
 }
 
 export class BlobFill {
@@ -39,6 +41,7 @@ export class BlobFill {
   private failure: Error | undefined;
   private written = 0;
   private users = 1; // the fill itself, until it has finished with the descriptor
+  private running = true;
   private readonly waiters = new Set<() => void>();
   /** Settles when the blob is committed to the store (resolves) or the download failed (rejects). */
   readonly done: Promise<void>;
@@ -63,6 +66,11 @@ export class BlobFill {
 
   get failed(): boolean {
     return this.state === 'failed';
+  }
+
+  /** Client streams reading this download now. */
+  get readers(): number {
+    return this.users - (this.running ? 1 : 0);
   }
 
   /** Bytes a reader may take now: all once verified, else all but the last written byte. */
@@ -102,6 +110,7 @@ export class BlobFill {
       await this.writer.cancel();
       throw this.failure;
     } finally {
+      this.running = false;
       this.release();
     }
   }
@@ -141,6 +150,7 @@ export class BlobFill {
             queued = 0;
             if (source.isPaused() && !sourceError) source.resume();
             await this.writer.write(batch);
+            this.options.onBytes?.(this.writer.written - this.written);
             this.written = this.writer.written;
             this.notify();
           }

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { BlobFill } from './blob-fill.js';
 import type { TagRow } from '../metadata/catalog.js';
@@ -34,11 +35,14 @@ export class ProxyRegistry implements Registry {
   private readonly manifestFlights = new SingleFlight<ManifestAnswer>();
   /** Blob downloads under way, by digest, whatever the repository or upstream that started them. */
   private readonly fills = new Map<Digest, Promise<BlobFill>>();
+  /** The same downloads once their upstream answered, for counting readers. */
+  private readonly running = new Set<BlobFill>();
 
   constructor(
     private readonly local: LocalContent,
     private readonly upstreams: ReadonlyMap<string, UpstreamEntry>,
     private readonly maxManifestSize: number,
+    private readonly metrics: Metrics | undefined,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
@@ -46,6 +50,13 @@ export class ProxyRegistry implements Registry {
   /** Downloads in progress (for shutdown and metrics). */
   get activeFills(): number {
     return this.fills.size;
+  }
+
+  /** Downloads in progress and the client streams reading them. */
+  downloads(): { inFlight: number; followers: number } {
+    let followers = 0;
+    for (const fill of this.running) followers += fill.readers;
+    return { inFlight: this.fills.size, followers };
   }
 
   /** Resolves when every download now in progress has finished (committed or failed). */
@@ -97,6 +108,7 @@ export class ProxyRegistry implements Registry {
         const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
         const answer = stored && (await this.answerStored(stored, method, 'stale'));
         if (answer) {
+          this.metrics?.staleServed.inc({ upstream: repo.upstream });
           this.log.warn({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, tag, digest: row.digest, reason: err.code }, 'serving stale tag');
           return answer;
         }
@@ -132,7 +144,7 @@ export class ProxyRegistry implements Registry {
   private async resolveTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, cachedDigest: Digest | undefined, ctx: RequestContext): Promise<ManifestAnswer> {
     const { client } = this.upstream(repo.upstream);
     if (cachedDigest !== undefined || method === 'HEAD') {
-      const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize);
+      const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize, ctx.requestId);
       const stored = head.digest && this.local.manifest(head.digest);
       if (stored) {
         const answer = await this.answerStored(stored, method, 'revalidated');
@@ -159,8 +171,9 @@ export class ProxyRegistry implements Registry {
   private async fetchManifest(repo: RepositoryRef, reference: Reference, acceptHeader: string, ctx: RequestContext): Promise<ManifestAnswer> {
     const { client } = this.upstream(repo.upstream);
     const ref = referenceText(reference);
-    const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize);
+    const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize, ctx.requestId);
     const body = fetched.body!;
+    this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, body.length);
     const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
     const expected = reference.kind === 'digest' ? reference.digest : fetched.digest;
     if (expected !== undefined && expected !== digest) {
@@ -172,7 +185,7 @@ export class ProxyRegistry implements Registry {
     return { digest, mediaType, size: body.length, body, outcome: 'miss' };
   }
 
-  async statBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobInfo> {
+  async statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo> {
     const size = await this.local.blobSize(digest);
     if (size !== undefined) return { digest, size, outcome: 'hit' };
     const pending = this.fills.get(digest);
@@ -182,7 +195,7 @@ export class ProxyRegistry implements Registry {
     }
     this.requireOnline(repo, 'blob', digest);
     // Answered from an upstream HEAD: a HEAD never downloads the blob.
-    const head = await this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest);
+    const head = await this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest, ctx.requestId);
     return { digest, size: head.size, outcome: 'upstream' };
   }
 
@@ -214,7 +227,7 @@ export class ProxyRegistry implements Registry {
     const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
     const pending = (async () => {
       const started = this.now();
-      const upstream = await client.blob('GET', repo.name, digest);
+      const upstream = await client.blob('GET', repo.name, digest, ctx.requestId);
       let writer;
       try {
         writer = await this.local.store.createWriter(digest, upstream.size);
@@ -225,14 +238,26 @@ export class ProxyRegistry implements Registry {
       const fill = new BlobFill(digest, upstream.size, writer, upstream.body,
         (size) => this.local.recordBlob({ digest, size, upstream: repo.upstream, repository: repo.name }),
         {
-          resume: (offset) => client.blobFrom(repo.name, digest, offset),
+          resume: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId),
           maxResumes: resumeAttempts,
-          onResume: (offset, attempt, cause) => log.warn({ offset, attempt, cause: cause.message }, 'resuming blob download'),
+          onResume: (offset, attempt, cause) => {
+            this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'resumed' });
+            log.warn({ offset, attempt, cause: cause.message }, 'resuming blob download');
+          },
+          onBytes: (count) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, count),
         });
+      this.running.add(fill);
       fill.done.then(
-        () => log.info({ bytes: fill.bytesWritten, ms: this.now() - started }, 'blob cached'),
-        (err: Error) => log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached'),
+        () => {
+          this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'committed' });
+          log.info({ bytes: fill.bytesWritten, ms: this.now() - started }, 'blob cached');
+        },
+        (err: Error) => {
+          this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'failed' });
+          log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached');
+        },
       ).finally(() => {
+        this.running.delete(fill);
         if (this.fills.get(digest) === pending) this.fills.delete(digest);
       });
       return fill;

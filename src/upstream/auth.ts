@@ -37,6 +37,7 @@ export class UpstreamAuth {
     private readonly dispatcher: Dispatcher,
     private readonly headersTimeout: number,
     private readonly log: Logger,
+    private readonly onTokenRequest: (status: number, seconds: number) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -98,6 +99,7 @@ export class UpstreamAuth {
     const started = this.now();
     const res = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: this.headersTimeout, bodyTimeout: this.headersTimeout });
     const text = await readLimited(res.body, MAX_TOKEN_RESPONSE);
+    this.onTokenRequest(res.statusCode, (this.now() - started) / 1000);
     this.log.debug({ realm: url.origin + url.pathname, scope, status: res.statusCode, ms: this.now() - started }, 'token request');
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new LongshoreError('LS_UPSTREAM_DENIED', 'upstream token service refused the mirror\'s credentials', { scope });

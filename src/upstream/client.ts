@@ -9,6 +9,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../registry/reference.js';
 import { UpstreamAuth, readLimitedBuffer } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
@@ -57,6 +58,7 @@ export class UpstreamClient {
     readonly name: string,
     private readonly config: UpstreamConfig,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.url = new URL(config.url);
     this.agent = new Agent({
@@ -66,13 +68,16 @@ export class UpstreamClient {
       bodyTimeout: config.timeouts.idle,
     });
     const credentials = config.username !== null && config.password !== null ? { username: config.username, password: config.password } : undefined;
-    this.auth = new UpstreamAuth(this.url, credentials, this.agent, config.timeouts.headers, log);
+    this.auth = new UpstreamAuth(this.url, credentials, this.agent, config.timeouts.headers, log, (status, seconds) => {
+      metrics?.upstreamRequests.inc({ upstream: name, method: 'GET', kind: 'token', status: String(status) });
+      metrics?.upstreamDuration.observe({ upstream: name, kind: 'token' }, seconds);
+    });
     this.breaker = new CircuitBreaker(name, config.breaker.failures, config.breaker.cooldown);
   }
 
   /** GET or HEAD a manifest by tag or digest, asking with the given Accept list. */
-  async manifest(method: Method, repository: string, reference: string, accept: string, maxSize: number): Promise<UpstreamManifest> {
-    const res = await this.send(method, repository, `manifests/${reference}`, { accept });
+  async manifest(method: Method, repository: string, reference: string, accept: string, maxSize: number, requestId?: string): Promise<UpstreamManifest> {
+    const res = await this.send(method, repository, `manifests/${reference}`, { accept }, requestId);
     if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, reference);
     const mediaType = contentType(res.headers['content-type']);
     const size = contentLength(res.headers);
@@ -91,8 +96,8 @@ export class UpstreamClient {
   }
 
   /** GET (streaming) or HEAD a blob. A GET's body must be consumed or destroyed by the caller. */
-  async blob(method: Method, repository: string, digest: Digest): Promise<UpstreamBlob> {
-    const res = await this.send(method, repository, `blobs/${digest}`, {});
+  async blob(method: Method, repository: string, digest: Digest, requestId?: string): Promise<UpstreamBlob> {
+    const res = await this.send(method, repository, `blobs/${digest}`, {}, requestId);
     if (res.statusCode !== 200) throw await this.statusError(res, 'blob', repository, digest);
     const size = contentLength(res.headers);
     if (method === 'HEAD') await discard(res.body);
@@ -103,8 +108,8 @@ export class UpstreamClient {
    * The bytes of a blob from `offset` on, to resume a download whose stream broke. Asks with Range; an
    * upstream that ignores it and sends the whole blob (200) has the first `offset` bytes skipped here.
    */
-  async blobFrom(repository: string, digest: Digest, offset: number): Promise<Readable> {
-    const res = await this.send('GET', repository, `blobs/${digest}`, { range: `bytes=${offset}-` });
+  async blobFrom(repository: string, digest: Digest, offset: number, requestId?: string): Promise<Readable> {
+    const res = await this.send('GET', repository, `blobs/${digest}`, { range: `bytes=${offset}-` }, requestId);
     if (res.statusCode === 206) {
       const range = /^bytes (\d+)-/.exec(header(res.headers, 'content-range') ?? '');
       if (!range || Number(range[1]) !== offset) {
@@ -125,13 +130,14 @@ export class UpstreamClient {
    * Sends one request to `<url>/v2/<repository>/<path>`, with token auth (a single retry after a 401
    * challenge) and redirects. The Authorization header never follows a redirect to another origin.
    */
-  private async send(method: Method, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+  private async send(method: Method, repository: string, path: string, headers: Record<string, string>, requestId: string | undefined): Promise<Dispatcher.ResponseData> {
     for (let attempt = 0; ; attempt++) {
       this.breaker.admit();
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.sendOnce(method, repository, path, headers);
+        res = await this.sendOnce(method, repository, path, headers, requestId);
       } catch (err) {
+        if (isLongshoreError(err)) this.metrics?.upstreamErrors.inc({ upstream: this.name, code: err.code });
         // Connection-level failures count against the circuit; timeouts are not retried (the breaker
         // bounds how often one is waited out), refused or reset connections are.
         if (isLongshoreError(err) && (err.code === 'LS_UPSTREAM_UNAVAILABLE' || err.code === 'LS_UPSTREAM_TIMEOUT')) {
@@ -163,11 +169,12 @@ export class UpstreamClient {
     await sleep(delay);
   }
 
-  private async sendOnce(method: Method, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+  private async sendOnce(method: Method, repository: string, path: string, headers: Record<string, string>, requestId: string | undefined): Promise<Dispatcher.ResponseData> {
     const scope = `repository:${repository}:pull`;
     const target = new URL(`${this.url.pathname.replace(/\/$/, '')}/v2/${repository}/${path}`, this.url);
     let authorization = await this.guard(this.auth.headerFor(scope));
-    let res = await this.follow(method, target, headers, authorization);
+    const kind = path.startsWith('manifests/') ? 'manifest' : 'blob';
+    let res = await this.follow(method, target, headers, authorization, kind, requestId);
     if (res.statusCode === 401) {
       const challenge = res.headers['www-authenticate'];
       await discard(res.body);
@@ -176,13 +183,13 @@ export class UpstreamClient {
         throw new LongshoreError('LS_UPSTREAM_DENIED', `upstream ${this.name} requires credentials for ${repository} (it may not exist, or the mirror is not allowed to pull it)`, { upstream: this.name, repository });
       }
       authorization = retry;
-      res = await this.follow(method, target, headers, authorization);
+      res = await this.follow(method, target, headers, authorization, kind, requestId);
     }
     this.observeRateLimit(res.headers);
     return res;
   }
 
-  private async follow(method: Method, target: URL, headers: Record<string, string>, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+  private async follow(method: Method, target: URL, headers: Record<string, string>, authorization: string | undefined, kind: 'manifest' | 'blob', requestId: string | undefined): Promise<Dispatcher.ResponseData> {
     let url = target;
     let auth = authorization;
     for (let hop = 0; ; hop++) {
@@ -192,7 +199,10 @@ export class UpstreamClient {
         headers: auth ? { ...headers, authorization: auth } : headers,
         dispatcher: this.agent,
       }));
-      this.log.debug({ upstream: this.name, method, url: url.origin + url.pathname, status: res.statusCode, ms: Date.now() - started }, 'upstream request');
+      const ms = Date.now() - started;
+      this.metrics?.upstreamRequests.inc({ upstream: this.name, method, kind, status: String(res.statusCode) });
+      this.metrics?.upstreamDuration.observe({ upstream: this.name, kind }, ms / 1000);
+      this.log.debug({ requestId, upstream: this.name, method, url: url.origin + url.pathname, status: res.statusCode, ms }, 'upstream request');
       const location = header(res.headers, 'location');
       if (![301, 302, 303, 307, 308].includes(res.statusCode) || !location) return res;
       await discard(res.body);

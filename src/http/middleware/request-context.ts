@@ -3,16 +3,19 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
 
 export interface RequestLocals {
   requestId: string;
   cache?: CacheOutcome;
+  /** A low-cardinality route name for metrics: manifest, blob, base, metrics, health, … */
+  route?: string;
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestContext(log: Logger) {
+export function requestContext(log: Logger, metrics?: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     const header = req.headers['x-request-id'];
@@ -26,14 +29,21 @@ export function requestContext(log: Logger) {
     const done = () => {
       if (logged) return;
       logged = true;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const bytes = bodyBytes(req, res, socket.bytesWritten - bytesBefore);
+      const cache = locals.cache ?? 'none';
+      const route = locals.route ?? 'other';
+      metrics?.httpRequests.inc({ route, method: req.method, status: String(res.statusCode), cache });
+      metrics?.httpDuration.observe({ route, cache }, ms / 1000);
+      if (bytes > 0) metrics?.servedBytes.inc({ cache }, bytes);
       const fields = {
         requestId,
         method: req.method,
         path: req.originalUrl,
         status: res.statusCode,
-        bytes: socket.bytesWritten - bytesBefore,
+        bytes,
         cache: locals.cache,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ms,
         ...(res.writableFinished ? {} : { aborted: true }),
       };
       log.info(fields, 'request');
@@ -42,4 +52,11 @@ export function requestContext(log: Logger) {
     res.once('close', done);
     next();
   };
+}
+
+/** Body bytes sent: the declared length of a finished response, else what went out on the socket. */
+function bodyBytes(req: Request, res: Response, socketBytes: number): number {
+  if (req.method === 'HEAD' || res.statusCode === 304) return 0;
+  const declared = Number(res.getHeader('content-length'));
+  return res.writableFinished && Number.isFinite(declared) ? declared : Math.max(0, socketBytes);
 }
