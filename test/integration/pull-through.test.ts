@@ -103,7 +103,7 @@ describe('pull-through read path', () => {
     const hex = digest.slice(7);
     const path = join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
     // the client has every byte once the digest is verified; flush and rename into place follow
-    await waitFor(() => access(path).then(() => true, () => false), 10_000, 'blob committed');
+    await waitFor(() => access(path).then(() => true, () => false), 30_000, 'blob committed');
     const onDisk = await readFile(path);
     assert.deepEqual(onDisk, content);
   });
@@ -352,9 +352,8 @@ describe('stream-through integrity', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length, 'the client must see a failed transfer');
     assert.notDeepEqual(reply.body, content);
-    await settle();
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
     assert.equal((await storedFiles()).some((f) => digest.endsWith(f.slice(3))), false);
-    assert.deepEqual(await readdir(join(mirror.dataDir, 'tmp')), []);
     // the next request starts afresh and succeeds once the upstream is healthy
     fake.setBlobFault(digest, undefined);
     const again = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
@@ -369,8 +368,7 @@ describe('stream-through integrity', () => {
     fake.setBlobFault(digest, { kind: 'truncate', after: 1024 * 1024 });
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length);
-    await settle();
-    assert.deepEqual(await readdir(join(mirror.dataDir, 'tmp')), []);
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
     assert.equal((await storedFiles()).some((f) => digest.endsWith(f.slice(3))), false);
   });
 
@@ -394,10 +392,6 @@ describe('stream-through integrity', () => {
     assert.equal(fake.count({ host: 'registry', method: 'GET', status: 307, path: new RegExp(digest) }), 1);
   });
 });
-
-function settle(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 100));
-}
 
 describe('tags resolved by HEAD, as dockerd and containerd do', () => {
   let fake: FakeRegistry;

@@ -74,7 +74,7 @@ describe('resuming a broken upstream stream', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length);
     assert.equal(fake.count({ host: 'cdn' }), 3, 'the first GET and two resumes');
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 5_000, 'temp file removed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
     fake.setBlobFault(digest, undefined);
     const next = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(next.body), digest, 'the next request starts afresh');
@@ -241,7 +241,7 @@ describe('clients that are slow or leave', () => {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(reply.body), digest);
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 10_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
     assert.equal(fake.count({ host: 'cdn' }), 1);
     stalled.body.destroy();
   });
@@ -260,7 +260,7 @@ describe('clients that are slow or leave', () => {
     await started.body.text().catch(() => undefined);
     release();
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 10_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
     fake.reset();
     const warm = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(warm.body), digest);
