@@ -14,11 +14,13 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_DIGEST_INVALID: { status: 400, code: 'DIGEST_INVALID' },
   LS_DIGEST_UNSUPPORTED: { status: 400, code: 'UNSUPPORTED' },
   LS_RANGE_INVALID: { status: 416, code: 'RANGE_INVALID' },
+  LS_PAGINATION_INVALID: { status: 400, code: 'PAGINATION_NUMBER_INVALID' },
   // 404, so that a containerd or podman mirror entry falls back to the registry itself.
   LS_UPSTREAM_UNKNOWN: { status: 404, code: 'NAME_UNKNOWN' },
   LS_MANIFEST_NOT_FOUND: { status: 404, code: 'MANIFEST_UNKNOWN' },
   LS_MANIFEST_NOT_ACCEPTABLE: { status: 404, code: 'MANIFEST_UNKNOWN' },
   LS_BLOB_NOT_FOUND: { status: 404, code: 'BLOB_UNKNOWN' },
+  LS_NAME_NOT_FOUND: { status: 404, code: 'NAME_UNKNOWN' },
   LS_UNSUPPORTED: { status: 405, code: 'UNSUPPORTED' },
   LS_ENDPOINT_NOT_FOUND: { status: 404, code: 'NOT_FOUND' },
   LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },

@@ -7,11 +7,14 @@ import type { UpstreamRouter } from '../registry/routing.js';
 import type { Registry } from '../registry/types.js';
 import { getBlob, headBlob } from './handlers/blobs.js';
 import { getManifest } from './handlers/manifests.js';
+import { listTags } from './handlers/tags.js';
 import { endpointNotFound } from './middleware/errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
 
 /** /<name>/(manifests|blobs)/<reference>, relative to /v2. */
 const CONTENT_PATH = /^\/(.+)\/(manifests|blobs)\/([^/]+)$/;
+/** /<name>/tags/list, relative to /v2. */
+const TAGS_PATH = /^\/(.+)\/tags\/list$/;
 
 export interface RouterDeps {
   registry: Registry;
@@ -46,6 +49,15 @@ export function registryRouter({ registry, upstreams, log }: RouterDeps): expres
     if (kind === 'manifests') return getManifest(registry, repo, reference, req, res);
     if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
     return getBlob(registry, repo, reference, req, res, log);
+  });
+
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
+    const match = TAGS_PATH.exec(req.path);
+    if (!match || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
+    (res.locals as RequestLocals).route = 'tags';
+    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    const repo = upstreams.route(match[1]!, ns);
+    return listTags(registry, repo, match[1]!, req, res);
   });
 
   router.use(endpointNotFound);

@@ -41,6 +41,7 @@ export class Catalog {
   private readonly hitStmt;
   private readonly removeContentStmt;
   private readonly totalsStmt;
+  private readonly tagNamesStmt;
   private readonly pendingHits = new Map<string, { count: number; last: number }>();
 
   constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {
@@ -64,6 +65,7 @@ export class Catalog {
     this.touchTagStmt = db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept_key = ?');
     this.hitStmt = db.prepare('UPDATE content SET hits = hits + ?, last_access = MAX(last_access, ?) WHERE digest = ?');
     this.removeContentStmt = db.prepare('DELETE FROM content WHERE digest = ?');
+    this.tagNamesStmt = db.prepare<[string, string], { tag: string }>('SELECT DISTINCT tag FROM tags WHERE upstream = ? AND repository = ? ORDER BY tag');
     this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS objects FROM content');
   }
 
@@ -102,6 +104,11 @@ export class Catalog {
 
   touchTag(upstream: string, repository: string, tag: string, acceptKey: string): void {
     this.touchTagStmt.run(this.now(), upstream, repository, tag, acceptKey);
+  }
+
+  /** Every tag of a repository this mirror has resolved, sorted. */
+  tagNames(upstream: string, repository: string): string[] {
+    return this.tagNamesStmt.all(upstream, repository).map((r) => r.tag);
   }
 
   /** Bytes and objects recorded in the store. */

@@ -14,7 +14,7 @@ import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from
 import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
 import { SingleFlight } from './single-flight.js';
-import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext } from './types.js';
+import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 
 export interface UpstreamEntry {
   client: UpstreamClient;
@@ -269,6 +269,30 @@ export class ProxyRegistry implements Registry {
     return pending;
   }
 
+  /**
+   * The upstream's tag list, page by page as it paginates it. When the upstream fails (or the mirror is
+   * offline), the tags this mirror has resolved for the repository are listed instead.
+   */
+  async tags(repo: RepositoryRef, query: TagListQuery, ctx: RequestContext): Promise<TagListAnswer> {
+    const entry = this.upstream(repo.upstream);
+    if (!entry.offline) {
+      const params = new URLSearchParams();
+      if (query.n !== undefined) params.set('n', String(query.n));
+      if (query.last !== undefined) params.set('last', query.last);
+      try {
+        const page = await entry.client.tagList(repo.name, params.toString(), this.maxManifestSize, ctx.requestId);
+        return { ...page, outcome: 'upstream' };
+      } catch (err) {
+        if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
+      }
+    }
+    const known = this.local.catalog.tagNames(repo.upstream, repo.name);
+    if (known.length === 0) {
+      throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} has no cached tags, and upstream ${repo.upstream} cannot be asked`, { upstream: repo.upstream, repository: repo.name });
+    }
+    return { ...paginate(known, query), name: repo.name, outcome: entry.offline ? 'hit' : 'stale' };
+  }
+
   private async answerStored(stored: StoredManifest, method: Method, outcome: CacheOutcome): Promise<ManifestAnswer | undefined> {
     if (method === 'HEAD') return { ...stored, outcome };
     const body = await this.local.manifestBody(stored.digest);
@@ -280,6 +304,15 @@ export class ProxyRegistry implements Registry {
     if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `registry host "${name}" is not configured as an upstream of this mirror`, { host: name });
     return entry;
   }
+}
+
+/** The spec's tag-list pagination over a sorted list: tags after `last`, at most `n`. */
+function paginate(sorted: readonly string[], query: TagListQuery): { tags: string[]; next?: string } {
+  const start = query.last === undefined ? 0 : sorted.findIndex((t) => t > query.last!);
+  const rest = start < 0 ? [] : sorted.slice(start);
+  if (query.n === undefined || rest.length <= query.n) return { tags: rest };
+  const tags = rest.slice(0, query.n);
+  return { tags, next: new URLSearchParams({ n: String(query.n), last: tags.at(-1)! }).toString() };
 }
 
 function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {

@@ -36,6 +36,19 @@ export interface BlobHandle extends BlobInfo {
   release(): void;
 }
 
+export interface TagListAnswer {
+  name: string;
+  tags: string[];
+  /** Query string (without "?") of the next page, when there is one. */
+  next?: string;
+  outcome: CacheOutcome;
+}
+
+export interface TagListQuery {
+  n?: number;
+  last?: string;
+}
+
 export interface RequestContext {
   requestId: string;
 }
@@ -44,4 +57,5 @@ export interface Registry {
   manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: 'GET' | 'HEAD', ctx: RequestContext): Promise<ManifestAnswer>;
   statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo>;
   openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle>;
+  tags(repo: RepositoryRef, query: TagListQuery, ctx: RequestContext): Promise<TagListAnswer>;
 }

@@ -104,6 +104,26 @@ export class UpstreamClient {
     return { size, body: res.body };
   }
 
+  /** One page of the upstream's tag list; `next` is the query of the following page, if any. */
+  async tagList(repository: string, query: string, maxSize: number, requestId?: string): Promise<{ name: string; tags: string[]; next?: string }> {
+    const res = await this.send('GET', repository, `tags/list${query ? `?${query}` : ''}`, { accept: 'application/json' }, requestId);
+    if (res.statusCode === 404) {
+      await discard(res.body);
+      throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repository} not found upstream at ${this.name}`, { upstream: this.name, repository });
+    }
+    if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, 'tags/list');
+    const link = /<[^>]*\?([^>]*)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '');
+    const body = await this.guard(readLimitedBuffer(res.body, maxSize));
+    let doc: { name?: unknown; tags?: unknown };
+    try {
+      doc = JSON.parse(body.toString('utf8')) as typeof doc;
+    } catch {
+      throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} sent an invalid tag list for ${repository}`);
+    }
+    const tags = Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string') : [];
+    return { name: typeof doc.name === 'string' ? doc.name : repository, tags, ...(link?.[1] ? { next: link[1] } : {}) };
+  }
+
   /**
    * The bytes of a blob from `offset` on, to resume a download whose stream broke. Asks with Range; an
    * upstream that ignores it and sends the whole blob (200) has the first `offset` bytes skipped here.
@@ -173,7 +193,7 @@ export class UpstreamClient {
     const scope = `repository:${repository}:pull`;
     const target = new URL(`${this.url.pathname.replace(/\/$/, '')}/v2/${repository}/${path}`, this.url);
     let authorization = await this.guard(this.auth.headerFor(scope));
-    const kind = path.startsWith('manifests/') ? 'manifest' : 'blob';
+    const kind = path.startsWith('manifests/') ? 'manifest' : path.startsWith('tags/') ? 'tags' : 'blob';
     let res = await this.follow(method, target, headers, authorization, kind, requestId);
     if (res.statusCode === 401) {
       const challenge = res.headers['www-authenticate'];
@@ -189,7 +209,7 @@ export class UpstreamClient {
     return res;
   }
 
-  private async follow(method: Method, target: URL, headers: Record<string, string>, authorization: string | undefined, kind: 'manifest' | 'blob', requestId: string | undefined): Promise<Dispatcher.ResponseData> {
+  private async follow(method: Method, target: URL, headers: Record<string, string>, authorization: string | undefined, kind: 'manifest' | 'blob' | 'tags', requestId: string | undefined): Promise<Dispatcher.ResponseData> {
     let url = target;
     let auth = authorization;
     for (let hop = 0; ; hop++) {

@@ -190,12 +190,29 @@ export class FakeRegistry {
       return json(res, this.forceStatus, { errors: [{ code: this.forceStatus === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'forced' }] });
     }
     if (url.pathname === '/v2/') return json(res, 200, {});
+    const tagsMatch = /^\/v2\/(.+)\/tags\/list$/.exec(url.pathname);
+    if (tagsMatch) {
+      const repository = tagsMatch[1]!;
+      if (!this.authorized(req, repository)) return this.challenge(res, repository);
+      return this.tagList(res, repository, url.searchParams);
+    }
     const match = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!match) return json(res, 404, { errors: [{ code: 'NOT_FOUND' }] });
     const [, repository, kind, reference] = match as unknown as [string, string, string, string];
     if (!this.authorized(req, repository)) return this.challenge(res, repository);
     if (kind === 'manifests') return this.manifest(req, res, repository, reference);
     return this.blob(req, res, reference);
+  }
+
+  private tagList(res: ServerResponse, repository: string, params: URLSearchParams): void {
+    const all = [...this.tags.keys()].filter((k) => k.startsWith(`${repository}:`)).map((k) => k.slice(repository.length + 1)).sort();
+    if (all.length === 0) return json(res, 404, { errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] });
+    const last = params.get('last');
+    const n = params.has('n') ? Number(params.get('n')) : undefined;
+    const rest = last === null ? all : all.filter((t) => t > last);
+    const page = n === undefined ? rest : rest.slice(0, n);
+    if (n !== undefined && rest.length > n) res.setHeader('link', `</v2/${repository}/tags/list?n=${n}&last=${page.at(-1)}>; rel="next"`);
+    json(res, 200, { name: repository, tags: page });
   }
 
   private manifest(req: IncomingMessage, res: ServerResponse, repository: string, reference: string): void {
