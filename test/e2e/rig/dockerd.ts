@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { unmountUnder } from './mounts.js';
 import { ServiceProcess } from './service-process.js';
 import { waitFor } from './wait.js';
 
@@ -144,17 +145,5 @@ async function stopPid(pid: number, mustMention: string): Promise<void> {
     await waitFor(async () => (isOurs() ? undefined : true), { what: `containerd ${pid} to exit`, timeoutMs: 10_000 });
   } catch {
     if (isOurs()) process.kill(pid, 'SIGKILL');
-  }
-}
-
-/** Unmounts every mount point below `dir`, deepest first. */
-async function unmountUnder(dir: string): Promise<void> {
-  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-  for (const point of mountPoints) {
-    await run('umount', ['--lazy', point]).catch(() => undefined);
   }
 }

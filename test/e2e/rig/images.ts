@@ -1,7 +1,8 @@
-// Builds multi-platform test images in memory: real gzipped tar layers of incompressible random
-// files, image configs whose diff_ids are the digests of the uncompressed tars, one manifest per
-// platform and an index over linux/amd64 and linux/arm64 that share their first layer.
-// Every build draws fresh random content, so two images never share a blob by accident.
+// Builds test images in memory: real gzipped tar layers of incompressible random files, image
+// configs whose diff_ids are the digests of the uncompressed tars, one manifest per platform and an
+// index over them. buildMultiArchImage makes linux/amd64 + linux/arm64 sharing their first layer;
+// buildImageFamily makes several tags sharing base layers. Every build draws fresh random content,
+// so two builds never share a blob by accident.
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { mediaTypesOf, type ImageFormat } from './media-types.js';
@@ -110,13 +111,39 @@ export function buildMultiArchImage(spec: ImageSpec): TestImage {
     platformImage(spec, { architecture: 'amd64', os: 'linux' }, amd64),
     platformImage(spec, { architecture: 'arm64', os: 'linux' }, arm64),
   ];
-  const types = mediaTypesOf(spec.format);
-  const index = blobOf(json({
+  return { ...spec, index: indexOf(spec.format, platforms), platforms };
+}
+
+function indexOf(format: ImageFormat, platforms: readonly PlatformImage[]): Blob {
+  const types = mediaTypesOf(format);
+  return blobOf(json({
     schemaVersion: 2,
     mediaType: types.index,
     manifests: platforms.map((p) => ({ ...descriptor(p.manifest), platform: p.platform })),
   }), types.index);
-  return { ...spec, index, platforms };
+}
+
+export interface FamilySpec {
+  repository: string;
+  /** One image per tag. */
+  tags: readonly string[];
+  format: ImageFormat;
+}
+
+/**
+ * Images of one repository, one per tag, as a base image and the apps built on it would be: each a
+ * linux/amd64-only index over four layers, the first two of which (the base) every tag shares; the
+ * other two and the config are the tag's own.
+ */
+export function buildImageFamily(spec: FamilySpec): TestImage[] {
+  const { layer } = mediaTypesOf(spec.format);
+  const base = [randomLayer('base-os', [768 * KiB, 256 * KiB], layer), randomLayer('base-runtime', [512 * KiB], layer)];
+  return spec.tags.map((tag) => {
+    const image = { repository: spec.repository, tag, format: spec.format };
+    const own = [randomLayer(`app-${tag}`, [384 * KiB], layer), randomLayer(`app-${tag}-assets`, [128 * KiB], layer)];
+    const platforms = [platformImage(image, { architecture: 'amd64', os: 'linux' }, [...base, ...own])];
+    return { ...image, index: indexOf(spec.format, platforms), platforms };
+  });
 }
 
 /** The image for one platform; throws if the index has none. */

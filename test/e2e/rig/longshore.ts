@@ -1,5 +1,6 @@
 // Runs the Longshore server from source as a child process with a generated config file and
-// learns its port from the "listening" log record (it binds 127.0.0.1:0).
+// learns its port from the "listening" log record (it binds 127.0.0.1:0 unless told otherwise).
+// Every JSON log record is kept, so tests can read what Longshore answered each client request.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,34 +16,58 @@ export interface LongshoreOptions {
   username: string;
   password: string;
   logLevel?: string;
-  /** Top-level config keys merged over the generated ones. */
+  /** Keys merged into the generated `upstreams["docker.io"]` entry, e.g. `{ tagTTL: 0 }`. */
+  upstream?: Record<string, unknown>;
+  /**
+   * Top-level config keys merged over the generated ones. `listen` and `dataDir` may name another
+   * instance's, to restart on the same port and cache; a dataDir given here is not removed by stop().
+   */
   config?: Record<string, unknown>;
+}
+
+/** One `msg: "request"` log line: how Longshore answered a client request. */
+export interface LoggedRequest {
+  method: string;
+  /** Path with the query string, as the client sent it. */
+  path: string;
+  status: number;
+  /** `hit`, `miss`, `coalesced`, `revalidated`, `stale`, `upstream`; absent when nothing was served. */
+  cache?: string;
+  bytes: number;
 }
 
 export class Longshore {
   readonly process: ServiceProcess;
   readonly port: number;
-  /** Directory holding the config file and the data dir. */
+  /** Directory holding the config file and, unless the config names another, the data dir. */
   readonly dir: string;
+  /** The data dir in use. */
+  readonly dataDir: string;
+  /** Every JSON log record so far, oldest first. */
+  readonly records: ReadonlyArray<Record<string, unknown>>;
 
-  private constructor(process: ServiceProcess, port: number, dir: string) {
+  private constructor(process: ServiceProcess, port: number, dir: string, dataDir: string, records: Array<Record<string, unknown>>) {
     this.process = process;
     this.port = port;
     this.dir = dir;
+    this.dataDir = dataDir;
+    this.records = records;
   }
 
   static async start(options: LongshoreOptions): Promise<Longshore> {
     const dir = mkdtempSync(join(tmpdir(), 'longshore-server-'));
     const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify({
+    const config = {
       listen: '127.0.0.1:0',
       dataDir: join(dir, 'data'),
       logLevel: options.logLevel ?? 'info',
       upstreams: {
-        'docker.io': { url: options.upstreamUrl, username: options.username, password: options.password },
+        'docker.io': { url: options.upstreamUrl, username: options.username, password: options.password, ...options.upstream },
       },
       ...options.config,
-    }, null, 2));
+    };
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+    const records: Array<Record<string, unknown>> = [];
 
     let listening: { port: number } | undefined;
     // LONGSHORE_* variables override the config file; the test's config must be the only input.
@@ -58,7 +83,9 @@ export class Longshore {
         keepLines: 500,
         onStdoutLine: (line) => {
           const record = parseLogLine(line);
-          if (record?.msg === 'listening' && typeof record.port === 'number') listening = { port: record.port };
+          if (record === undefined) return;
+          records.push(record);
+          if (record.msg === 'listening' && typeof record.port === 'number') listening = { port: record.port };
         },
       });
     } catch (err) {
@@ -71,7 +98,7 @@ export class Longshore {
         timeoutMs: 60_000,
         failFast: () => server.assertRunning(),
       });
-      return new Longshore(server, port, dir);
+      return new Longshore(server, port, dir, String(config.dataDir), records);
     } catch (err) {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -86,6 +113,32 @@ export class Longshore {
 
   get url(): string {
     return `http://${this.host}`;
+  }
+
+  /** Position in the log, for requestsSince() and recordsSince(). */
+  logMark(): number {
+    return this.records.length;
+  }
+
+  /** Log records with message `msg` written after `mark`. */
+  recordsSince(mark: number, msg: string): Array<Record<string, unknown>> {
+    return this.records.slice(mark).filter((r) => r.msg === msg);
+  }
+
+  /** Client requests Longshore answered after `mark`, in the order it finished them. */
+  requestsSince(mark: number): LoggedRequest[] {
+    return this.recordsSince(mark, 'request').map((r) => ({
+      method: String(r.method),
+      path: String(r.path),
+      status: Number(r.status),
+      bytes: Number(r.bytes),
+      ...(typeof r.cache === 'string' ? { cache: r.cache } : {}),
+    }));
+  }
+
+  /** One line per request answered after `mark`, for assertion messages. */
+  describeRequestsSince(mark: number): string {
+    return this.requestsSince(mark).map((r) => `${r.method} ${r.path} -> ${r.status} ${r.cache ?? '-'} (${r.bytes} B)`).join('\n');
   }
 
   /** The last `lines` lines of the server's output, for failure messages. */

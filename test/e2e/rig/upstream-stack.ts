@@ -2,6 +2,7 @@
 // in front of it, and the standard test images published there.
 //   library/alpine:3.19  Docker media types (manifest list + schema2), linux/amd64 + linux/arm64
 //   library/ocitest:1.0  OCI media types (image index + image manifest), same platforms
+// plus whatever extra images a scenario asks for.
 import { CountingProxy } from './counting-proxy.js';
 import { buildMultiArchImage, type TestImage } from './images.js';
 import { publishImage } from './publish.js';
@@ -20,10 +21,17 @@ export interface UpstreamStack {
   publisherCredentials: Credentials;
   alpine: TestImage;
   ocitest: TestImage;
+  /** The extra images, as given in the options, published after the standard two. */
+  extra: readonly TestImage[];
   stop(): Promise<void>;
 }
 
-export async function startUpstreamStack(): Promise<UpstreamStack> {
+export interface UpstreamStackOptions {
+  /** More images to publish, e.g. from buildImageFamily. */
+  extraImages?: readonly TestImage[];
+}
+
+export async function startUpstreamStack(options: UpstreamStackOptions = {}): Promise<UpstreamStack> {
   const mirrorCredentials = { username: 'mirror', password: 'mirror-secret' };
   const publisherCredentials = { username: 'publisher', password: 'publisher-secret' };
   const teardown = new Teardown();
@@ -38,11 +46,12 @@ export async function startUpstreamStack(): Promise<UpstreamStack> {
     const proxy = teardown.add('counting proxy', await CountingProxy.start(registry.url), (p) => p.stop());
     const alpine = buildMultiArchImage({ repository: 'library/alpine', tag: '3.19', format: 'docker' });
     const ocitest = buildMultiArchImage({ repository: 'library/ocitest', tag: '1.0', format: 'oci' });
-    for (const image of [alpine, ocitest]) await publishImage(image, registry, publisherCredentials);
+    const extra = options.extraImages ?? [];
+    for (const image of [alpine, ocitest, ...extra]) await publishImage(image, registry, publisherCredentials);
     tokens.reset();
     proxy.reset();
     return {
-      tokens, registry, proxy, mirrorCredentials, publisherCredentials, alpine, ocitest,
+      tokens, registry, proxy, mirrorCredentials, publisherCredentials, alpine, ocitest, extra,
       stop: () => teardown.runAll(),
     };
   } catch (err) {

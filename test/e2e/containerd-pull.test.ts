@@ -1,0 +1,164 @@
+// containerd as a Longshore client: a private containerd, and `ctr images pull --hosts-dir DIR`
+// where DIR/docker.io/hosts.toml names Longshore as docker.io's mirror (README, "containerd").
+// containerd then sends Docker Hub names with `?ns=docker.io` on every request, which is how
+// Longshore picks the upstream. The counting proxy in front of the upstream registry shows what
+// Longshore fetched there.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { Containerd, SNAPSHOTTER, writeHostsDir } from './rig/containerd.js';
+import { allBlobs, platformOf, type TestImage } from './rig/images.js';
+import { Longshore } from './rig/longshore.js';
+import { Teardown } from './rig/teardown.js';
+import { describeWithTools } from './rig/tools.js';
+import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+
+/** Safety bound for one step; a pull here moves a few MB over loopback. */
+const STEP_TIMEOUT = 240_000;
+const TOOLS = ['containerd', 'ctr', 'docker-registry', 'skopeo', 'openssl'] as const;
+
+describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.toml)', TOOLS, () => {
+  const teardown = new Teardown();
+  let upstream: UpstreamStack;
+  let longshore: Longshore;
+  let containerd: Containerd;
+  let hostsDir: string;
+
+  before(async () => {
+    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
+    longshore = teardown.add('longshore', await Longshore.start({
+      upstreamUrl: upstream.proxy.url,
+      ...upstream.mirrorCredentials,
+    }), (l) => l.stop());
+    containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
+    const dir = teardown.add('hosts dir', mkdtempSync(join(tmpdir(), 'longshore-hosts-')),
+      async (d) => rmSync(d, { recursive: true, force: true }));
+    hostsDir = writeHostsDir(dir, longshore.url);
+  }, { timeout: STEP_TIMEOUT });
+
+  after(() => teardown.runAll(), { timeout: 120_000 });
+
+  /** What the rig saw, for failure messages. */
+  function diagnostics(mark = 0): string {
+    return [
+      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
+      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
+      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
+      '--- containerd log ---', containerd.process.recentOutput().split('\n').slice(-20).join('\n'),
+    ].join('\n');
+  }
+
+  async function ctr(mark: number, ...args: string[]): Promise<string> {
+    const result = await containerd.ctr(args);
+    assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr.trim()}\n${result.stdout.split('\n').slice(-10).join('\n')}\n${diagnostics(mark)}`);
+    return result.stdout;
+  }
+
+  /** `ctr images pull` through the hosts dir; `platform` undefined pulls every platform. */
+  async function pull(mark: number, ref: string, platform: string | undefined): Promise<void> {
+    const platformArgs = platform === undefined ? ['--all-platforms'] : ['--platform', platform];
+    await ctr(mark, 'images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, ...platformArgs, ref);
+  }
+
+  /** Removes the image and lets GC take its content, so the next pull has to fetch everything. */
+  async function removeImage(ref: string, image: TestImage): Promise<void> {
+    await ctr(0, 'images', 'rm', '--sync', ref);
+    const left = await containerd.contentDigests();
+    const stillThere = allBlobs(image).map((b) => b.digest).filter((d) => left.includes(d));
+    assert.deepEqual(stillThere, [], `content of ${ref} is still in containerd after ctr images rm --sync`);
+  }
+
+  async function expectImage(ref: string, image: TestImage): Promise<void> {
+    const row = (await containerd.images()).find((r) => r.ref === ref);
+    assert.ok(row, `ctr images ls has no ${ref}`);
+    assert.deepEqual([row.mediaType, row.digest], [image.index.mediaType, image.index.digest], `${ref} is not the published index`);
+  }
+
+  /** Every request Longshore answered since `mark` carried containerd's `ns=docker.io`. */
+  function expectNamespaceOnEveryRequest(mark: number): void {
+    const served = longshore.requestsSince(mark);
+    assert.ok(served.length > 0, `Longshore answered no request\n${diagnostics(mark)}`);
+    const withoutNs = served.filter((r) => new URL(r.path, 'http://x').searchParams.get('ns') !== 'docker.io');
+    assert.deepEqual(withoutNs.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=docker.io\n${diagnostics(mark)}`);
+  }
+
+  function blobDigests(image: TestImage, architectures: readonly string[]): string[] {
+    const blobs = architectures.flatMap((arch) => {
+      const p = platformOf(image, arch);
+      return [p.config, ...p.layers].map((b) => b.digest);
+    });
+    return [...new Set(blobs)];
+  }
+
+  /** Each expected blob fetched from upstream exactly once (401 challenges aside), and nothing else. */
+  function expectEachBlobFetchedOnce(expected: readonly string[], mark: number): void {
+    const counts = upstream.proxy.blobFetchCounts();
+    const seen = [...new Set([...expected, ...counts.keys()])].map((d) => `${d} x${counts.get(d) ?? 0}`).sort();
+    assert.deepEqual(seen, expected.map((d) => `${d} x1`).sort(),
+      `each blob must be fetched from upstream exactly once\n${diagnostics(mark)}`);
+  }
+
+  /** Longshore answered a GET for each digest from its cache. */
+  function expectServedFromCache(image: TestImage, digests: readonly string[], mark: number): void {
+    const hits = new Set(longshore.requestsSince(mark)
+      .filter((r) => r.method === 'GET' && r.status === 200 && r.cache === 'hit')
+      .map((r) => new URL(r.path, 'http://x').pathname));
+    const missing = digests.filter((d) => !hits.has(`/v2/${image.repository}/blobs/${d}`));
+    assert.deepEqual(missing, [], `blobs containerd did not get from Longshore's cache\n${diagnostics(mark)}`);
+  }
+
+  it('pulls alpine for linux/amd64 cold with ?ns=docker.io on every request, fetching each blob upstream once', { timeout: STEP_TIMEOUT }, async () => {
+    const image = upstream.alpine;
+    const ref = `docker.io/${image.repository}:${image.tag}`;
+    upstream.proxy.reset();
+    const mark = longshore.logMark();
+    await pull(mark, ref, 'linux/amd64');
+    await expectImage(ref, image);
+    expectNamespaceOnEveryRequest(mark);
+    expectEachBlobFetchedOnce(blobDigests(image, ['amd64']), mark);
+  });
+
+  it('pulls alpine again after removing it and its content, with no blob GET upstream', { timeout: STEP_TIMEOUT }, async () => {
+    const image = upstream.alpine;
+    const ref = `docker.io/${image.repository}:${image.tag}`;
+    await removeImage(ref, image);
+    upstream.proxy.reset();
+    const mark = longshore.logMark();
+    await pull(mark, ref, 'linux/amd64');
+    await expectImage(ref, image);
+    expectNamespaceOnEveryRequest(mark);
+    assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnostics(mark)}`);
+    expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
+  });
+
+  it('pulls the OCI image for all platforms cold, fetching each blob of both platforms upstream once', { timeout: STEP_TIMEOUT }, async () => {
+    const image = upstream.ocitest;
+    const ref = `docker.io/${image.repository}:${image.tag}`;
+    upstream.proxy.reset();
+    const mark = longshore.logMark();
+    await pull(mark, ref, undefined);
+    await expectImage(ref, image);
+    expectNamespaceOnEveryRequest(mark);
+    expectEachBlobFetchedOnce(blobDigests(image, ['amd64', 'arm64']), mark);
+    const content = await containerd.contentDigests();
+    const absent = allBlobs(image).map((b) => b.digest).filter((d) => !content.includes(d));
+    assert.deepEqual(absent, [], `containerd lacks content of ${ref} after --all-platforms`);
+  });
+
+  it('pulls the OCI image by index digest from cache without any upstream request', { timeout: STEP_TIMEOUT }, async () => {
+    const image = upstream.ocitest;
+    await removeImage(`docker.io/${image.repository}:${image.tag}`, image);
+    const ref = `docker.io/${image.repository}@${image.index.digest}`;
+    upstream.proxy.reset();
+    const mark = longshore.logMark();
+    await pull(mark, ref, 'linux/amd64');
+    await expectImage(ref, image);
+    expectNamespaceOnEveryRequest(mark);
+    // Digests are immutable: cached content addressed by digest is never revalidated.
+    assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
+      `a pull by digest of cached content contacted the upstream\n${diagnostics(mark)}`);
+    expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
+  });
+});

@@ -1,0 +1,164 @@
+// A private containerd with its own root, state, sockets and config file, all in one temp dir, so
+// it neither sees nor disturbs a system containerd. Only what `ctr images pull` needs is kept: the
+// content store, metadata, GC, the image/content/lease/snapshot services and the `native`
+// snapshotter (plain directory copies, like dockerd's vfs, so no overlay mounts are needed). The CRI
+// plugin and the snapshotters that probe for special filesystems are disabled; so is the `opt`
+// plugin, which would otherwise create /opt/containerd on the host.
+// Note: with ctr the registry client runs in the ctr process, not in the daemon; `--hosts-dir`
+// therefore takes effect per command.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { unmountUnder } from './mounts.js';
+import { ServiceProcess } from './service-process.js';
+import { waitFor } from './wait.js';
+
+const run = promisify(execFile);
+
+const DISABLED_PLUGINS = [
+  'io.containerd.grpc.v1.cri',
+  'io.containerd.internal.v1.opt',
+  'io.containerd.snapshotter.v1.aufs',
+  'io.containerd.snapshotter.v1.btrfs',
+  'io.containerd.snapshotter.v1.devmapper',
+  'io.containerd.snapshotter.v1.zfs',
+  'io.containerd.snapshotter.v1.overlayfs',
+];
+
+/** The namespace every ctr command of the rig uses. */
+export const NAMESPACE = 'longshore-e2e';
+export const SNAPSHOTTER = 'native';
+
+export interface CtrResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One row of `ctr images ls`. */
+export interface ImageRow {
+  ref: string;
+  mediaType: string;
+  digest: string;
+  platforms: string[];
+}
+
+export class Containerd {
+  readonly socket: string;
+  readonly process: ServiceProcess;
+  private readonly dir: string;
+
+  private constructor(dir: string, socket: string, process: ServiceProcess) {
+    this.dir = dir;
+    this.socket = socket;
+    this.process = process;
+  }
+
+  static async start(): Promise<Containerd> {
+    // Short path: unix socket paths are limited to 108 bytes.
+    const dir = mkdtempSync('/tmp/lsct-');
+    const socket = join(dir, 'containerd.sock');
+    const configFile = join(dir, 'config.toml');
+    writeFileSync(configFile, [
+      'version = 2',
+      `root = ${JSON.stringify(join(dir, 'root'))}`,
+      `state = ${JSON.stringify(join(dir, 'state'))}`,
+      `disabled_plugins = ${JSON.stringify(DISABLED_PLUGINS)}`,
+      '[grpc]',
+      `  address = ${JSON.stringify(socket)}`,
+      '[ttrpc]',
+      `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
+      '',
+    ].join('\n'));
+    let daemon: ServiceProcess;
+    try {
+      daemon = await ServiceProcess.start({
+        name: 'containerd',
+        command: 'containerd',
+        args: ['--config', configFile, '--log-level', 'info'],
+        keepLines: 300,
+      });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const containerd = new Containerd(dir, socket, daemon);
+    try {
+      await waitFor(async () => ((await containerd.ctr(['version'])).code === 0 ? true : undefined), {
+        what: 'containerd to answer `ctr version`',
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        failFast: () => daemon.assertRunning(),
+      });
+    } catch (err) {
+      const output = daemon.recentOutput();
+      await containerd.stop();
+      throw new Error(`${(err as Error).message}\n${output}`);
+    }
+    return containerd;
+  }
+
+  /** Runs ctr against this daemon in the rig's namespace; never rejects on a non-zero exit. */
+  async ctr(args: readonly string[], timeoutMs = 180_000): Promise<CtrResult> {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CONTAINERD_')));
+    try {
+      const { stdout, stderr } = await run('ctr', ['--address', this.socket, '--namespace', NAMESPACE, ...args], {
+        timeout: timeoutMs,
+        maxBuffer: 16 * 1024 * 1024,
+        env,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const failed = err as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean };
+      if (typeof failed.code !== 'number' && !failed.killed) throw err;
+      return {
+        code: typeof failed.code === 'number' ? failed.code : -1,
+        stdout: failed.stdout ?? '',
+        stderr: `${failed.stderr ?? ''}${failed.killed ? `\n(ctr ${args.join(' ')} killed after ${timeoutMs} ms)` : ''}`,
+      };
+    }
+  }
+
+  /** `ctr images ls`, parsed. */
+  async images(): Promise<ImageRow[]> {
+    const result = await this.ctr(['images', 'ls']);
+    if (result.code !== 0) throw new Error(`ctr images ls exited ${result.code}: ${result.stderr.trim()}`);
+    // Columns REF TYPE DIGEST SIZE PLATFORMS LABELS, padded with spaces; SIZE reads "3.0 MiB".
+    return result.stdout.trim().split('\n').slice(1).filter((line) => line.trim() !== '').map((line) => {
+      const [ref, mediaType, digest, ...rest] = line.trim().split(/\s+/);
+      const platforms = rest.find((word) => /^[a-z0-9]+\/[a-z0-9]+/.test(word)) ?? '';
+      return { ref: ref!, mediaType: mediaType!, digest: digest!, platforms: platforms.split(',') };
+    });
+  }
+
+  /** Digests in the content store. */
+  async contentDigests(): Promise<string[]> {
+    const result = await this.ctr(['content', 'ls', '--quiet']);
+    if (result.code !== 0) throw new Error(`ctr content ls exited ${result.code}: ${result.stderr.trim()}`);
+    return result.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '').sort();
+  }
+
+  /** Stops containerd, unmounts what it left under the temp dir, removes it. */
+  async stop(): Promise<void> {
+    await this.process.stop(20_000);
+    await unmountUnder(this.dir);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A `--hosts-dir` tree that sends docker.io to `mirrorUrl`, as README's containerd section does:
+ * `DIR/docker.io/hosts.toml`. The mirror is tried first; `server` is containerd's fallback.
+ */
+export function writeHostsDir(dir: string, mirrorUrl: string): string {
+  mkdirSync(join(dir, 'docker.io'), { recursive: true });
+  writeFileSync(join(dir, 'docker.io', 'hosts.toml'), [
+    'server = "https://registry-1.docker.io"',
+    '',
+    `[host.${JSON.stringify(mirrorUrl)}]`,
+    '  capabilities = ["pull", "resolve"]',
+    '',
+  ].join('\n'));
+  return dir;
+}
