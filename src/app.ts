@@ -7,6 +7,8 @@ import { healthz, readyz } from './http/handlers/health.js';
 import { ociErrorHandler } from './http/middleware/errors.js';
 import { requestContext, type RequestLocals } from './http/middleware/request-context.js';
 import { registryRouter } from './http/router.js';
+import { Evictor } from './cache/evictor.js';
+import { reconcile } from './cache/recovery.js';
 import { Catalog } from './metadata/catalog.js';
 import { openDatabase } from './metadata/database.js';
 import { Metrics } from './observability/metrics.js';
@@ -24,6 +26,7 @@ export interface Longshore {
   app: express.Express;
   registry: ProxyRegistry;
   catalog: Catalog;
+  evictor: Evictor;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
@@ -38,6 +41,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
 
   const db = openDatabase(paths.database);
   const catalog = new Catalog(db);
+  await reconcile(store, catalog, log.child({ component: 'recovery' }));
   const local = new LocalContent(store, catalog);
 
   const upstreams = new Map<string, UpstreamEntry>();
@@ -62,6 +66,10 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   }
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }));
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream);
+  const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), log.child({ component: 'evictor' }), metrics);
+  local.onGrowth = () => evictor.check();
+  const evictionTimer = setInterval(() => void evictor.checkDisk(), config.cache.checkInterval);
+  evictionTimer.unref();
 
   const app = express();
   app.disable('x-powered-by');
@@ -93,12 +101,14 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app,
     registry,
     catalog,
+    evictor,
     metrics,
     upstreams,
     async close(graceMs = 30_000) {
       if (closed) return;
       closed = true;
       clearInterval(flushTimer);
+      clearInterval(evictionTimer);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);

@@ -75,6 +75,20 @@ export const configSchema = z.strictObject({
   offline: z.boolean().default(false),
   /** Largest manifest accepted from an upstream, in bytes. Default 4 MiB (distribution's limit). */
   maxManifestSize: size('maxManifestSize').default(4 * 1024 * 1024),
+  cache: z.strictObject({
+    /** Byte budget for cached content; null means unbounded (only minFreeSpace limits it). Default null. */
+    maxSize: size('cache.maxSize').nullable().default(null),
+    /** Eviction starts when the cache passes this fraction of maxSize… Default 0.9. */
+    highWatermark: z.number().gt(0).max(1).default(0.9),
+    /** …and removes least recently used content until it is under this fraction. Default 0.8. */
+    lowWatermark: z.number().gt(0).max(1).default(0.8),
+    /** Evict also while the data directory's filesystem has less free space than this. Default 1 GiB. */
+    minFreeSpace: size('cache.minFreeSpace').default(1024 * 1024 * 1024),
+    /** Content of these images is never evicted: "library/alpine:3.19", "library/node:*", "library/redis", "ghcr.io/owner/img:1.*". */
+    pins: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/:*-]*$/, 'expected "repository", "repository:tag" or a tag pattern with *')).default([]),
+    /** How often the budget is checked besides after each download. Default 1 minute. */
+    checkInterval: duration('cache.checkInterval').default(60_000),
+  }).refine((c) => c.lowWatermark < c.highWatermark, { message: 'lowWatermark must be below highWatermark', path: ['lowWatermark'] }).prefault({}),
 }).refine((c) => c.defaultUpstream in c.upstreams, {
   message: 'defaultUpstream must name one of the configured upstreams',
   path: ['defaultUpstream'],

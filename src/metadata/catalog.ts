@@ -42,6 +42,18 @@ export class Catalog {
   private readonly removeContentStmt;
   private readonly totalsStmt;
   private readonly tagNamesStmt;
+  private readonly candidatesStmt;
+  private readonly pinnedTagStmt;
+  private readonly pinnedRepoStmt;
+  private readonly closureStmt;
+  private readonly allContentStmt;
+  private readonly adoptStmt;
+  private readonly removeLinksStmt;
+  private readonly removeRefsStmt;
+  private readonly repoSizesStmt;
+  /** Running totals of the content table, so budget checks never scan it. */
+  private bytes = 0;
+  private objects = 0;
   private readonly pendingHits = new Map<string, { count: number; last: number }>();
 
   constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {
@@ -67,6 +79,33 @@ export class Catalog {
     this.removeContentStmt = db.prepare('DELETE FROM content WHERE digest = ?');
     this.tagNamesStmt = db.prepare<[string, string], { tag: string }>('SELECT DISTINCT tag FROM tags WHERE upstream = ? AND repository = ? ORDER BY tag');
     this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS objects FROM content');
+    // A blob or platform manifest is as recent as the most recently used manifest that names it: an image
+    // whose index is still pulled keeps its layers, even when clients already have them and never ask.
+    this.candidatesStmt = db.prepare<[number], { digest: Digest; size: number; effective: number }>(`
+      WITH RECURSIVE reach(digest, t) AS (
+        SELECT digest, last_access FROM content
+        UNION
+        SELECT r.child, reach.t FROM manifest_refs r JOIN reach ON r.manifest = reach.digest
+      )
+      SELECT c.digest, c.size, MAX(reach.t) AS effective
+      FROM content c JOIN reach ON reach.digest = c.digest
+      GROUP BY c.digest ORDER BY effective ASC, c.digest ASC LIMIT ?`);
+    this.pinnedTagStmt = db.prepare<[string, string, string], { digest: Digest }>('SELECT DISTINCT digest FROM tags WHERE upstream = ? AND repository = ? AND tag GLOB ?');
+    this.pinnedRepoStmt = db.prepare<[string, string], { digest: Digest }>('SELECT digest FROM repository_content WHERE upstream = ? AND repository = ?');
+    this.closureStmt = db.prepare<[string], { digest: Digest }>(`
+      WITH RECURSIVE below(digest) AS (SELECT ? UNION SELECT r.child FROM manifest_refs r JOIN below ON r.manifest = below.digest)
+      SELECT digest FROM below`);
+    this.allContentStmt = db.prepare<[], { digest: Digest; size: number }>('SELECT digest, size FROM content');
+    this.adoptStmt = db.prepare('INSERT OR IGNORE INTO content (digest, size, media_type, created_at, last_access, hits) VALUES (?, ?, NULL, ?, ?, 0)');
+    this.removeLinksStmt = db.prepare('DELETE FROM repository_content WHERE digest = ?');
+    this.removeRefsStmt = db.prepare('DELETE FROM manifest_refs WHERE manifest = ?');
+    this.repoSizesStmt = db.prepare<[number], { upstream: string; repository: string; bytes: number; objects: number }>(`
+      SELECT rc.upstream, rc.repository, SUM(c.size) AS bytes, COUNT(*) AS objects
+      FROM repository_content rc JOIN content c ON c.digest = rc.digest
+      GROUP BY rc.upstream, rc.repository ORDER BY bytes DESC LIMIT ?`);
+    const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
+    this.bytes = totals.bytes;
+    this.objects = totals.objects;
   }
 
   content(digest: Digest): ContentRow | undefined {
@@ -76,6 +115,10 @@ export class Catalog {
   /** Records stored content (and, for a manifest, its references) in one transaction. */
   recordContent(record: ContentRecord): void {
     this.db.transaction(() => {
+      if (!this.getContentStmt.get(record.digest)) {
+        this.bytes += record.size;
+        this.objects++;
+      }
       this.putContentStmt.run({ digest: record.digest, size: record.size, mediaType: record.mediaType ?? null, now: this.now() });
       this.linkStmt.run(record.upstream, record.repository, record.digest);
       if (record.refs) {
@@ -90,8 +133,53 @@ export class Catalog {
     this.linkStmt.run(upstream, repository, digest);
   }
 
-  removeContent(digest: Digest): void {
-    this.removeContentStmt.run(digest);
+  /** Forgets content, its repository links and the references it makes; returns whether it was known. */
+  removeContent(digest: Digest): boolean {
+    return this.db.transaction(() => {
+      const row = this.getContentStmt.get(digest);
+      this.removeContentStmt.run(digest);
+      this.removeLinksStmt.run(digest);
+      this.removeRefsStmt.run(digest);
+      if (row) {
+        this.bytes -= row.size;
+        this.objects--;
+      }
+      return row !== undefined;
+    })();
+  }
+
+  /** Records a verified file found without a row (after a crash between rename and insert). */
+  adopt(digest: Digest, size: number): void {
+    const now = this.now();
+    if (this.adoptStmt.run(digest, size, now, now).changes > 0) {
+      this.bytes += size;
+      this.objects++;
+    }
+  }
+
+  /** Every stored digest with its recorded size (start-up reconciliation, verify). */
+  allContent(): Array<{ digest: Digest; size: number }> {
+    return this.allContentStmt.all();
+  }
+
+  /** The least recently wanted content first (see candidatesStmt). */
+  evictionCandidates(limit: number): Array<{ digest: Digest; size: number; effective: number }> {
+    return this.candidatesStmt.all(limit);
+  }
+
+  /** Digests a pin covers: the tags (glob) or the whole repository, with everything they reference. */
+  pinned(upstream: string, repository: string, tagPattern: string | undefined): Set<Digest> {
+    const roots = tagPattern === undefined
+      ? this.pinnedRepoStmt.all(upstream, repository)
+      : this.pinnedTagStmt.all(upstream, repository, tagPattern);
+    const out = new Set<Digest>();
+    for (const { digest } of roots) for (const row of this.closureStmt.all(digest)) out.add(row.digest);
+    return out;
+  }
+
+  /** Repositories by the bytes of content they hold (a blob shared by two counts for both). */
+  repositorySizes(limit: number): Array<{ upstream: string; repository: string; bytes: number; objects: number }> {
+    return this.repoSizesStmt.all(limit);
   }
 
   tags(upstream: string, repository: string, tag: string): TagRow[] {
@@ -111,9 +199,9 @@ export class Catalog {
     return this.tagNamesStmt.all(upstream, repository).map((r) => r.tag);
   }
 
-  /** Bytes and objects recorded in the store. */
+  /** Bytes and objects recorded in the store (kept as running totals; no scan). */
   totals(): { bytes: number; objects: number } {
-    return this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
+    return { bytes: this.bytes, objects: this.objects };
   }
 
   /** Counts a hit in memory; flush() persists it. */

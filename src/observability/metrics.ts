@@ -78,6 +78,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly evictions = new Counter({
+    name: 'longshore_evictions_total',
+    help: 'Blobs and manifests evicted from the cache.',
+    registers: [this.registry],
+  });
+
+  readonly evictedBytes = new Counter({
+    name: 'longshore_evicted_bytes_total',
+    help: 'Bytes evicted from the cache.',
+    registers: [this.registry],
+  });
+
+  readonly pinnedBytes = new Gauge({
+    name: 'longshore_pinned_bytes',
+    help: 'Bytes of content covered by pins, as of the last eviction run.',
+    registers: [this.registry],
+  });
+
   constructor(probes: StateProbes) {
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];

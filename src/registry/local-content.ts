@@ -24,8 +24,22 @@ export class LocalContent {
     sizeCalculation: (body) => Math.max(1, body.length),
   });
   private readonly links = new LRUCache<string, true>({ max: KNOWN_LINKS });
+  /** Stored blobs being streamed to clients now, with how many streams each: eviction leaves them alone. */
+  private readonly reading = new Map<Digest, number>();
+  /** Called after content is added, so the cache budget can be checked. */
+  onGrowth: () => void = () => undefined;
 
   constructor(readonly store: ContentStore, readonly catalog: Catalog) {}
+
+  /** Digests of stored blobs open for reading right now. */
+  inUse(): Iterable<Digest> {
+    return this.reading.keys();
+  }
+
+  /** Drops in-process copies of content that was evicted. */
+  forget(digest: Digest): void {
+    this.manifests.delete(digest);
+  }
 
   /** A stored manifest's metadata, if the digest is stored and known to be a manifest. */
   manifest(digest: Digest): StoredManifest | undefined {
@@ -52,18 +66,31 @@ export class LocalContent {
     this.catalog.recordContent(record);
     this.manifests.set(record.digest, body);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
+    this.onGrowth();
   }
 
   /** Opens a stored blob; undefined when it is not stored. */
   async openBlob(digest: Digest): Promise<BlobHandle | undefined> {
     const content = await this.store.open(digest);
     if (!content) return undefined;
+    this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
+    let released = false;
+    const done = () => {
+      if (released) return;
+      released = true;
+      const left = (this.reading.get(digest) ?? 1) - 1;
+      if (left > 0) this.reading.set(digest, left);
+      else this.reading.delete(digest);
+    };
     return {
       digest,
       size: content.size,
       outcome: 'hit' as CacheOutcome,
-      stream: (range) => content.stream(range),
-      release: () => void content.close(),
+      stream: (range) => content.stream(range).once('close', done),
+      release: () => {
+        done();
+        void content.close();
+      },
     };
   }
 
@@ -74,6 +101,7 @@ export class LocalContent {
   recordBlob(record: ContentRecord): void {
     this.catalog.recordContent(record);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
+    this.onGrowth();
   }
 
   /** Counts a hit and remembers that `repository` uses the content, writing the link only once. */

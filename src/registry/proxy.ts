@@ -52,6 +52,11 @@ export class ProxyRegistry implements Registry {
     return this.fills.size;
   }
 
+  /** Digests being downloaded now. */
+  downloading(): Iterable<Digest> {
+    return this.fills.keys();
+  }
+
   /** Downloads in progress and the client streams reading them. */
   downloads(): { inFlight: number; followers: number } {
     let followers = 0;
