@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Admin commands, sharing the server's config loader and modules:
+//   longshore du [--top N]                   cache size, object counts, top repositories by size
+//   longshore gc [--to SIZE] [--dry-run]     reconcile the store (orphans), then evict down to SIZE
+//                                            (default: the configured low watermark)
+//   longshore verify [--quarantine]          re-hash every stored file; report, and with --quarantine move
+//                                            mismatching files to <dataDir>/quarantine and forget them
+// Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
+import { mkdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Evictor } from '../cache/evictor.js';
+import { hashFile, reconcile } from '../cache/recovery.js';
+import { loadConfig } from '../config/load.js';
+import { parseSize } from '../config/units.js';
+import { ConfigError } from '../errors.js';
+import { Catalog } from '../metadata/catalog.js';
+import { openDatabase } from '../metadata/database.js';
+import { createLogger } from '../observability/logger.js';
+import { LocalContent } from '../registry/local-content.js';
+import { UpstreamRouter } from '../registry/routing.js';
+import { ContentStore } from '../storage/content-store.js';
+import { StorePaths } from '../storage/paths.js';
+
+const USAGE = 'usage: longshore <du|gc|verify> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine]';
+
+function option(args: readonly string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  return at >= 0 ? args[at + 1] : undefined;
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export async function run(argv: readonly string[], print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command || !['du', 'gc', 'verify'].includes(command)) {
+    print(USAGE);
+    return 2;
+  }
+  const config = loadConfig({ argv: args });
+  const json = args.includes('--json');
+  const log = createLogger(json ? 'silent' : 'warn');
+  const paths = new StorePaths(config.dataDir);
+  const store = new ContentStore(paths);
+  const db = openDatabase(paths.database);
+  const catalog = new Catalog(db);
+  try {
+    if (command === 'du') {
+      const top = Number(option(args, '--top') ?? 10);
+      const totals = catalog.totals();
+      const manifests = catalog.allContent().filter((c) => catalog.content(c.digest)?.media_type !== null).length;
+      const repositories = catalog.repositorySizes(top);
+      const report = { bytes: totals.bytes, objects: totals.objects, manifests, blobs: totals.objects - manifests, maxBytes: config.cache.maxSize, repositories };
+      if (json) print(JSON.stringify(report));
+      else {
+        print(`cache: ${human(totals.bytes)} in ${totals.objects} objects (${report.blobs} blobs, ${manifests} manifests)${config.cache.maxSize === null ? '' : ` of ${human(config.cache.maxSize)}`}`);
+        for (const r of repositories) print(`  ${human(r.bytes).padStart(10)}  ${String(r.objects).padStart(6)} objects  ${r.upstream}/${r.repository}`);
+      }
+      return 0;
+    }
+    if (command === 'gc') {
+      const to = option(args, '--to');
+      const target = to === undefined ? undefined : parseSize(to);
+      if (to !== undefined && target === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
+      await store.init();
+      const orphans = await reconcile(store, catalog, log);
+      const router = new UpstreamRouter(Object.keys(config.upstreams), config.defaultUpstream);
+      const local = new LocalContent(store, catalog);
+      const before = catalog.totals().bytes;
+      if (args.includes('--dry-run')) {
+        const limit = target ?? (config.cache.maxSize === null ? before : config.cache.maxSize * config.cache.lowWatermark);
+        const report = { orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) };
+        print(json ? JSON.stringify(report) : `would evict ${human(report.wouldFree)} (cache ${human(before)}, target ${human(limit)}); orphans: ${JSON.stringify(orphans)}`);
+        return 0;
+      }
+      const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
+      const result = await evictor.run(target);
+      const report = { orphans, ...result };
+      print(json ? JSON.stringify(report) : `evicted ${result.evicted} objects, ${human(result.bytes)}; cache now ${human(result.remaining)}; orphans: ${JSON.stringify(orphans)}`);
+      return 0;
+    }
+    // verify
+    const quarantine = args.includes('--quarantine');
+    const bad: string[] = [];
+    let checked = 0;
+    for (const { digest } of catalog.allContent()) {
+      const path = paths.content(digest);
+      const actual = await hashFile(path).catch(() => 'missing');
+      checked++;
+      if (actual === digest) continue;
+      bad.push(digest);
+      if (quarantine) {
+        const dir = join(paths.root, 'quarantine');
+        await mkdir(dir, { recursive: true });
+        if (actual !== 'missing') await rename(path, join(dir, digest.slice('sha256:'.length)));
+        catalog.removeContent(digest);
+      }
+    }
+    const report = { checked, corrupt: bad, quarantined: quarantine ? bad.length : 0 };
+    if (json) print(JSON.stringify(report));
+    else {
+      print(`checked ${checked} objects: ${bad.length} corrupt${quarantine && bad.length > 0 ? ' (moved to quarantine/ and forgotten)' : ''}`);
+      for (const digest of bad) print(`  corrupt: ${digest}`);
+    }
+    return bad.length > 0 && !quarantine ? 1 : 0;
+  } finally {
+    db.close();
+  }
+}
+
+// Run only as the process entry, not when imported by tests.
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli/main.js') || process.argv[1]?.endsWith('/cli/main.ts')) {
+  run(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`longshore: ${err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err)}`);
+      process.exit(err instanceof ConfigError ? 2 : 1);
+    },
+  );
+}
