@@ -64,7 +64,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       resumeAttempts: upstream.resumeAttempts,
     });
   }
-  const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }));
+  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
+  const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream);
   const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), log.child({ component: 'evictor' }), metrics);
   local.onGrowth = () => evictor.check();
@@ -93,7 +94,14 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   app.use('/v2', registryRouter({ registry, upstreams: router, log: log.child({ component: 'http' }) }));
   app.use(ociErrorHandler(log.child({ component: 'http' })));
 
-  const flushTimer = setInterval(() => catalog.flush(), ACCESS_FLUSH_MS);
+  const flushTimer = setInterval(() => {
+    try {
+      catalog.flush();
+    } catch (err) {
+      // e.g. SQLITE_FULL on a full disk: the hits are lost, the mirror keeps serving
+      log.error({ err }, 'could not record cache hits');
+    }
+  }, ACCESS_FLUSH_MS);
   flushTimer.unref();
 
   let closed = false;

@@ -43,6 +43,12 @@ export class Evictor {
     if (max !== null && this.catalog.totals().bytes > max * this.settings.highWatermark) this.schedule();
   }
 
+  /** True while the data directory's filesystem has less free space than minFreeSpace. */
+  async isLow(): Promise<boolean> {
+    const free = await freeSpace(this.local.store.paths.root);
+    return free !== undefined && free < this.settings.minFreeSpace;
+  }
+
   /** The periodic check: the budget, and the free space of the data directory's filesystem. */
   async checkDisk(): Promise<void> {
     const free = await freeSpace(this.local.store.paths.root);

@@ -6,11 +6,16 @@
 // leaves never aborts it. The last byte is held back from every reader until the digest and size are
 // verified, so a corrupt or short download reaches no client as a complete response: readers are
 // destroyed instead, and the client sees a broken transfer.
+import { createHash } from 'node:crypto';
 import { read } from 'node:fs';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { LongshoreError } from '../errors.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
 import type { Digest } from './reference.js';
+import { DigestVerifier } from './verifying-stream.js';
+
+const readAsync = promisify(read);
 
 /** The upstream body is paused once this much is queued for the disk: bounds memory per download. */
 const WRITE_QUEUE_HIGH = 8 * 1024 * 1024;
@@ -34,11 +39,18 @@ export interface FillOptions {
   onResume?: (offset: number, attempt: number, cause: Error) => void;
   /** Called with the size of each batch of upstream bytes written, for metrics. */
   onBytes?: (count: number) => void;
+  /**
+   * When writing fails locally (the disk is full), readers continue from the upstream at their own
+   * offset through this, verifying the whole digest themselves; nothing is cached.
+   */
+  relayFrom?: ResumeFrom;
 }
 
 export class BlobFill {
   private state: FillState = 'filling';
   private failure: Error | undefined;
+  /** The failure was writing to local disk, not the upstream: readers may relay. */
+  private localFailure = false;
   private written = 0;
   private users = 1; // the fill itself, until it has finished with the descriptor
   private running = true;
@@ -91,6 +103,7 @@ export class BlobFill {
         const result = await this.pump(source);
         if (!result.error) break;
         source.destroy();
+        if (!result.fromSource) this.localFailure = true;
         // Every byte received before the break is on disk and hashed: continue from there.
         const complete = this.size !== undefined && this.written >= this.size;
         if (!result.fromSource || complete || !this.options.resume || resumes >= (this.options.maxResumes ?? 0)) throw result.error;
@@ -193,6 +206,27 @@ export class BlobFill {
     });
   }
 
+  /**
+   * For a reader after a local write failure: the upstream's bytes from `position` on, verified together
+   * with the `position` bytes this reader already sent (re-read from the temp file). Undefined when this
+   * reader cannot be relayed (no relay configured, an upstream failure, or a range request).
+   */
+  async relay(position: number, ranged: boolean): Promise<Readable | undefined> {
+    if (!this.localFailure || !this.options.relayFrom || ranged) return undefined;
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    for (let at = 0; at < position;) {
+      const { bytesRead } = await readAsync(this.writer.handle.fd, buffer, 0, Math.min(READ_CHUNK, position - at), at);
+      if (bytesRead === 0) return undefined;
+      hash.update(buffer.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    const rest = await this.options.relayFrom(position);
+    const verifier = new DigestVerifier(this.digest, this.size, hash, position);
+    rest.on('error', (err) => verifier.destroy(err));
+    return rest.pipe(verifier);
+  }
+
   /** Calls `wake` at the next progress, verification or failure. */
   wait(wake: () => void): void {
     this.waiters.add(wake);
@@ -233,6 +267,7 @@ export class BlobFill {
 
 class FillReader extends Readable {
   private reading = false;
+  private relayed: Readable | undefined;
   private readonly wake = () => this.pull();
 
   constructor(private readonly fill: BlobFill, private position: number, private readonly end: number | undefined) {
@@ -240,7 +275,26 @@ class FillReader extends Readable {
   }
 
   override _read(): void {
-    this.pull();
+    if (this.relayed) this.relayed.resume();
+    else this.pull();
+  }
+
+  /** Switches to the upstream relay after a local write failure, or fails with `err`. */
+  private fallBack(err: Error): void {
+    this.reading = true; // no more reads from the file
+    this.fill.relay(this.position, this.end !== undefined).then(
+      (stream) => {
+        if (this.destroyed) return void stream?.destroy();
+        if (!stream) return void this.destroy(err);
+        this.relayed = stream;
+        stream.on('data', (chunk: Buffer) => {
+          if (!this.push(chunk)) stream.pause();
+        });
+        stream.once('end', () => this.push(null));
+        stream.once('error', (relayErr) => this.destroy(relayErr));
+      },
+      (relayErr: Error) => this.destroy(relayErr),
+    );
   }
 
   private pull(): void {
@@ -249,7 +303,7 @@ class FillReader extends Readable {
     this.fill.readAt(this.position, this.end, (err, chunk) => {
       this.reading = false;
       if (this.destroyed) return;
-      if (err) return void this.destroy(err);
+      if (err) return this.fallBack(err);
       if (chunk === null) return void this.push(null);
       if (chunk === undefined) return this.fill.wait(this.wake);
       this.position += chunk.length;
@@ -258,6 +312,7 @@ class FillReader extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.relayed?.destroy();
     this.fill.unwait(this.wake);
     this.fill.release();
     callback(err);

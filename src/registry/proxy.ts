@@ -14,6 +14,7 @@ import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from
 import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
 import { SingleFlight } from './single-flight.js';
+import { DigestVerifier } from './verifying-stream.js';
 import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 
 export interface UpstreamEntry {
@@ -24,6 +25,12 @@ export interface UpstreamEntry {
   offline: boolean;
   /** Range requests allowed per download to resume a broken stream. */
   resumeAttempts: number;
+}
+
+/** Tells when the data directory is short of space, and asks for room to be made. */
+export interface DiskPressure {
+  isLow(): Promise<boolean>;
+  relieve(): void;
 }
 
 /** Upstream failures after which a cached tag is served stale rather than failing the pull. */
@@ -44,6 +51,7 @@ export class ProxyRegistry implements Registry {
     private readonly maxManifestSize: number,
     private readonly metrics: Metrics | undefined,
     private readonly log: Logger,
+    private readonly diskPressure?: DiskPressure,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -223,8 +231,34 @@ export class ProxyRegistry implements Registry {
       // registration in startFill nothing yields, so two callers cannot both start one.
       if (this.fills.has(digest)) continue;
       this.requireOnline(repo, 'blob', digest);
+      if (this.diskPressure && (await this.diskPressure.isLow())) {
+        if (this.fills.has(digest)) continue;
+        this.diskPressure.relieve();
+        return this.passThrough(repo, digest, ctx);
+      }
+      if (this.fills.has(digest)) continue;
       return joinFill(await this.startFill(repo, digest, ctx), 'miss');
     }
+  }
+
+  /** With the disk short of space: the blob straight from the upstream, verified on the way, not cached. */
+  private async passThrough(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
+    const upstream = await this.upstream(repo.upstream).client.blob('GET', repo.name, digest, ctx.requestId);
+    this.log.warn({ requestId: ctx.requestId, digest, size: upstream.size }, 'disk short of space; streaming from upstream without caching');
+    this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'passed-through' });
+    return {
+      digest,
+      size: upstream.size,
+      outcome: 'upstream',
+      ranges: false,
+      stream: () => {
+        const verifier = new DigestVerifier(digest, upstream.size);
+        upstream.body.on('error', (err) => verifier.destroy(err));
+        upstream.body.on('data', (chunk: Buffer) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, chunk.length));
+        return upstream.body.pipe(verifier);
+      },
+      release: () => void upstream.body.destroy(),
+    };
   }
 
   private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
@@ -250,6 +284,7 @@ export class ProxyRegistry implements Registry {
             log.warn({ offset, attempt, cause: cause.message }, 'resuming blob download');
           },
           onBytes: (count) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, count),
+          relayFrom: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId),
         });
       this.running.add(fill);
       fill.done.then(
@@ -259,7 +294,12 @@ export class ProxyRegistry implements Registry {
         },
         (err: Error) => {
           this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'failed' });
-          log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached');
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+            log.error({ bytes: fill.bytesWritten }, 'disk full while caching; clients continue from upstream, nothing cached');
+            this.diskPressure?.relieve();
+          } else {
+            log.warn({ err, bytes: fill.bytesWritten }, 'blob download failed; nothing cached');
+          }
         },
       ).finally(() => {
         this.running.delete(fill);

@@ -34,6 +34,8 @@ export interface BlobInfo {
 export interface BlobHandle extends BlobInfo {
   stream(range?: ByteRange): Readable;
   release(): void;
+  /** False when the bytes come straight from an upstream and only the whole blob can be served. */
+  ranges?: boolean;
 }
 
 export interface TagListAnswer {

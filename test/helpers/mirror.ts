@@ -30,7 +30,9 @@ export async function startMirror(config: Partial<ConfigInput> & Pick<ConfigInpu
       cb();
     },
   });
-  const parsed = parseConfig({ listen: '127.0.0.1:0', logLevel: 'debug', ...config, dataDir: dir });
+  // No free-space floor unless a test sets one: a test machine's disk may be nearly full, and a mirror
+  // under its floor passes blobs through uncached, which is not what most tests are about.
+  const parsed = parseConfig({ listen: '127.0.0.1:0', logLevel: 'debug', ...config, cache: { minFreeSpace: 0, ...config.cache }, dataDir: dir });
   const log = createLogger(parsed.logLevel, sink);
   const longshore = await createLongshore(parsed, log);
   const server: Server = createServer(longshore.app);

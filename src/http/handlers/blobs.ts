@@ -36,7 +36,7 @@ export async function getBlob(registry: Registry, repo: RepositoryRef, rawDigest
     return;
   }
   let range: ByteRange | undefined;
-  if (req.headers.range !== undefined && handle.size !== undefined) {
+  if (req.headers.range !== undefined && handle.size !== undefined && handle.ranges !== false) {
     try {
       range = byteRange(req, handle.size);
     } catch (err) {

@@ -61,6 +61,8 @@ export class Longshore {
       listen: '127.0.0.1:0',
       dataDir: join(dir, 'data'),
       logLevel: options.logLevel ?? 'info',
+      // no free-space floor: a nearly full CI disk must not turn caching off (see test/helpers/mirror.ts)
+      cache: { minFreeSpace: 0 },
       upstreams: {
         'docker.io': { url: options.upstreamUrl, username: options.username, password: options.password, ...options.upstream },
       },
