@@ -95,6 +95,13 @@ export class ServiceProcess {
     }
   }
 
+  /** SIGKILL now, as a crash would: no shutdown code runs. */
+  async killHard(): Promise<ExitStatus> {
+    if (this.exitStatus !== undefined) return this.exitStatus;
+    this.signal('SIGKILL');
+    return this.exited;
+  }
+
   private signal(signal: NodeJS.Signals): void {
     try {
       process.kill(this.pid, signal);

@@ -1,0 +1,100 @@
+// Issue 4 item 5: kill -9 the server mid-download and mid-eviction; the next start recovers by itself.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { Longshore } from '../e2e/rig/longshore.js';
+import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
+import { get } from '../helpers/http.js';
+import { startMirror } from '../helpers/mirror.js';
+import { waitFor } from '../helpers/wait.js';
+
+async function filesOnDisk(dataDir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const root = join(dataDir, 'blobs', 'sha256');
+  for (const prefix of await readdir(root).catch((): string[] => [])) {
+    for (const name of await readdir(join(root, prefix))) out.set(`sha256:${name}`, (await stat(join(root, prefix, name))).size);
+  }
+  return out;
+}
+
+describe('kill -9 and restart', () => {
+  let fake: FakeRegistry;
+  let dataDir: string;
+
+  before(async () => {
+    fake = await FakeRegistry.start({ users: { mirror: 'pw' } });
+    dataDir = join(await mkdtemp(join(tmpdir(), 'longshore-crash-')), 'data');
+  });
+  after(async () => {
+    await rm(join(dataDir, '..'), { recursive: true, force: true });
+    await fake.close();
+  });
+
+  async function startChild(extra: Record<string, unknown> = {}): Promise<Longshore> {
+    return Longshore.start({ upstreamUrl: fake.registryUrl, username: 'mirror', password: 'pw', logLevel: 'info', config: { dataDir, ...extra } });
+  }
+
+  it('recovers from a kill during a download: no temp file, nothing half-cached, the pull then works', async () => {
+    const content = randomBytes(6 * 1024 * 1024);
+    const digest = fake.addBlob(content);
+    let release!: () => void;
+    fake.setBlobFault(digest, { kind: 'hold', after: 3 * 1024 * 1024, release: new Promise((r) => (release = r)) });
+    const child = await startChild();
+    const res = await request(`${child.url}/v2/library/x/blobs/${digest}`);
+    res.body.on('error', () => undefined).resume();
+    await waitFor(async () => {
+      const names = await readdir(join(dataDir, 'tmp'));
+      return names.length === 1 && (await stat(join(dataDir, 'tmp', names[0]!))).size > 0;
+    }, 30_000, 'download under way');
+    await child.process.killHard();
+    release();
+    fake.setBlobFault(digest, undefined);
+
+    const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    try {
+      assert.deepEqual(await readdir(join(dataDir, 'tmp')), []);
+      assert.equal(restarted.longshore.catalog.content(digest as `sha256:${string}`), undefined);
+      assert.equal((await filesOnDisk(dataDir)).has(digest), false);
+      const reply = await get(`${restarted.url}/v2/library/x/blobs/${digest}`);
+      assert.equal(sha256(reply.body), digest);
+    } finally {
+      await restarted.close({ keepData: true });
+    }
+  });
+
+  it('recovers from a kill while evicting: rows, files and the byte count agree, and pulls work', async () => {
+    const blobs = Array.from({ length: 120 }, () => randomBytes(20_000));
+    const digests = blobs.map((b) => fake.addBlob(b));
+    const filler = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    for (const digest of digests) await get(`${filler.url}/v2/library/x/blobs/${digest}`);
+    await waitFor(() => digests.every((d) => filler.longshore.catalog.content(d as `sha256:${string}`) !== undefined), 30_000, 'all cached');
+    await filler.close({ keepData: true });
+
+    // a budget far below the cache: the first download after start sets off a large eviction
+    const child = await startChild({ cache: { maxSize: 100_000, highWatermark: 0.9, lowWatermark: 0.1, minFreeSpace: 0 } });
+    const trigger = fake.addBlob(randomBytes(20_000));
+    await get(`${child.url}/v2/library/x/blobs/${trigger}`);
+    await child.process.killHard();
+
+    const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    try {
+      const catalog = restarted.longshore.catalog;
+      const files = await filesOnDisk(dataDir);
+      const rows = catalog.allContent();
+      assert.equal(rows.length, files.size, 'every row has its file and every file its row');
+      for (const row of rows) assert.equal(files.get(row.digest), row.size, row.digest);
+      assert.equal(catalog.totals().bytes, [...files.values()].reduce((a, b) => a + b, 0));
+      assert.equal(catalog.totals().objects, files.size);
+      for (const digest of [digests[0]!, digests[60]!, digests[119]!, trigger]) {
+        const reply = await get(`${restarted.url}/v2/library/x/blobs/${digest}`);
+        assert.equal(sha256(reply.body), digest);
+      }
+    } finally {
+      await restarted.close({ keepData: true });
+    }
+  });
+});
