@@ -13,6 +13,8 @@ import { Catalog } from './metadata/catalog.js';
 import { openDatabase } from './metadata/database.js';
 import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
+import { LocalRegistry } from './registry/local-registry.js';
+import { RoutedRegistry } from './registry/routed-registry.js';
 import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
 import { UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
@@ -27,6 +29,7 @@ export interface Longshore {
   registry: ProxyRegistry;
   catalog: Catalog;
   evictor: Evictor;
+  localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
@@ -66,7 +69,11 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   }
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
-  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream);
+  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, config.local.prefixes);
+  const localRegistry = new LocalRegistry(local, config.local, config.maxManifestSize, log.child({ component: 'local' }));
+  const reads = new RoutedRegistry(localRegistry, registry);
+  const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));
+  uploadSweep.unref();
   const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), log.child({ component: 'evictor' }), metrics);
   local.onGrowth = () => evictor.check();
   const evictionTimer = setInterval(() => void evictor.checkDisk(), config.cache.checkInterval);
@@ -91,7 +98,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
-  app.use('/v2', registryRouter({ registry, upstreams: router, log: log.child({ component: 'http' }) }));
+  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.use(ociErrorHandler(log.child({ component: 'http' })));
 
   const flushTimer = setInterval(() => {
@@ -110,6 +117,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     registry,
     catalog,
     evictor,
+    localRegistry,
     metrics,
     upstreams,
     async close(graceMs = 30_000) {
@@ -117,6 +125,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       closed = true;
       clearInterval(flushTimer);
       clearInterval(evictionTimer);
+      clearInterval(uploadSweep);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);

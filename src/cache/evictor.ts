@@ -10,7 +10,7 @@ import type { Catalog } from '../metadata/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalContent } from '../registry/local-content.js';
 import type { Digest } from '../registry/reference.js';
-import type { UpstreamRouter } from '../registry/routing.js';
+import { LOCAL, type UpstreamRouter } from '../registry/routing.js';
 
 /** Candidates fetched per query; the order is recomputed after each batch. */
 const BATCH = 256;
@@ -90,7 +90,8 @@ export class Evictor {
   }
 
   private pinned(): Set<Digest> {
-    const out = new Set<Digest>();
+    // Content of local (pushed) repositories is primary data, not cache.
+    const out = new Set<Digest>(this.catalog.digestsOf(LOCAL));
     for (const pin of this.settings.pins) {
       const slash = pin.lastIndexOf('/');
       const colon = pin.indexOf(':', slash + 1);

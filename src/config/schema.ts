@@ -75,6 +75,14 @@ export const configSchema = z.strictObject({
   offline: z.boolean().default(false),
   /** Largest manifest accepted from an upstream, in bytes. Default 4 MiB (distribution's limit). */
   maxManifestSize: size('maxManifestSize').default(4 * 1024 * 1024),
+  local: z.strictObject({
+    /** Repository name prefixes that are local, pushable repositories ("team/", "local/"); never routed upstream. Default none. */
+    prefixes: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/-]*$/, 'expected a repository name prefix such as "team/"')).default([]),
+    /** Allow DELETE /v2/<name>/blobs/<digest> on local repositories. Default false. */
+    allowBlobDelete: z.boolean().default(false),
+    /** Upload sessions untouched this long are cancelled and their data removed. Default 1 hour. */
+    uploadTimeout: duration('local.uploadTimeout').default(3_600_000),
+  }).prefault({}),
   cache: z.strictObject({
     /** Byte budget for cached content; null means unbounded (only minFreeSpace limits it). Default null. */
     maxSize: size('cache.maxSize').nullable().default(null),

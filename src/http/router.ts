@@ -3,10 +3,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { LongshoreError } from '../errors.js';
+import type { LocalRegistry } from '../registry/local-registry.js';
 import type { UpstreamRouter } from '../registry/routing.js';
 import type { Registry } from '../registry/types.js';
 import { getBlob, headBlob } from './handlers/blobs.js';
 import { getManifest } from './handlers/manifests.js';
+import * as push from './handlers/push.js';
 import { listTags } from './handlers/tags.js';
 import { endpointNotFound } from './middleware/errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
@@ -15,14 +17,24 @@ import type { RequestLocals } from './middleware/request-context.js';
 const CONTENT_PATH = /^\/(.+)\/(manifests|blobs)\/([^/]+)$/;
 /** /<name>/tags/list, relative to /v2. */
 const TAGS_PATH = /^\/(.+)\/tags\/list$/;
+/** /<name>/blobs/uploads/ (start) and /<name>/blobs/uploads/<id> (session), relative to /v2. */
+const UPLOADS_PATH = /^\/(.+)\/blobs\/uploads\/?$/;
+const UPLOAD_PATH = /^\/(.+)\/blobs\/uploads\/([A-Za-z0-9-]+)$/;
+/** /<name>/referrers/<digest>, relative to /v2. */
+const REFERRERS_PATH = /^\/(.+)\/referrers\/([^/]+)$/;
 
 export interface RouterDeps {
+  /** Reads, whether local or proxied. */
   registry: Registry;
+  /** Writes and content management on local repositories. */
+  local: LocalRegistry;
+  localPrefixes: readonly string[];
+  maxManifestSize: number;
   upstreams: UpstreamRouter;
   log: Logger;
 }
 
-export function registryRouter({ registry, upstreams, log }: RouterDeps): express.Router {
+export function registryRouter({ registry, local, localPrefixes, maxManifestSize, upstreams, log }: RouterDeps): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
@@ -36,6 +48,42 @@ export function registryRouter({ registry, upstreams, log }: RouterDeps): expres
     res.status(200).json({});
   });
 
+  router.get('/_catalog', (req, res) => {
+    (res.locals as RequestLocals).route = 'catalog';
+    push.catalog(local, req, res);
+  });
+
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
+    const start = UPLOADS_PATH.exec(req.path);
+    const session = start ? undefined : UPLOAD_PATH.exec(req.path);
+    if (!start && !session) return next();
+    (res.locals as RequestLocals).route = 'upload';
+    const name = (start ?? session)![1]!;
+    const repo = upstreams.route(name, undefined);
+    push.requireLocal(repo, localPrefixes);
+    if (start) {
+      if (req.method !== 'POST') throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on blob uploads; POST starts one`);
+      return push.startUpload(local, upstreams, repo, name, req, res);
+    }
+    const id = session![2]!;
+    switch (req.method) {
+      case 'PATCH': return push.patchUpload(local, repo, name, id, req, res);
+      case 'PUT': return push.completeUpload(local, repo, name, id, req, res);
+      case 'GET': return push.uploadStatus(local, repo, name, id, res);
+      case 'DELETE': return push.cancelUpload(local, repo, id, res);
+      default: throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on an upload session`);
+    }
+  });
+
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    const match = REFERRERS_PATH.exec(req.path);
+    if (!match || req.method !== 'GET') return next();
+    (res.locals as RequestLocals).route = 'referrers';
+    const repo = upstreams.route(match[1]!, undefined);
+    push.requireLocal(repo, localPrefixes);
+    push.referrers(local, repo, match[2]!, req, res);
+  });
+
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     const match = CONTENT_PATH.exec(req.path);
     if (!match) return next();
@@ -44,7 +92,11 @@ export function registryRouter({ registry, upstreams, log }: RouterDeps): expres
     (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
     const repo = upstreams.route(name, ns);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}: this mirror is read-only for ${repo.upstream}`, { method: req.method });
+      push.requireLocal(repo, localPrefixes);
+      if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
+      if (kind === 'manifests' && req.method === 'DELETE') return push.deleteManifest(local, repo, reference, res);
+      if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
+      throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
     }
     if (kind === 'manifests') return getManifest(registry, repo, reference, req, res);
     if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);

@@ -20,6 +20,14 @@ export interface TagRow {
   checked_at: number;
 }
 
+export interface ReferrerRow {
+  manifest: Digest;
+  media_type: string;
+  size: number;
+  artifact_type: string | null;
+  annotations: string | null;
+}
+
 export interface ContentRecord {
   digest: Digest;
   size: number;
@@ -51,6 +59,16 @@ export class Catalog {
   private readonly removeLinksStmt;
   private readonly removeRefsStmt;
   private readonly repoSizesStmt;
+  private readonly hasLinkStmt;
+  private readonly unlinkStmt;
+  private readonly deleteTagStmt;
+  private readonly deleteTagsOfStmt;
+  private readonly repositoriesStmt;
+  private readonly putReferrerStmt;
+  private readonly referrersStmt;
+  private readonly deleteReferrerStmt;
+  private readonly upstreamDigestsStmt;
+  private readonly linkCountStmt;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -103,6 +121,16 @@ export class Catalog {
       SELECT rc.upstream, rc.repository, SUM(c.size) AS bytes, COUNT(*) AS objects
       FROM repository_content rc JOIN content c ON c.digest = rc.digest
       GROUP BY rc.upstream, rc.repository ORDER BY bytes DESC LIMIT ?`);
+    this.hasLinkStmt = db.prepare<[string, string, string], { one: number }>('SELECT 1 AS one FROM repository_content WHERE upstream = ? AND repository = ? AND digest = ?');
+    this.unlinkStmt = db.prepare('DELETE FROM repository_content WHERE upstream = ? AND repository = ? AND digest = ?');
+    this.deleteTagStmt = db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND tag = ?');
+    this.deleteTagsOfStmt = db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?');
+    this.repositoriesStmt = db.prepare<[string], { repository: string }>('SELECT DISTINCT repository FROM repository_content WHERE upstream = ? ORDER BY repository');
+    this.putReferrerStmt = db.prepare('INSERT OR REPLACE INTO referrers (upstream, repository, subject, manifest, media_type, size, artifact_type, annotations) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    this.referrersStmt = db.prepare<[string, string, string], ReferrerRow>('SELECT manifest, media_type, size, artifact_type, annotations FROM referrers WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY manifest');
+    this.deleteReferrerStmt = db.prepare('DELETE FROM referrers WHERE upstream = ? AND repository = ? AND manifest = ?');
+    this.upstreamDigestsStmt = db.prepare<[string], { digest: Digest }>('SELECT DISTINCT digest FROM repository_content WHERE upstream = ?');
+    this.linkCountStmt = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM repository_content WHERE digest = ?');
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
@@ -202,6 +230,48 @@ export class Catalog {
   /** Bytes and objects recorded in the store (kept as running totals; no scan). */
   totals(): { bytes: number; objects: number } {
     return { bytes: this.bytes, objects: this.objects };
+  }
+
+  /** Whether a repository holds (was pushed, or fetched into) this content. */
+  hasLink(upstream: string, repository: string, digest: Digest): boolean {
+    return this.hasLinkStmt.get(upstream, repository, digest) !== undefined;
+  }
+
+  /** Removes a repository's hold on content; returns how many repositories still hold it. */
+  unlink(upstream: string, repository: string, digest: Digest): number {
+    this.unlinkStmt.run(upstream, repository, digest);
+    return this.linkCountStmt.get(digest)?.n ?? 0;
+  }
+
+  deleteTag(upstream: string, repository: string, tag: string): boolean {
+    return this.deleteTagStmt.run(upstream, repository, tag).changes > 0;
+  }
+
+  /** Deletes every tag of a repository that points at `digest`. */
+  deleteTagsOf(upstream: string, repository: string, digest: Digest): void {
+    this.deleteTagsOfStmt.run(upstream, repository, digest);
+  }
+
+  /** Repositories holding content under one upstream key, sorted. */
+  repositories(upstream: string): string[] {
+    return this.repositoriesStmt.all(upstream).map((r) => r.repository);
+  }
+
+  /** Every digest held by repositories of one upstream key (for local content: never evicted). */
+  digestsOf(upstream: string): Digest[] {
+    return this.upstreamDigestsStmt.all(upstream).map((r) => r.digest);
+  }
+
+  putReferrer(upstream: string, repository: string, subject: string, manifest: Digest, mediaType: string, size: number, artifactType: string | undefined, annotations: unknown): void {
+    this.putReferrerStmt.run(upstream, repository, subject, manifest, mediaType, size, artifactType ?? null, annotations === undefined ? null : JSON.stringify(annotations));
+  }
+
+  referrers(upstream: string, repository: string, subject: string): ReferrerRow[] {
+    return this.referrersStmt.all(upstream, repository, subject);
+  }
+
+  deleteReferrer(upstream: string, repository: string, manifest: Digest): void {
+    this.deleteReferrerStmt.run(upstream, repository, manifest);
   }
 
   /** Counts a hit in memory; flush() persists it. */

@@ -44,6 +44,21 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (upstream, repository, tag, accept_key)
   ) WITHOUT ROWID;
   `,
+  // 2: OCI 1.1 referrers of pushed manifests that name a subject.
+  `
+  CREATE TABLE referrers (
+    upstream       TEXT NOT NULL,
+    repository     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    manifest       TEXT NOT NULL,
+    media_type     TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    artifact_type  TEXT,
+    annotations    TEXT,   -- JSON object, or NULL
+    PRIMARY KEY (upstream, repository, subject, manifest)
+  ) WITHOUT ROWID;
+  CREATE INDEX referrers_manifest ON referrers (manifest);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -13,6 +13,7 @@ import type { LocalContent, StoredManifest } from './local-content.js';
 import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
+import { paginate } from './pagination.js';
 import { SingleFlight } from './single-flight.js';
 import { DigestVerifier } from './verifying-stream.js';
 import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
@@ -349,15 +350,6 @@ export class ProxyRegistry implements Registry {
     if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `registry host "${name}" is not configured as an upstream of this mirror`, { host: name });
     return entry;
   }
-}
-
-/** The spec's tag-list pagination over a sorted list: tags after `last`, at most `n`. */
-function paginate(sorted: readonly string[], query: TagListQuery): { tags: string[]; next?: string } {
-  const start = query.last === undefined ? 0 : sorted.findIndex((t) => t > query.last!);
-  const rest = start < 0 ? [] : sorted.slice(start);
-  if (query.n === undefined || rest.length <= query.n) return { tags: rest };
-  const tags = rest.slice(0, query.n);
-  return { tags, next: new URLSearchParams({ n: String(query.n), last: tags.at(-1)! }).toString() };
 }
 
 function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {

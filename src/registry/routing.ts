@@ -14,19 +14,22 @@ export interface RepositoryRef {
 }
 
 export const DOCKER_HUB = 'docker.io';
+/** The `upstream` of local (pushed) repositories: not a host name, so no upstream can ever be called this. */
+export const LOCAL = '@local';
 /** Hosts that mean Docker Hub in image references and in containerd's ns parameter. */
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 export class UpstreamRouter {
   private readonly hosts: ReadonlySet<string>;
 
-  constructor(upstreams: Iterable<string>, private readonly defaultUpstream: string) {
+  constructor(upstreams: Iterable<string>, private readonly defaultUpstream: string, private readonly localPrefixes: readonly string[] = []) {
     this.hosts = new Set(upstreams);
   }
 
   /** `path` is the repository part of /v2/<path>/manifests/…, not yet validated. */
   route(path: string, ns: string | undefined): RepositoryRef {
     if (ns !== undefined) return this.qualify(this.known(ns), path);
+    if (this.localPrefixes.some((prefix) => path.startsWith(prefix))) return { upstream: LOCAL, name: assertName(path) };
     const slash = path.indexOf('/');
     if (slash > 0) {
       const first = path.slice(0, slash);

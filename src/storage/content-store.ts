@@ -95,6 +95,12 @@ export class ContentStore {
     return new ContentWriter(this.paths, digest, expectedSize, tempPath, handle);
   }
 
+  /** Moves a file already verified to hold `digest` (a finished upload) into place. */
+  async adopt(tempPath: string, digest: Digest): Promise<void> {
+    await mkdir(this.paths.contentDir(digest), { recursive: true });
+    await rename(tempPath, this.paths.content(digest));
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     try {
       await unlink(this.paths.content(digest));

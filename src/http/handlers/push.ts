@@ -1,0 +1,152 @@
+// Push and content management on local repositories (distribution-spec "Pushing blobs", "Pushing
+// manifests", "Content discovery", "Content management"), with the statuses and headers the spec names.
+import type { Request, Response } from 'express';
+import { LongshoreError } from '../../errors.js';
+import type { LocalRegistry } from '../../registry/local-registry.js';
+import { parseDigest, parseReference } from '../../registry/reference.js';
+import { LOCAL, type RepositoryRef, type UpstreamRouter } from '../../registry/routing.js';
+import { readLimitedBuffer } from '../../upstream/auth.js';
+import type { RequestLocals } from '../middleware/request-context.js';
+
+/** A write on a proxied repository: refused, saying where pushes go. */
+export function requireLocal(repo: RepositoryRef, prefixes: readonly string[]): void {
+  if (repo.upstream === LOCAL) return;
+  const where = prefixes.length > 0 ? `push to a local repository (${prefixes.map((p) => `${p}…`).join(', ')})` : 'this mirror has no local repositories (config local.prefixes)';
+  throw new LongshoreError('LS_UNSUPPORTED', `${repo.name} is a read-only cache of ${repo.upstream}; ${where}`, { upstream: repo.upstream });
+}
+
+function uploadHeaders(res: Response, name: string, id: string, offset: number): void {
+  res.setHeader('location', `/v2/${name}/blobs/uploads/${id}`);
+  res.setHeader('docker-upload-uuid', id);
+  res.setHeader('range', `0-${Math.max(0, offset - 1)}`);
+  res.setHeader('content-length', '0');
+}
+
+function blobCreated(res: Response, name: string, digest: string): void {
+  res.setHeader('location', `/v2/${name}/blobs/${digest}`);
+  res.setHeader('docker-content-digest', digest);
+  res.setHeader('content-length', '0');
+  res.status(201).end();
+}
+
+/** Content-Range of a chunk: "start-end" per the spec; "bytes start-end/total" is accepted too. */
+function chunkRange(header: string | undefined): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!match || Number(match[2]) < Number(match[1])) {
+    throw new LongshoreError('LS_UPLOAD_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}; expected "start-end"`);
+  }
+  return { start: Number(match[1]), end: Number(match[2]) };
+}
+
+/** POST /v2/<name>/blobs/uploads/: start a session, upload in one go (?digest=), or mount (?mount=&from=). */
+export async function startUpload(registry: LocalRegistry, router: UpstreamRouter, repo: RepositoryRef, name: string, req: Request, res: Response): Promise<void> {
+  const { mount, from, digest } = req.query;
+  if (typeof mount === 'string') {
+    const mounted = typeof from === 'string' && (await registry.mount(repo, parseDigest(mount), router.route(from, undefined)));
+    if (mounted) return blobCreated(res, name, mount);
+    // Not mountable: the spec says to answer as for a new upload session.
+  }
+  const session = await registry.startUpload(repo);
+  if (typeof digest === 'string') {
+    const expected = parseDigest(digest);
+    await registry.completeUpload(repo, session.id, expected, req);
+    return blobCreated(res, name, expected);
+  }
+  req.resume();
+  uploadHeaders(res, name, session.id, 0);
+  res.status(202).end();
+}
+
+/** PATCH /v2/<name>/blobs/uploads/<id>: one chunk, in order. */
+export async function patchUpload(registry: LocalRegistry, repo: RepositoryRef, name: string, id: string, req: Request, res: Response): Promise<void> {
+  const range = chunkRange(req.headers['content-range']);
+  try {
+    const session = await registry.appendUpload(repo, id, req, range);
+    uploadHeaders(res, name, id, session.offset);
+    res.status(202).end();
+  } catch (err) {
+    if (err instanceof LongshoreError && err.code === 'LS_UPLOAD_RANGE') {
+      const session = registry.session(repo, id);
+      uploadHeaders(res, name, id, session.offset);
+    }
+    throw err;
+  }
+}
+
+/** PUT /v2/<name>/blobs/uploads/<id>?digest=: the optional last chunk, then verify and commit. */
+export async function completeUpload(registry: LocalRegistry, repo: RepositoryRef, name: string, id: string, req: Request, res: Response): Promise<void> {
+  const digest = req.query.digest;
+  if (typeof digest !== 'string') {
+    req.resume();
+    throw new LongshoreError('LS_DIGEST_INVALID', 'completing an upload needs ?digest=<digest>');
+  }
+  const expected = parseDigest(digest);
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  await registry.completeUpload(repo, id, expected, hasBody ? req : undefined);
+  if (!hasBody) req.resume();
+  blobCreated(res, name, expected);
+}
+
+export function uploadStatus(registry: LocalRegistry, repo: RepositoryRef, name: string, id: string, res: Response): void {
+  const session = registry.session(repo, id);
+  uploadHeaders(res, name, id, session.offset);
+  res.status(204).end();
+}
+
+export async function cancelUpload(registry: LocalRegistry, repo: RepositoryRef, id: string, res: Response): Promise<void> {
+  await registry.cancelUpload(repo, id);
+  res.status(204).end();
+}
+
+/** PUT /v2/<name>/manifests/<reference> */
+export async function putManifest(registry: LocalRegistry, repo: RepositoryRef, name: string, rawReference: string, maxSize: number, req: Request, res: Response): Promise<void> {
+  const reference = parseReference(rawReference);
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxSize) {
+    req.resume();
+    throw new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is ${declared} bytes; the limit is ${maxSize}`, { size: declared, limit: maxSize });
+  }
+  let body: Buffer;
+  try {
+    body = await readLimitedBuffer(req, maxSize);
+  } catch {
+    throw new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is larger than the ${maxSize}-byte limit`, { limit: maxSize });
+  }
+  const pushed = await registry.putManifest(repo, reference, req.headers['content-type'], body);
+  (res.locals as RequestLocals).cache = undefined;
+  res.setHeader('location', `/v2/${name}/manifests/${pushed.digest}`);
+  res.setHeader('docker-content-digest', pushed.digest);
+  if (pushed.subject) res.setHeader('oci-subject', pushed.subject);
+  res.setHeader('content-length', '0');
+  res.status(201).end();
+}
+
+export async function deleteManifest(registry: LocalRegistry, repo: RepositoryRef, rawReference: string, res: Response): Promise<void> {
+  await registry.deleteManifest(repo, parseReference(rawReference));
+  res.status(202).end();
+}
+
+export async function deleteBlob(registry: LocalRegistry, repo: RepositoryRef, rawDigest: string, res: Response): Promise<void> {
+  await registry.deleteBlob(repo, parseDigest(rawDigest));
+  res.status(202).end();
+}
+
+/** GET /v2/<name>/referrers/<digest>[?artifactType=] (OCI distribution-spec 1.1). */
+export function referrers(registry: LocalRegistry, repo: RepositoryRef, rawDigest: string, req: Request, res: Response): void {
+  const artifactType = typeof req.query.artifactType === 'string' ? req.query.artifactType : undefined;
+  const { index, filtered } = registry.referrers(repo, parseDigest(rawDigest), artifactType);
+  if (filtered) res.setHeader('oci-filters-applied', 'artifactType');
+  res.setHeader('content-type', 'application/vnd.oci.image.index.v1+json');
+  res.status(200).end(JSON.stringify(index));
+}
+
+/** GET /v2/_catalog[?n=&last=]: the local repositories. */
+export function catalog(registry: LocalRegistry, req: Request, res: Response): void {
+  const n = typeof req.query.n === 'string' && /^\d{1,6}$/.test(req.query.n) ? Number(req.query.n) : undefined;
+  if (req.query.n !== undefined && n === undefined) throw new LongshoreError('LS_PAGINATION_INVALID', 'n must be a non-negative integer');
+  const last = typeof req.query.last === 'string' ? req.query.last : undefined;
+  const page = registry.repositories({ ...(n !== undefined ? { n } : {}), ...(last !== undefined ? { last } : {}) });
+  if (page.next) res.setHeader('link', `</v2/_catalog?${page.next}>; rel="next"`);
+  res.status(200).json({ repositories: page.repositories });
+}

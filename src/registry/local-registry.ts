@@ -1,0 +1,290 @@
+// Local repositories: primary data pushed by clients (distribution-spec "Push" and "Content Management"),
+// in the same digest-keyed store as cached content but never evicted. Uploads stream to a temp file
+// (never buffered), are hashed when completed, and become visible only by rename after the digest matches.
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm, truncate, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { hashFile } from '../cache/recovery.js';
+import type { Config } from '../config/schema.js';
+import { LongshoreError } from '../errors.js';
+import type { LocalContent } from './local-content.js';
+import { MANIFEST_TYPES, MediaType, manifestReferences, type AcceptSet } from './media-types.js';
+import { referenceText, type Digest, type Reference } from './reference.js';
+import { LOCAL, type RepositoryRef } from './routing.js';
+import type { BlobHandle, BlobInfo, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
+import { paginate } from './pagination.js';
+
+/** Tags of local repositories are not negotiated per Accept list: one row, this key. */
+const LOCAL_ACCEPT_KEY = '';
+
+export interface UploadSession {
+  id: string;
+  repository: string;
+  path: string;
+  /** Bytes received so far. */
+  offset: number;
+  touched: number;
+  busy: boolean;
+}
+
+export interface PushedManifest {
+  digest: Digest;
+  subject?: string;
+}
+
+export class LocalRegistry implements Registry {
+  private readonly uploads = new Map<string, UploadSession>();
+
+  constructor(
+    private readonly local: LocalContent,
+    private readonly settings: Config['local'],
+    private readonly maxManifestSize: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  // ---- reading ---------------------------------------------------------------------------------
+
+  async manifest(repo: RepositoryRef, reference: Reference, _accept: AcceptSet, method: 'GET' | 'HEAD', _ctx: RequestContext): Promise<ManifestAnswer> {
+    const digest = this.resolve(repo, reference);
+    const stored = digest && this.local.manifest(digest);
+    if (!stored) throw notFound('manifest', repo, referenceText(reference));
+    this.local.noteAccess(repo.upstream, repo.name, stored.digest);
+    if (method === 'HEAD') return { ...stored, outcome: 'hit' };
+    const body = await this.local.manifestBody(stored.digest);
+    if (!body) throw notFound('manifest', repo, referenceText(reference));
+    return { ...stored, body, outcome: 'hit' };
+  }
+
+  async statBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobInfo> {
+    const size = this.local.catalog.hasLink(repo.upstream, repo.name, digest) ? await this.local.blobSize(digest) : undefined;
+    if (size === undefined) throw notFound('blob', repo, digest);
+    return { digest, size, outcome: 'hit' };
+  }
+
+  async openBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobHandle> {
+    const handle = this.local.catalog.hasLink(repo.upstream, repo.name, digest) ? await this.local.openBlob(digest) : undefined;
+    if (!handle) throw notFound('blob', repo, digest);
+    this.local.noteAccess(repo.upstream, repo.name, digest);
+    return handle;
+  }
+
+  async tags(repo: RepositoryRef, query: TagListQuery, _ctx: RequestContext): Promise<TagListAnswer> {
+    const tags = this.local.catalog.tagNames(repo.upstream, repo.name);
+    if (tags.length === 0 && !this.local.catalog.repositories(LOCAL).includes(repo.name)) {
+      throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} is not known to this registry`, { repository: repo.name });
+    }
+    return { name: repo.name, ...paginate(tags, query), outcome: 'hit' };
+  }
+
+  /** Local repositories, for GET /v2/_catalog. */
+  repositories(query: TagListQuery): { repositories: string[]; next?: string } {
+    const { tags, next } = paginate(this.local.catalog.repositories(LOCAL), query);
+    return next === undefined ? { repositories: tags } : { repositories: tags, next };
+  }
+
+  /** An OCI image index of the manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
+  referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined): { index: object; filtered: boolean } {
+    const rows = this.local.catalog.referrers(repo.upstream, repo.name, digest)
+      .filter((r) => artifactType === undefined || r.artifact_type === artifactType);
+    const manifests = rows.map((r) => ({
+      mediaType: r.media_type,
+      digest: r.manifest,
+      size: r.size,
+      ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
+      ...(r.annotations ? { annotations: JSON.parse(r.annotations) as unknown } : {}),
+    }));
+    return { index: { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, filtered: artifactType !== undefined };
+  }
+
+  private resolve(repo: RepositoryRef, reference: Reference): Digest | undefined {
+    if (reference.kind === 'digest') return this.local.catalog.hasLink(repo.upstream, repo.name, reference.digest) ? reference.digest : undefined;
+    return this.local.catalog.tags(repo.upstream, repo.name, reference.tag).find((r) => r.accept_key === LOCAL_ACCEPT_KEY)?.digest;
+  }
+
+  // ---- blob uploads ----------------------------------------------------------------------------
+
+  async startUpload(repo: RepositoryRef): Promise<UploadSession> {
+    const session: UploadSession = { id: randomUUID(), repository: repo.name, path: this.local.store.paths.newTemp(), offset: 0, touched: this.now(), busy: false };
+    await writeFile(session.path, '', { flag: 'wx' });
+    this.uploads.set(session.id, session);
+    return session;
+  }
+
+  session(repo: RepositoryRef, id: string): UploadSession {
+    const session = this.uploads.get(id);
+    if (!session || session.repository !== repo.name) {
+      throw new LongshoreError('LS_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown to ${repo.name} (finished, cancelled or expired)`, { upload: id.slice(0, 64) });
+    }
+    return session;
+  }
+
+  /**
+   * Appends a chunk. With a Content-Range (`start-end`), the chunk must start at the current offset and
+   * be exactly that long; otherwise the upload is left as it was and LS_UPLOAD_RANGE is thrown (416).
+   */
+  async appendUpload(repo: RepositoryRef, id: string, body: Readable, range?: { start: number; end: number }): Promise<UploadSession> {
+    const session = this.session(repo, id);
+    if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
+    if (range && range.start !== session.offset) {
+      body.resume();
+      throw new LongshoreError('LS_UPLOAD_RANGE', `chunk starts at ${range.start}, but the upload has ${session.offset} bytes`, { offset: session.offset, start: range.start });
+    }
+    session.busy = true;
+    const start = session.offset;
+    try {
+      const out = createWriteStream(session.path, { flags: 'r+', start });
+      await pipeline(body, out);
+      const written = out.bytesWritten;
+      if (range && written !== range.end - range.start + 1) {
+        await truncate(session.path, start);
+        throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${written}`, { offset: start });
+      }
+      session.offset = start + written;
+      session.touched = this.now();
+      return session;
+    } catch (err) {
+      if (!(err instanceof LongshoreError)) await truncate(session.path, start).catch(() => undefined);
+      throw err;
+    } finally {
+      session.busy = false;
+    }
+  }
+
+  /** Appends an optional last chunk, checks the digest, and moves the blob into the store. */
+  async completeUpload(repo: RepositoryRef, id: string, digest: Digest, body?: Readable): Promise<void> {
+    const session = body ? await this.appendUpload(repo, id, body) : this.session(repo, id);
+    if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
+    session.busy = true;
+    try {
+      const actual = await hashFile(session.path);
+      if (actual !== digest) {
+        throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
+      }
+      if (this.local.catalog.content(digest) && (await this.local.blobSize(digest)) === session.offset) {
+        await rm(session.path, { force: true });
+      } else {
+        await this.local.store.adopt(session.path, digest);
+      }
+      this.local.recordBlob({ digest, size: session.offset, upstream: LOCAL, repository: repo.name });
+      this.uploads.delete(id);
+    } catch (err) {
+      // A wrong digest ends the upload (the client starts over); other failures leave it resumable.
+      if (err instanceof LongshoreError && err.code === 'LS_DIGEST_INVALID') await this.cancelUpload(repo, id);
+      throw err;
+    } finally {
+      session.busy = false;
+    }
+  }
+
+  async cancelUpload(repo: RepositoryRef, id: string): Promise<void> {
+    const session = this.session(repo, id);
+    this.uploads.delete(id);
+    await rm(session.path, { force: true });
+  }
+
+  /** Cross-repository mount: links a blob `from` holds into `repo`. False when there is nothing to mount. */
+  async mount(repo: RepositoryRef, digest: Digest, from: RepositoryRef): Promise<boolean> {
+    if (!this.local.catalog.hasLink(from.upstream, from.name, digest)) return false;
+    const size = await this.local.blobSize(digest);
+    if (size === undefined) return false;
+    this.local.recordBlob({ digest, size, upstream: LOCAL, repository: repo.name });
+    return true;
+  }
+
+  /** Removes upload sessions nobody touched for `uploadTimeout`. */
+  async sweep(): Promise<number> {
+    const cutoff = this.now() - this.settings.uploadTimeout;
+    let removed = 0;
+    for (const session of [...this.uploads.values()]) {
+      if (session.touched >= cutoff || session.busy) continue;
+      this.uploads.delete(session.id);
+      await rm(session.path, { force: true });
+      removed++;
+    }
+    if (removed > 0) this.log.info({ removed }, 'removed abandoned uploads');
+    return removed;
+  }
+
+  // ---- manifests -------------------------------------------------------------------------------
+
+  async putManifest(repo: RepositoryRef, reference: Reference, contentType: string | undefined, body: Buffer): Promise<PushedManifest> {
+    if (body.length > this.maxManifestSize) {
+      throw new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is ${body.length} bytes; the limit is ${this.maxManifestSize}`, { size: body.length, limit: this.maxManifestSize });
+    }
+    let doc: { mediaType?: unknown; schemaVersion?: unknown; subject?: { digest?: unknown }; artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown };
+    try {
+      doc = JSON.parse(body.toString('utf8')) as typeof doc;
+    } catch {
+      throw new LongshoreError('LS_MANIFEST_INVALID', 'manifest is not valid JSON');
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || doc.schemaVersion !== 2) {
+      throw new LongshoreError('LS_MANIFEST_INVALID', 'manifest must be a JSON object with schemaVersion 2');
+    }
+    const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
+    const type = (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+    const mediaType = declared ?? (MANIFEST_TYPES.includes(type) ? type : undefined);
+    if (!mediaType || !MANIFEST_TYPES.includes(mediaType)) {
+      throw new LongshoreError('LS_MANIFEST_INVALID', `unsupported manifest media type ${JSON.stringify(declared ?? type)}`);
+    }
+    if (declared && MANIFEST_TYPES.includes(type) && type !== declared) {
+      throw new LongshoreError('LS_MANIFEST_INVALID', `Content-Type ${type} does not match the manifest's mediaType ${declared}`);
+    }
+    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
+    if (reference.kind === 'digest' && reference.digest !== digest) {
+      throw new LongshoreError('LS_DIGEST_INVALID', `manifest content has digest ${digest}, not ${reference.digest}`, { digest: reference.digest, actual: digest });
+    }
+    const refs = manifestReferences(body);
+    const subject = typeof doc.subject?.digest === 'string' ? doc.subject.digest : undefined;
+    const children = refs.manifests.filter((d) => d !== subject);
+    const missing = [...refs.blobs, ...children].filter((d) => !this.local.catalog.hasLink(repo.upstream, repo.name, d as Digest));
+    if (missing.length > 0) {
+      throw new LongshoreError('LS_MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) or manifest(s) not in ${repo.name}`, { missing: missing.slice(0, 10) });
+    }
+    await this.local.putManifest({ digest, size: body.length, mediaType, upstream: LOCAL, repository: repo.name, refs: { blobs: refs.blobs, manifests: children } }, body);
+    if (reference.kind === 'tag') this.local.catalog.putTag(LOCAL, repo.name, reference.tag, LOCAL_ACCEPT_KEY, digest, mediaType);
+    if (subject) {
+      const artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : typeof doc.config?.mediaType === 'string' ? doc.config.mediaType : undefined;
+      this.local.catalog.putReferrer(LOCAL, repo.name, subject, digest, mediaType, body.length, artifactType, doc.annotations);
+    }
+    return subject ? { digest, subject } : { digest };
+  }
+
+  /** By digest: the manifest and every tag pointing at it. By tag: only the tag. */
+  async deleteManifest(repo: RepositoryRef, reference: Reference): Promise<void> {
+    if (reference.kind === 'tag') {
+      if (!this.local.catalog.deleteTag(LOCAL, repo.name, reference.tag)) throw notFound('manifest', repo, reference.tag);
+      return;
+    }
+    const { digest } = reference;
+    if (!this.local.catalog.hasLink(LOCAL, repo.name, digest) || !this.local.manifest(digest)) throw notFound('manifest', repo, digest);
+    this.local.catalog.deleteTagsOf(LOCAL, repo.name, digest);
+    this.local.catalog.deleteReferrer(LOCAL, repo.name, digest);
+    await this.release(repo, digest);
+  }
+
+  async deleteBlob(repo: RepositoryRef, digest: Digest): Promise<void> {
+    if (!this.settings.allowBlobDelete) {
+      throw new LongshoreError('LS_UNSUPPORTED', 'deleting blobs is disabled on this registry (local.allowBlobDelete)');
+    }
+    if (!this.local.catalog.hasLink(LOCAL, repo.name, digest)) throw notFound('blob', repo, digest);
+    await this.release(repo, digest);
+  }
+
+  /** Drops a repository's hold on content; content nobody holds any more is removed from the store. */
+  private async release(repo: RepositoryRef, digest: Digest): Promise<void> {
+    if (this.local.catalog.unlink(LOCAL, repo.name, digest) > 0) return;
+    await this.local.store.delete(digest);
+    this.local.catalog.removeContent(digest);
+    this.local.forget(digest);
+  }
+}
+
+function notFound(kind: 'manifest' | 'blob', repo: RepositoryRef, reference: string): LongshoreError {
+  return kind === 'manifest'
+    ? new LongshoreError('LS_MANIFEST_NOT_FOUND', `manifest ${repo.name}${reference.includes(':') ? '@' : ':'}${reference} not found`, { repository: repo.name, reference })
+    : new LongshoreError('LS_BLOB_NOT_FOUND', `blob ${reference} not found in ${repo.name}`, { repository: repo.name, digest: reference });
+}
