@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Admin commands, sharing the server's config loader and modules:
 //   longshore du [--top N]                   cache size, object counts, top repositories by size
-//   longshore gc [--to SIZE] [--dry-run]     reconcile the store (orphans), then evict down to SIZE
+//   longshore gc [--to SIZE] [--dry-run]     reconcile the store (orphans), release local blobs no manifest
+//                                            references, then evict cached content down to SIZE
 //                                            (default: the configured low watermark)
 //   longshore verify [--quarantine]          re-hash every stored file; report, and with --quarantine move
 //                                            mismatching files to <dataDir>/quarantine and forget them
@@ -17,6 +18,7 @@ import { Catalog } from '../metadata/catalog.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
 import { LocalContent } from '../registry/local-content.js';
+import { LocalRegistry } from '../registry/local-registry.js';
 import { UpstreamRouter } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
@@ -81,10 +83,11 @@ export async function run(argv: readonly string[], print: (line: string) => void
         print(json ? JSON.stringify(report) : `would evict ${human(report.wouldFree)} (cache ${human(before)}, target ${human(limit)}); orphans: ${JSON.stringify(orphans)}`);
         return 0;
       }
+      const localGarbage = await new LocalRegistry(local, config.local, config.maxManifestSize, log).collectGarbage();
       const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
       const result = await evictor.run(target);
-      const report = { orphans, ...result };
-      print(json ? JSON.stringify(report) : `evicted ${result.evicted} objects, ${human(result.bytes)}; cache now ${human(result.remaining)}; orphans: ${JSON.stringify(orphans)}`);
+      const report = { orphans, localBlobsReleased: localGarbage.released, ...result };
+      print(json ? JSON.stringify(report) : `evicted ${result.evicted} objects, ${human(result.bytes)}; cache now ${human(result.remaining)}; unreferenced local blobs released: ${localGarbage.released}; orphans: ${JSON.stringify(orphans)}`);
       return 0;
     }
     // verify

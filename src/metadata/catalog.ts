@@ -69,6 +69,7 @@ export class Catalog {
   private readonly deleteReferrerStmt;
   private readonly upstreamDigestsStmt;
   private readonly linkCountStmt;
+  private readonly unreferencedStmt;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -131,6 +132,14 @@ export class Catalog {
     this.deleteReferrerStmt = db.prepare('DELETE FROM referrers WHERE upstream = ? AND repository = ? AND manifest = ?');
     this.upstreamDigestsStmt = db.prepare<[string], { digest: Digest }>('SELECT DISTINCT digest FROM repository_content WHERE upstream = ?');
     this.linkCountStmt = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM repository_content WHERE digest = ?');
+    // Blobs held by a repository of `upstream` that no manifest of that repository names any more.
+    this.unreferencedStmt = db.prepare<[string, number], { repository: string; digest: Digest }>(`
+      SELECT rc.repository, rc.digest FROM repository_content rc JOIN content c ON c.digest = rc.digest
+      WHERE rc.upstream = ? AND c.media_type IS NULL AND c.created_at < ?
+        AND NOT EXISTS (
+          SELECT 1 FROM manifest_refs r
+          JOIN repository_content m ON m.digest = r.manifest AND m.upstream = rc.upstream AND m.repository = rc.repository
+          WHERE r.child = rc.digest)`);
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
@@ -272,6 +281,11 @@ export class Catalog {
 
   deleteReferrer(upstream: string, repository: string, manifest: Digest): void {
     this.deleteReferrerStmt.run(upstream, repository, manifest);
+  }
+
+  /** Blobs of `upstream`'s repositories that no manifest there references, older than `before` (ms). */
+  unreferencedBlobs(upstream: string, before: number): Array<{ repository: string; digest: Digest }> {
+    return this.unreferencedStmt.all(upstream, before);
   }
 
   /** Counts a hit in memory; flush() persists it. */

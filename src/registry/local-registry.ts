@@ -274,6 +274,17 @@ export class LocalRegistry implements Registry {
     await this.release(repo, digest);
   }
 
+  /**
+   * Garbage collection: blobs pushed to a local repository that no manifest there references. Only blobs
+   * older than the upload timeout go, so a push whose manifest has not arrived yet is left alone.
+   */
+  async collectGarbage(): Promise<{ released: number }> {
+    const orphans = this.local.catalog.unreferencedBlobs(LOCAL, this.now() - this.settings.uploadTimeout);
+    for (const { repository, digest } of orphans) await this.release({ upstream: LOCAL, name: repository }, digest);
+    if (orphans.length > 0) this.log.info({ released: orphans.length }, 'released unreferenced local blobs');
+    return { released: orphans.length };
+  }
+
   /** Drops a repository's hold on content; content nobody holds any more is removed from the store. */
   private async release(repo: RepositoryRef, digest: Digest): Promise<void> {
     if (this.local.catalog.unlink(LOCAL, repo.name, digest) > 0) return;

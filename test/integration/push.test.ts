@@ -262,6 +262,26 @@ describe('push to local repositories', () => {
     assert.equal((await call('GET', '/v2/team/app/manifests/1.0')).status, 200);
   });
 
+  it('collects local blobs that no manifest references, and keeps those an image uses', async () => {
+    const gc = await startMirror({ local: { prefixes: ['team/'], uploadTimeout: 1 }, upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    const saved = mirror;
+    mirror = gc;
+    try {
+      const orphan = await pushBlob('team/gc', randomBytes(5_000));
+      const image = await pushImage('team/gc', 'kept');
+      await new Promise((r) => setTimeout(r, 5));
+      const { released } = await gc.longshore.localRegistry.collectGarbage();
+      assert.equal(released, 1);
+      assert.equal((await call('GET', `/v2/team/gc/blobs/${orphan}`)).status, 404);
+      assert.equal(gc.longshore.catalog.content(orphan as `sha256:${string}`), undefined, 'nobody holds it: removed from the store');
+      for (const digest of [image.config, image.layer]) assert.equal((await call('HEAD', `/v2/team/gc/blobs/${digest}`)).status, 200);
+      assert.equal((await call('GET', '/v2/team/gc/manifests/kept')).status, 200);
+    } finally {
+      mirror = saved;
+      await gc.close();
+    }
+  });
+
   it('cleans abandoned upload sessions after the timeout', async () => {
     const short = await startMirror({ local: { prefixes: ['team/'], uploadTimeout: 1 }, upstreams: { 'docker.io': { url: fake.registryUrl } } });
     try {
