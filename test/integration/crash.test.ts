@@ -10,16 +10,8 @@ import { Longshore } from '../e2e/rig/longshore.js';
 import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
 import { get } from '../helpers/http.js';
 import { startMirror } from '../helpers/mirror.js';
+import { filesOnDisk } from '../helpers/store.js';
 import { waitFor } from '../helpers/wait.js';
-
-async function filesOnDisk(dataDir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const root = join(dataDir, 'blobs', 'sha256');
-  for (const prefix of await readdir(root).catch((): string[] => [])) {
-    for (const name of await readdir(join(root, prefix))) out.set(`sha256:${name}`, (await stat(join(root, prefix, name))).size);
-  }
-  return out;
-}
 
 describe('kill -9 and restart', () => {
   let fake: FakeRegistry;

@@ -1,7 +1,7 @@
 // Issue 4: a byte budget with image-aware LRU eviction, pins, in-use protection, crash recovery.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -10,19 +10,11 @@ import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
 import { publishImage } from '../helpers/images.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { filesOnDisk } from '../helpers/store.js';
 import { waitFor } from '../helpers/wait.js';
 
 const KB = 1000;
 const pause = () => new Promise((r) => setTimeout(r, 15)); // distinct access times, not a timing assertion
-
-async function filesOnDisk(dataDir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const root = join(dataDir, 'blobs', 'sha256');
-  for (const prefix of await readdir(root).catch((): string[] => [])) {
-    for (const name of await readdir(join(root, prefix))) out.set(`sha256:${name}`, (await stat(join(root, prefix, name))).size);
-  }
-  return out;
-}
 
 describe('eviction', () => {
   let fake: FakeRegistry;
