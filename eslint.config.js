@@ -15,6 +15,14 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's script runs in the browser, as a classic script.
+    files: ['src/ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', fetch: 'readonly', Node: 'readonly', Intl: 'readonly' },
+    },
+  },
+  {
     files: ['test/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },

@@ -3,7 +3,17 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { ClientAuth } from './auth/client-auth.js';
+import { CounterHistory } from './admin/history.js';
+import { RecentPulls } from './admin/recent-pulls.js';
+import { buildSummary } from './admin/summary.js';
+import { TopContent } from './admin/top-content.js';
+import { readTotals } from './admin/totals.js';
+import { adminRouter } from './http/admin-router.js';
+import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
+import { tokenRouter } from './http/handlers/token.js';
+import { authenticate } from './http/middleware/authenticate.js';
 import { ociErrorHandler } from './http/middleware/errors.js';
 import { requestContext, type RequestLocals } from './http/middleware/request-context.js';
 import { registryRouter } from './http/router.js';
@@ -16,7 +26,7 @@ import { LocalContent } from './registry/local-content.js';
 import { LocalRegistry } from './registry/local-registry.js';
 import { RoutedRegistry } from './registry/routed-registry.js';
 import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
-import { UpstreamRouter } from './registry/routing.js';
+import { LOCAL, UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
 import { StorePaths } from './storage/paths.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -83,7 +93,9 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
-  app.use(requestContext(log.child({ component: 'http' }), metrics));
+  // The request log feeds the dashboard's list of recent pulls.
+  const recentPulls = config.ui.enabled ? new RecentPulls() : undefined;
+  app.use(requestContext(log.child({ component: 'http' }), metrics, recentPulls));
   app.get('/healthz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);
@@ -98,6 +110,28 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
+  const history = recentPulls && new CounterHistory(() => readTotals(metrics));
+  if (recentPulls && history) {
+    const startedAt = Date.now();
+    history.start();
+    app.use('/api/v1', adminRouter({
+      summary: () => buildSummary({ metrics, cache: () => catalog.totals(), downloads: () => registry.downloads(), upstreams, maxBytes: config.cache.maxSize, startedAt }),
+      sample: () => readTotals(metrics),
+      top: new TopContent(db),
+      recent: recentPulls,
+      history,
+    }));
+    app.use('/ui', dashboardRouter());
+  }
+  if (config.auth.enabled) {
+    // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
+    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
+      const repo = router.route(name, ns);
+      return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
+    });
+    app.use('/token', tokenRouter(clientAuth, log.child({ component: 'auth' })));
+    app.use('/v2', authenticate(clientAuth));
+  }
   app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.use(ociErrorHandler(log.child({ component: 'http' })));
 
@@ -124,6 +158,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       if (closed) return;
       closed = true;
       clearInterval(flushTimer);
+      history?.stop();
       clearInterval(evictionTimer);
       clearInterval(uploadSweep);
       let timer: NodeJS.Timeout | undefined;

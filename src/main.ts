@@ -1,14 +1,15 @@
 // Process entry: load and validate the config, build the app, listen, and shut down gracefully on
-// SIGTERM/SIGINT (stop accepting, let downloads in progress finish within a bound, close SQLite).
+// SIGTERM/SIGINT: refuse new connections, let responses and downloads in progress finish within
+// `shutdownGrace`, close SQLite (which checkpoints and removes its WAL file), exit 0.
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLongshore } from './app.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './errors.js';
-import { createLogger } from './observability/logger.js';
-
-/** How long shutdown waits for downloads in progress before closing anyway. */
-const SHUTDOWN_GRACE_MS = 30_000;
+import { ServerDrain } from './http/server-drain.js';
+import { createLogger, prettyDestination } from './observability/logger.js';
+import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
 
 export function parseListen(listen: string): { host: string | undefined; port: number } {
   const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(listen);
@@ -18,8 +19,10 @@ export function parseListen(listen: string): { host: string | undefined; port: n
 
 async function main(): Promise<void> {
   let config;
+  let keyPair: KeyPair | undefined;
   try {
     config = loadConfig();
+    keyPair = config.tls ? readKeyPair(config.tls) : undefined;
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`longshore: ${err.message}`);
@@ -27,39 +30,62 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel,
+    config.logFormat === 'pretty' ? prettyDestination({ colorize: process.stdout.isTTY === true }) : undefined);
   const longshore = await createLongshore(config, log);
-  const server = createServer({ keepAliveTimeout: 65_000 }, longshore.app);
+  const serverOptions = { keepAliveTimeout: 65_000 };
+  const httpsServer = keyPair ? createHttpsServer({ ...serverOptions, ...keyPair }, longshore.app) : undefined;
+  const server = httpsServer ?? createServer(serverOptions, longshore.app);
+  // tls.httpListen: plain HTTP beside HTTPS, e.g. for clients on the same host.
+  const plain = config.tls?.httpListen ? createServer(serverOptions, longshore.app) : undefined;
+  const drains = [server, ...(plain ? [plain] : [])].map((s) => new ServerDrain(s));
   const { host, port } = parseListen(config.listen);
   server.listen(port, host, () => {
     const address = server.address() as AddressInfo;
-    log.info({ address: address.address, port: address.port, dataDir: config.dataDir, upstreams: Object.keys(config.upstreams) }, 'listening');
+    log.info({ address: address.address, port: address.port, tls: keyPair !== undefined, dataDir: config.dataDir, upstreams: Object.keys(config.upstreams) }, 'listening');
   });
-  server.on('error', (err) => {
-    log.fatal({ err }, 'server error');
-    process.exit(1);
-  });
+  if (plain) {
+    const plainAddress = parseListen(config.tls!.httpListen!);
+    plain.listen(plainAddress.port, plainAddress.host, () => {
+      const address = plain.address() as AddressInfo;
+      log.info({ address: address.address, port: address.port }, 'listening without tls');
+    });
+  }
+  for (const s of [server, ...(plain ? [plain] : [])]) {
+    s.on('error', (err) => {
+      log.fatal({ err }, 'server error');
+      process.exit(1);
+    });
+  }
+  if (httpsServer && keyPair) {
+    const tlsLog = log.child({ component: 'tls' });
+    tlsLog.info(describeCertificate(keyPair.cert), 'tls certificate loaded');
+    const reloader = new CertificateReloader(httpsServer, config.tls!, tlsLog);
+    process.on('SIGHUP', () => void reloader.reload());
+  }
 
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal; exiting without waiting');
+      process.exit(1);
+    }
     stopping = true;
-    log.info({ signal, downloads: longshore.registry.activeFills }, 'shutting down');
-    server.close();
-    server.closeIdleConnections();
-    void longshore.close(SHUTDOWN_GRACE_MS).then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    const deadline = Date.now() + config.shutdownGrace;
+    const connections = Promise.all(drains.map((d) => d.close(config.shutdownGrace))).then((done) => done.every(Boolean));
+    log.info({ signal, downloads: longshore.registry.activeFills, graceMs: config.shutdownGrace }, 'shutting down');
+    try {
+      if (!(await connections)) log.warn('shutdown grace ran out; open connections were cut');
+      await longshore.close(Math.max(0, deadline - Date.now()));
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+    log.info('stopped');
+    process.exit(0);
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 await main();

@@ -1,7 +1,7 @@
 // Loads the configuration: defaults ← mirror.config.json (or --config PATH / LONGSHORE_CONFIG) ← LONGSHORE_* env.
 // The result is validated once by the schema and deep-frozen; nothing else in the process reads env or files for settings.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -12,6 +12,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   LONGSHORE_LISTEN: 'listen',
   LONGSHORE_DATA_DIR: 'dataDir',
   LONGSHORE_LOG_LEVEL: 'logLevel',
+  LONGSHORE_LOG_FORMAT: 'logFormat',
   LONGSHORE_DEFAULT_UPSTREAM: 'defaultUpstream',
 };
 
@@ -59,7 +60,60 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== '') raw[key] = value;
   }
+  resolveSecrets(raw, env, dirname(path));
   return parseConfig(raw, path);
+}
+
+/** Keys that name where an upstream's password is, instead of holding it. */
+const SECRET_SOURCES = ['password', 'passwordFile', 'passwordEnv'] as const;
+
+/**
+ * Replaces each upstream's `passwordFile` (a path, relative to the config file's directory; contents
+ * trimmed) or `passwordEnv` (a variable name) with `password`, in place. Errors name the key and the
+ * file or variable, never the secret.
+ */
+export function resolveSecrets(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, baseDir: string): void {
+  const upstreams = raw.upstreams;
+  if (upstreams === null || typeof upstreams !== 'object' || Array.isArray(upstreams)) return;
+  for (const [host, upstream] of Object.entries(upstreams as Record<string, unknown>)) {
+    if (upstream === null || typeof upstream !== 'object' || Array.isArray(upstream)) continue;
+    const entry = upstream as Record<string, unknown>;
+    const key = `upstreams.${host}`;
+    const given = SECRET_SOURCES.filter((k) => entry[k] !== undefined && entry[k] !== null);
+    if (given.length > 1) throw new ConfigError(`${key}: give only one of ${given.join(', ')}`);
+    const file = entry.passwordFile;
+    const variable = entry.passwordEnv;
+    delete entry.passwordFile;
+    delete entry.passwordEnv;
+    if (file !== undefined && file !== null) entry.password = readSecretFile(`${key}.passwordFile`, file, baseDir);
+    if (variable !== undefined && variable !== null) entry.password = readSecretEnv(`${key}.passwordEnv`, variable, env);
+  }
+}
+
+function readSecretFile(key: string, file: unknown, baseDir: string): string {
+  if (typeof file !== 'string' || file === '') throw new ConfigError(`${key}: expected a file path`);
+  const path = resolve(baseDir, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : (code ?? 'unreadable');
+    throw new ConfigError(`${key}: cannot read ${path}: ${reason}`);
+  }
+  const secret = text.trim();
+  if (secret === '') throw new ConfigError(`${key}: ${path} is empty`);
+  return secret;
+}
+
+function readSecretEnv(key: string, variable: unknown, env: NodeJS.ProcessEnv): string {
+  if (typeof variable !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) {
+    throw new ConfigError(`${key}: expected an environment variable name`);
+  }
+  const secret = env[variable];
+  if (secret === undefined) throw new ConfigError(`${key}: environment variable ${variable} is not set`);
+  if (secret.trim() === '') throw new ConfigError(`${key}: environment variable ${variable} is empty`);
+  return secret;
 }
 
 /** Validates raw settings; the error names each bad key, its value and what was expected. */

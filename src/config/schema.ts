@@ -59,6 +59,51 @@ const upstreamSchema = z.strictObject({
   path: ['password'],
 });
 
+/** A bcrypt hash as htpasswd -B and bcryptjs write it: "$2y$10$…". */
+const bcryptHash = z.string().regex(/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/, 'expected a bcrypt hash such as "$2y$10$…" (htpasswd -nbB)');
+
+/** Client authentication: the registry token flow, with tokens this mirror issues itself. */
+const authSchema = z.strictObject({
+  /** Require a token (or an anonymous rule) for every /v2/ request. Default false: no auth code runs at all. */
+  enabled: z.boolean().default(false),
+  /** The mirror's public base URL ("https://mirror.example:5000"); challenges name `<realm>/token`. Default null: taken from each request's scheme and Host. */
+  realm: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')).nullable().default(null),
+  /** `service` in challenges and the audience of issued tokens. Default "longshore". */
+  service: z.string().min(1).default('longshore'),
+  /** Issuer (`iss`) of issued tokens. Default "longshore". */
+  issuer: z.string().min(1).default('longshore'),
+  /** Lifetime of an issued token. Default 5 minutes; at least 1 s (JWT times are in seconds). */
+  tokenTTL: duration('auth.tokenTTL').refine((ms) => ms >= 1_000, 'must be at least 1s').default(300_000),
+  /** Accounts, each with a bcrypt password hash. */
+  users: z.array(z.strictObject({
+    username: z.string().regex(/^[^:\s]{1,128}$/, 'expected a user name without ":" or spaces'),
+    passwordHash: bcryptHash,
+  })).default([]),
+  /** An htpasswd file of more accounts (bcrypt entries only), relative to the working directory. Default null. */
+  htpasswd: z.string().min(1).nullable().default(null),
+  /**
+   * Who may do what: users are names, "*" (any authenticated user) or "anonymous"; repositories are
+   * routed names ("docker.io/library/alpine") where "*" matches any characters, "/" included.
+   */
+  rules: z.array(z.strictObject({
+    users: z.array(z.string().min(1)).min(1),
+    repositories: z.array(z.string().regex(/^[a-z0-9.*][a-z0-9._/:*-]*$/, 'expected a repository name or pattern such as "docker.io/library/*"')).min(1),
+    actions: z.array(z.enum(['pull', 'push', 'delete'])).min(1),
+  })).default([]),
+  /** PEM private key (EC P-256 or Ed25519) that signs tokens. Default null: one generated at first start and kept in the data dir. */
+  signingKeyFile: z.string().min(1).nullable().default(null),
+}).prefault({});
+
+/** HTTPS on `listen`. Paths are relative to the working directory; SIGHUP reloads both files. */
+const tlsSchema = z.strictObject({
+  /** PEM certificate, followed by its intermediates. */
+  cert: z.string().min(1),
+  /** PEM private key of the certificate. */
+  key: z.string().min(1),
+  /** Also serve plain HTTP here, e.g. "127.0.0.1:5080" for local clients. Default null: none. */
+  httpListen: listen.nullable().default(null),
+}).nullable().default(null);
+
 export const configSchema = z.strictObject({
   /** Address the HTTP server binds. Default 127.0.0.1:5000 (use 0.0.0.0:5000 to serve a network). */
   listen: listen.default('127.0.0.1:5000'),
@@ -66,6 +111,16 @@ export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   /** pino level: trace, debug, info, warn, error, fatal, silent. Default info. */
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Log output: "json" (one pino JSON object a line) or "pretty" (human-readable, coloured on a TTY). Default json. */
+  logFormat: z.enum(['json', 'pretty']).default('json'),
+  /** On SIGTERM, how long responses and downloads in progress may take to finish before the process exits anyway. Default 30 s. */
+  shutdownGrace: duration('shutdownGrace').default(30_000),
+  ui: z.strictObject({
+    /** Serve the dashboard at /ui/ and the read-only admin API at /api/v1/. Default true. */
+    enabled: z.boolean().default(true),
+  }).prefault({}),
+  auth: authSchema,
+  tls: tlsSchema,
   /** Upstream that serves names with no registry host (dockerd's registry-mirrors sends those). */
   defaultUpstream: z.string().min(1).default('docker.io'),
   /** Registry host → upstream. Only hosts named here are ever contacted. */
@@ -105,3 +160,5 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type AuthConfig = z.output<typeof authSchema>;
+export type TlsConfig = NonNullable<z.output<typeof tlsSchema>>;

@@ -15,6 +15,8 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_DIGEST_UNSUPPORTED: { status: 400, code: 'UNSUPPORTED' },
   LS_RANGE_INVALID: { status: 416, code: 'RANGE_INVALID' },
   LS_PAGINATION_INVALID: { status: 400, code: 'PAGINATION_NUMBER_INVALID' },
+  // Admin API (/api/v1/) only, which is not part of the distribution spec.
+  LS_QUERY_INVALID: { status: 400, code: 'QUERY_INVALID' },
   // 404, so that a containerd or podman mirror entry falls back to the registry itself.
   LS_UPSTREAM_UNKNOWN: { status: 404, code: 'NAME_UNKNOWN' },
   LS_MANIFEST_NOT_FOUND: { status: 404, code: 'MANIFEST_UNKNOWN' },
@@ -29,6 +31,10 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_MANIFEST_TOO_LARGE: { status: 413, code: 'MANIFEST_INVALID' },
   LS_MANIFEST_BLOB_UNKNOWN: { status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },
   LS_ENDPOINT_NOT_FOUND: { status: 404, code: 'NOT_FOUND' },
+  // Client authentication (auth.enabled). The middleware sets WWW-Authenticate before raising LS_UNAUTHORIZED.
+  LS_UNAUTHORIZED: { status: 401, code: 'UNAUTHORIZED' },
+  LS_DENIED: { status: 403, code: 'DENIED' },
+  LS_TOKEN_REQUEST_INVALID: { status: 400, code: 'UNSUPPORTED' },
   LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },
   LS_UPSTREAM_RATE_LIMITED: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },

@@ -2,6 +2,7 @@
 // through a child with a `component` field. Credentials never reach the output: known secret fields are
 // redacted wherever they appear, and no module logs request or upstream headers wholesale.
 import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export const REDACTED_PATHS = [
   'password',
@@ -26,4 +27,20 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     },
     destination,
   );
+}
+
+/**
+ * Human-readable output (`logFormat: "pretty"`) for a terminal: one line per record, level and
+ * message first, fields after. Formatted in-process, synchronously, so nothing is lost at exit.
+ */
+export function prettyDestination(options: { colorize: boolean; destination?: NodeJS.WritableStream | number }): DestinationStream {
+  return pretty({
+    colorize: options.colorize,
+    destination: options.destination ?? 1,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service,component',
+    messageFormat: '{if component}[{component}] {end}{msg}',
+    singleLine: true,
+  });
 }

@@ -7,6 +7,8 @@
 //     tmp/<random>                 content being written; renamed into blobs/ only after its digest
 //                                  and size are verified. Same filesystem as blobs/, so the rename is
 //                                  atomic. Anything left here at start-up is a crash leftover.
+//     auth/token-signing-key.pem   private key that signs client tokens (auth.enabled without
+//                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Digest } from '../registry/reference.js';
@@ -16,12 +18,14 @@ export class StorePaths {
   readonly blobs: string;
   readonly tmp: string;
   readonly database: string;
+  readonly tokenSigningKey: string;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
     this.blobs = join(this.root, 'blobs', 'sha256');
     this.tmp = join(this.root, 'tmp');
     this.database = join(this.root, 'longshore.db');
+    this.tokenSigningKey = join(this.root, 'auth', 'token-signing-key.pem');
   }
 
   /** Callers pass digests validated by registry/reference.ts; the hex part is [a-f0-9]{64}. */

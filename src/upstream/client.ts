@@ -142,8 +142,12 @@ export class UpstreamClient {
     throw await this.statusError(res, 'blob', repository, digest);
   }
 
+  /**
+   * Closes the connection pool at once, aborting requests still in flight. Shutdown calls it after its
+   * grace period; undici's graceful close would wait for a stalled download until its idle timeout.
+   */
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.agent.destroy();
   }
 
   /**

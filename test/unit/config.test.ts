@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { parseDuration, parseSize } from '../../src/config/units.js';
+import { ConfigError } from '../../src/errors.js';
 
 describe('sizes and durations', () => {
   it('parses binary and SI sizes', () => {
@@ -76,5 +77,89 @@ describe('configuration', () => {
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '{ not json');
     assert.throws(() => loadConfig({ argv: ['--config', bad], env: {}, cwd: dir }), /cannot read config file/);
+  });
+});
+
+describe('secrets from files and the environment', () => {
+  let dir: string;
+  const url = 'http://127.0.0.1:9';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'longshore-secrets-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  async function configWith(upstream: Record<string, unknown>): Promise<string> {
+    const path = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(path, JSON.stringify({ upstreams: { 'docker.io': { url, username: 'mirror', ...upstream } } }));
+    return path;
+  }
+
+  it('reads passwordFile, trimmed, relative to the config file', async () => {
+    await writeFile(join(dir, 'hub-token'), '  s3cret-from-file\n');
+    const config = loadConfig({ argv: ['--config', await configWith({ passwordFile: 'hub-token' })], env: {}, cwd: '/' });
+    assert.equal(config.upstreams['docker.io']?.password, 's3cret-from-file');
+    assert.equal(config.upstreams['docker.io']?.username, 'mirror');
+    assert.equal('passwordFile' in config.upstreams['docker.io']!, false);
+  });
+
+  it('reads passwordEnv', async () => {
+    const config = loadConfig({ argv: ['--config', await configWith({ passwordEnv: 'HUB_TOKEN' })], env: { HUB_TOKEN: 's3cret-from-env' }, cwd: dir });
+    assert.equal(config.upstreams['docker.io']?.password, 's3cret-from-env');
+  });
+
+  it('names the key and the file when the file is missing or empty', async () => {
+    const missing = await configWith({ passwordFile: join(dir, 'nope') });
+    assert.throws(() => loadConfig({ argv: ['--config', missing], env: {}, cwd: dir }),
+      (err: Error) => err instanceof ConfigError && /upstreams\.docker\.io\.passwordFile: cannot read .*nope: file not found/.test(err.message));
+    await writeFile(join(dir, 'blank'), ' \n');
+    const blank = await configWith({ passwordFile: 'blank' });
+    assert.throws(() => loadConfig({ argv: ['--config', blank], env: {}, cwd: dir }), /upstreams\.docker\.io\.passwordFile: .*blank is empty/);
+  });
+
+  it('names the key and the variable when it is unset', async () => {
+    const path = await configWith({ passwordEnv: 'HUB_TOKEN' });
+    assert.throws(() => loadConfig({ argv: ['--config', path], env: {}, cwd: dir }),
+      (err: Error) => err instanceof ConfigError && err.message === 'upstreams.docker.io.passwordEnv: environment variable HUB_TOKEN is not set');
+    const bad = await configWith({ passwordEnv: 'not a name' });
+    assert.throws(() => loadConfig({ argv: ['--config', bad], env: {}, cwd: dir }), /passwordEnv: expected an environment variable name/);
+  });
+
+  it('refuses more than one source, without echoing the secret', async () => {
+    await writeFile(join(dir, 'token'), 'file-secret');
+    const both = await configWith({ password: 'inline-secret', passwordFile: 'token' });
+    assert.throws(() => loadConfig({ argv: ['--config', both], env: {}, cwd: dir }),
+      (err: Error) => /upstreams\.docker\.io: give only one of password, passwordFile/.test(err.message) && !err.message.includes('secret'));
+    const fileAndEnv = await configWith({ passwordFile: 'token', passwordEnv: 'HUB_TOKEN' });
+    assert.throws(() => loadConfig({ argv: ['--config', fileAndEnv], env: { HUB_TOKEN: 'env-secret' }, cwd: dir }), /give only one of passwordFile, passwordEnv/);
+  });
+
+  it('keeps a resolved secret out of validation errors', async () => {
+    await writeFile(join(dir, 'lonely'), 'lonely-secret');
+    // A password without a username fails validation after the file was read.
+    const path = join(dir, 'no-user.json');
+    await writeFile(path, JSON.stringify({ upstreams: { 'docker.io': { url, passwordFile: 'lonely' } } }));
+    assert.throws(() => loadConfig({ argv: ['--config', path], env: {}, cwd: dir }),
+      (err: Error) => /username and password must be given together/.test(err.message) && !err.message.includes('lonely-secret'));
+  });
+});
+
+describe('operations settings', () => {
+  it('defaults: JSON logs, 30 s shutdown grace, dashboard on', () => {
+    const config = parseConfig({});
+    assert.equal(config.logFormat, 'json');
+    assert.equal(config.shutdownGrace, 30_000);
+    assert.equal(config.ui.enabled, true);
+  });
+
+  it('takes logFormat from LONGSHORE_LOG_FORMAT and rejects unknown formats', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'longshore-config-'));
+    try {
+      assert.equal(loadConfig({ argv: [], env: { LONGSHORE_LOG_FORMAT: 'pretty' }, cwd: dir }).logFormat, 'pretty');
+      assert.throws(() => loadConfig({ argv: [], env: { LONGSHORE_LOG_FORMAT: 'xml' }, cwd: dir }), /logFormat: .*\(got "xml"\)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.equal(parseConfig({ shutdownGrace: '5s', ui: { enabled: false } }).shutdownGrace, 5000);
+    assert.throws(() => parseConfig({ ui: { enabeld: false } }), /ui/);
   });
 });

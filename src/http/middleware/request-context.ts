@@ -1,8 +1,10 @@
 // Gives each request an id (the client's X-Request-Id when it sent a sane one) and writes one log line
 // when the response finishes or the connection closes: method, path, status, bytes, cache outcome, ms.
+// The same hook counts the request in the metrics and, for a manifest request, notes it as a recent pull.
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import type { RecentPulls } from '../../admin/recent-pulls.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
 
@@ -11,11 +13,13 @@ export interface RequestLocals {
   cache?: CacheOutcome;
   /** A low-cardinality route name for metrics: manifest, blob, base, metrics, health, … */
   route?: string;
+  /** Set by the router on manifest requests: what a pull asked for. */
+  pull?: { upstream: string; repository: string; reference: string };
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestContext(log: Logger, metrics?: Metrics) {
+export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     const header = req.headers['x-request-id'];
@@ -36,6 +40,18 @@ export function requestContext(log: Logger, metrics?: Metrics) {
       metrics?.httpRequests.inc({ route, method: req.method, status: String(res.statusCode), cache });
       metrics?.httpDuration.observe({ route, cache }, ms / 1000);
       if (bytes > 0) metrics?.servedBytes.inc({ cache }, bytes);
+      if (locals.pull && recentPulls) {
+        const digest = res.getHeader('docker-content-digest');
+        recentPulls.record({
+          time: new Date().toISOString(),
+          method: req.method,
+          ...locals.pull,
+          digest: typeof digest === 'string' ? digest : null,
+          cache: locals.cache ?? null,
+          status: res.statusCode,
+          bytes,
+        });
+      }
       const fields = {
         requestId,
         method: req.method,

@@ -148,16 +148,19 @@ export class Containerd {
 }
 
 /**
- * A `--hosts-dir` tree that sends docker.io to `mirrorUrl`, as README's containerd section does:
- * `DIR/docker.io/hosts.toml`. The mirror is tried first; `server` is containerd's fallback.
+ * A `--hosts-dir` tree that sends `registry` (default docker.io) to `mirrorUrl`, as README's containerd
+ * section does: `DIR/<registry>/hosts.toml`. The mirror is tried first; `server` is containerd's
+ * fallback. `hostLines` go into the mirror's table, e.g. `ca = "/path/ca.crt"`.
  */
-export function writeHostsDir(dir: string, mirrorUrl: string): string {
-  mkdirSync(join(dir, 'docker.io'), { recursive: true });
-  writeFileSync(join(dir, 'docker.io', 'hosts.toml'), [
-    'server = "https://registry-1.docker.io"',
+export function writeHostsDir(dir: string, mirrorUrl: string, registry = 'docker.io', hostLines: readonly string[] = []): string {
+  const server = registry === 'docker.io' ? 'https://registry-1.docker.io' : `https://${registry}`;
+  mkdirSync(join(dir, registry), { recursive: true });
+  writeFileSync(join(dir, registry, 'hosts.toml'), [
+    `server = ${JSON.stringify(server)}`,
     '',
     `[host.${JSON.stringify(mirrorUrl)}]`,
     '  capabilities = ["pull", "resolve"]',
+    ...hostLines.map((line) => `  ${line}`),
     '',
   ].join('\n'));
   return dir;

@@ -39,6 +39,8 @@ export class CountingProxy {
   readonly requests: RecordedRequest[] = [];
   /** Active fault, or null to pass traffic through. */
   fault: Fault | null = null;
+  /** TCP connections accepted since start or the last reset(). */
+  connections = 0;
   private readonly target: URL;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
@@ -47,6 +49,7 @@ export class CountingProxy {
     this.target = new URL(targetUrl);
     this.server = createServer((req, res) => this.forward(req, res));
     this.server.on('connection', (socket) => {
+      this.connections++;
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
@@ -65,6 +68,7 @@ export class CountingProxy {
 
   reset(): void {
     this.requests.length = 0;
+    this.connections = 0;
   }
 
   /** Requests of one kind, optionally narrowed to one method. */

@@ -123,6 +123,20 @@ function indexOf(format: ImageFormat, platforms: readonly PlatformImage[]): Blob
   }), types.index);
 }
 
+/**
+ * A linux/amd64 image whose first layer is `base`'s shared first layer, byte for byte (the same base
+ * image published on two registries), plus a layer of its own. `spec.format` must be `base`'s.
+ */
+export function buildImageOnBase(spec: ImageSpec, base: TestImage): TestImage {
+  if (spec.format !== base.format) throw new Error('buildImageOnBase: the image must have the format of its base');
+  const basePlatform = platformOf(base, 'amd64');
+  const baseConfig = JSON.parse(basePlatform.config.bytes.toString('utf8')) as { rootfs: { diff_ids: string[] } };
+  const shared: Layer = { compressed: basePlatform.layers[0]!, diffId: baseConfig.rootfs.diff_ids[0]!, label: 'base' };
+  const own = randomLayer(`${spec.tag}-own`, [512 * KiB], mediaTypesOf(spec.format).layer);
+  const platforms = [platformImage(spec, { architecture: 'amd64', os: 'linux' }, [shared, own])];
+  return { ...spec, index: indexOf(spec.format, platforms), platforms };
+}
+
 export interface FamilySpec {
   repository: string;
   /** One image per tag. */

@@ -1,6 +1,7 @@
 // Runs the Longshore server from source as a child process with a generated config file and
 // learns its port from the "listening" log record (it binds 127.0.0.1:0 unless told otherwise).
 // Every JSON log record is kept, so tests can read what Longshore answered each client request.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,24 @@ export class Longshore {
       bytes: Number(r.bytes),
       ...(typeof r.cache === 'string' ? { cache: r.cache } : {}),
     }));
+  }
+
+  /**
+   * Resolves once the log holds the lines of every request Longshore answered before this call. A
+   * client may exit before the line for its last request has been read from Longshore's stdout; the
+   * lines come in the order responses finished, so once a marker request of our own (a GET /healthz
+   * with its own X-Request-Id) is logged, the earlier ones are too.
+   */
+  async logSettled(): Promise<void> {
+    const requestId = `rig-settle-${randomUUID()}`;
+    const res = await fetch(`${this.url}/healthz`, { headers: { 'x-request-id': requestId } });
+    await res.arrayBuffer();
+    await waitFor(async () => (this.records.some((r) => r.msg === 'request' && r.requestId === requestId) ? true : undefined), {
+      what: `Longshore to log the marker request ${requestId}`,
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      failFast: () => this.process.assertRunning(),
+    });
   }
 
   /** One line per request answered after `mark`, for assertion messages. */

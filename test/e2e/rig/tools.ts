@@ -14,6 +14,7 @@ const DEBIAN_PACKAGE = {
   containerd: 'containerd',
   ctr: 'containerd',
   openssl: 'openssl',
+  chromium: 'chromium',
 } as const;
 
 export type Tool = keyof typeof DEBIAN_PACKAGE;

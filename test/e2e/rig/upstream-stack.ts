@@ -29,10 +29,12 @@ export interface UpstreamStack {
 export interface UpstreamStackOptions {
   /** More images to publish, e.g. from buildImageFamily. */
   extraImages?: readonly TestImage[];
+  /** The mirror's pull-only account. Default mirror / mirror-secret. */
+  mirrorCredentials?: Credentials;
 }
 
 export async function startUpstreamStack(options: UpstreamStackOptions = {}): Promise<UpstreamStack> {
-  const mirrorCredentials = { username: 'mirror', password: 'mirror-secret' };
+  const mirrorCredentials = options.mirrorCredentials ?? { username: 'mirror', password: 'mirror-secret' };
   const publisherCredentials = { username: 'publisher', password: 'publisher-secret' };
   const teardown = new Teardown();
   try {

@@ -1,0 +1,86 @@
+// Client authentication and authorization, as one service for the token endpoint and the /v2/
+// middleware: who a request is (a verified token, or anonymous), what a token may grant (the
+// intersection of the requested and the allowed actions), and the challenge that sends a client to
+// the token endpoint. Built only when `auth.enabled`; nothing of it runs otherwise.
+import type { AuthConfig } from '../config/schema.js';
+import { AccessRules, type Action, type Subject } from './rules.js';
+import { bearerChallenge, type RequestedScope } from './scope.js';
+import { loadSigningKey } from './signing-key.js';
+import { TokenIssuer, TokenVerifier, type AccessEntry, type IssuedToken, type VerifiedToken } from './tokens.js';
+import { UserStore } from './users.js';
+
+/**
+ * The routed name of a repository as a request names it: path name and containerd's `ns`, e.g.
+ * ("library/alpine", undefined) → "docker.io/library/alpine". Throws for names the router refuses.
+ */
+export type RepositoryResolver = (name: string, ns: string | undefined) => string;
+
+const ALL_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
+
+export class ClientAuth {
+  constructor(
+    private readonly users: UserStore,
+    readonly rules: AccessRules,
+    private readonly issuer: TokenIssuer,
+    private readonly verifier: TokenVerifier,
+    readonly resolve: RepositoryResolver,
+    private readonly settings: Pick<AuthConfig, 'realm' | 'service'>,
+  ) {}
+
+  static async create(config: AuthConfig, generatedKeyPath: string, resolve: RepositoryResolver): Promise<ClientAuth> {
+    const key = await loadSigningKey(config.signingKeyFile, generatedKeyPath);
+    const settings = { issuer: config.issuer, service: config.service, ttl: config.tokenTTL };
+    return new ClientAuth(
+      UserStore.fromConfig(config.users, config.htpasswd),
+      new AccessRules(config.rules),
+      new TokenIssuer(key, settings),
+      new TokenVerifier(key, settings),
+      resolve,
+      config,
+    );
+  }
+
+  get service(): string {
+    return this.settings.service;
+  }
+
+  login(username: string, password: string): Promise<boolean> {
+    return this.users.verify(username, password);
+  }
+
+  verify(token: string): Promise<VerifiedToken> {
+    return this.verifier.verify(token);
+  }
+
+  /**
+   * A token for `subject` granting, per requested repository scope, the requested actions the rules
+   * allow ("*" asks for all of them). Scopes naming no repository this mirror routes are granted nothing.
+   */
+  async issue(subject: Subject, scopes: readonly RequestedScope[], ns: string | undefined): Promise<IssuedToken> {
+    const access: AccessEntry[] = [];
+    for (const scope of scopes) {
+      if (scope.type !== 'repository') continue;
+      let name: string;
+      try {
+        name = this.resolve(scope.name, ns);
+      } catch {
+        continue;
+      }
+      const allowed = this.rules.allowed(subject, name);
+      const wanted = scope.actions.includes('*') ? ALL_ACTIONS : scope.actions;
+      const actions = ALL_ACTIONS.filter((a) => wanted.includes(a) && allowed.has(a));
+      access.push({ type: 'repository', name, actions });
+    }
+    return this.issuer.issue(subject, access);
+  }
+
+  /**
+   * The WWW-Authenticate value for a request to `origin` (the mirror as the client reached it, used
+   * unless `auth.realm` is set). containerd's `ns` travels in the realm's query, so that the token
+   * endpoint routes the scope's name exactly as the request was routed.
+   */
+  challenge(origin: string, ns: string | undefined, scope?: string, error?: 'invalid_token' | 'insufficient_scope'): string {
+    const realm = `${this.settings.realm ?? origin}/token${ns === undefined ? '' : `?ns=${encodeURIComponent(ns)}`}`;
+    return bearerChallenge({ realm, service: this.settings.service, ...(scope === undefined ? {} : { scope }), ...(error === undefined ? {} : { error }) });
+  }
+}

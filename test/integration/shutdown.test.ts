@@ -1,0 +1,133 @@
+// Issue 5: graceful shutdown of the real process. Longshore runs as a child process (src/main.ts, as in
+// production) against the in-process fake upstream, whose blob is held mid-transfer while SIGTERM lands.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { Agent, request } from 'undici';
+import { Longshore } from '../e2e/rig/longshore.js';
+import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SECRET = 'tok-from-a-file';
+
+/** Resolves with the error code of a fresh TCP connection attempt, or 'connected'. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+describe('graceful shutdown', () => {
+  let fake: FakeRegistry;
+  let secrets: string;
+  const agent = new Agent();
+
+  before(async () => {
+    // The token service accepts only the password that Longshore reads from its passwordFile.
+    fake = await FakeRegistry.start({ users: { mirror: SECRET } });
+    secrets = await mkdtemp(join(tmpdir(), 'longshore-secrets-'));
+    await writeFile(join(secrets, 'hub-password'), `${SECRET}\n`);
+  });
+  after(async () => {
+    await agent.close();
+    await fake.close();
+    await rm(secrets, { recursive: true, force: true });
+  });
+
+  async function startServer(extra: Record<string, unknown> = {}): Promise<Longshore> {
+    return Longshore.start({
+      upstreamUrl: fake.registryUrl,
+      username: 'unused',
+      password: 'unused',
+      config: {
+        upstreams: {
+          // A held upstream body must not end by the idle timeout while a test waits for the exit.
+          'docker.io': { url: fake.registryUrl, username: 'mirror', passwordFile: join(secrets, 'hub-password'), timeouts: { idle: '10m' } },
+        },
+        ...extra,
+      },
+    });
+  }
+
+  function holdBlob(size: number): { digest: string; content: Buffer; release(): void } {
+    const content = randomBytes(size);
+    const digest = fake.addBlob(content);
+    let release!: () => void;
+    fake.setBlobFault(digest, { kind: 'hold', after: 64 * 1024, release: new Promise((resolve) => (release = resolve)) });
+    return { digest, content, release: () => release() };
+  }
+
+  it('on SIGTERM refuses new connections, finishes the download in progress, closes SQLite and exits 0', async () => {
+    const server = await startServer();
+    try {
+      const blob = holdBlob(1024 * 1024);
+      const cdnBefore = fake.count({ host: 'cdn' });
+      // Headers and the first bytes are through: the response is in flight when the signal lands.
+      const response = await request(`${server.url}/v2/library/held/blobs/${blob.digest}`, { dispatcher: agent });
+      assert.equal(response.statusCode, 200);
+      assert.equal(fake.count({ host: 'cdn' }), cdnBefore + 1);
+
+      const mark = server.logMark();
+      process.kill(server.process.pid, 'SIGTERM');
+      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, 30_000, 'the shutdown log line');
+      assert.equal(await tryConnect(server.port), 'ECONNREFUSED');
+      assert.equal(server.process.running, true, 'still running while the download is held');
+
+      blob.release();
+      const body = Buffer.from(await response.body.arrayBuffer());
+      assert.equal(body.length, blob.content.length);
+      assert.equal(sha256(body), blob.digest);
+
+      assert.deepEqual(await server.process.exited, { code: 0, signal: null });
+      assert.equal(server.recordsSince(mark, 'stopped').length, 1);
+      // The client's kept-alive connection was closed once idle, not cut when the grace ran out.
+      assert.equal(server.recordsSince(mark, 'shutdown grace ran out; open connections were cut').length, 0);
+      const hex = blob.digest.slice('sha256:'.length);
+      assert.ok(existsSync(join(server.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex)), 'the blob is in the store');
+      assert.equal(existsSync(join(server.dataDir, 'longshore.db-wal')), false, 'SQLite was closed cleanly');
+      const db = new Database(join(server.dataDir, 'longshore.db'), { readonly: true });
+      try {
+        const row = db.prepare('SELECT size FROM content WHERE digest = ?').get(blob.digest) as { size: number } | undefined;
+        assert.equal(row?.size, blob.content.length, 'the blob is recorded in the catalog');
+      } finally {
+        db.close();
+      }
+      assert.ok(!server.process.recentOutput().includes(SECRET), 'the password from the file is never logged');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  // The timeout only catches a hang: the upstream stays held for good, so an exit that waited for it
+  // would come after the 10-minute idle timeout.
+  it('gives up after shutdownGrace: cuts the transfer, caches nothing, still closes SQLite and exits 0', { timeout: 120_000 }, async () => {
+    const server = await startServer({ shutdownGrace: '500ms' });
+    const blob = holdBlob(256 * 1024);
+    try {
+      const response = await request(`${server.url}/v2/library/stuck/blobs/${blob.digest}`, { dispatcher: agent });
+      assert.equal(response.statusCode, 200);
+      const body = response.body.arrayBuffer().then(() => 'complete', (err: Error) => err.message);
+      process.kill(server.process.pid, 'SIGTERM');
+      assert.deepEqual(await server.process.exited, { code: 0, signal: null });
+      assert.notEqual(await body, 'complete', 'the client sees a broken transfer, not a short body');
+      const hex = blob.digest.slice('sha256:'.length);
+      assert.equal(existsSync(join(server.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex)), false);
+      assert.equal(existsSync(join(server.dataDir, 'longshore.db-wal')), false);
+      assert.equal(server.records.filter((r) => r.msg === 'shutdown grace ran out; open connections were cut').length, 1);
+    } finally {
+      blob.release();
+      await server.stop();
+    }
+  });
+});
