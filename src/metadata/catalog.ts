@@ -70,6 +70,7 @@ export class Catalog {
   private readonly upstreamDigestsStmt;
   private readonly linkCountStmt;
   private readonly unreferencedStmt;
+  private readonly holdersStmt;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -140,6 +141,8 @@ export class Catalog {
           SELECT 1 FROM manifest_refs r
           JOIN repository_content m ON m.digest = r.manifest AND m.upstream = rc.upstream AND m.repository = rc.repository
           WHERE r.child = rc.digest)`);
+    this.holdersStmt = db.prepare<[{ upstream: string; digest: string }], { mine: number | null; others: number | null }>(
+      'SELECT SUM(upstream = @upstream) AS mine, SUM(upstream <> @upstream) AS others FROM repository_content WHERE digest = @digest');
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
@@ -286,6 +289,12 @@ export class Catalog {
   /** Blobs of `upstream`'s repositories that no manifest there references, older than `before` (ms). */
   unreferencedBlobs(upstream: string, before: number): Array<{ repository: string; digest: Digest }> {
     return this.unreferencedStmt.all(upstream, before);
+  }
+
+  /** True when repositories of `upstream` hold the content and no repository of another upstream does. */
+  heldOnlyBy(upstream: string, digest: Digest): boolean {
+    const row = this.holdersStmt.get({ upstream, digest });
+    return (row?.mine ?? 0) > 0 && (row?.others ?? 0) === 0;
   }
 
   /** Counts a hit in memory; flush() persists it. */

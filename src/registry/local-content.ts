@@ -6,6 +6,7 @@ import type { Catalog, ContentRecord } from '../metadata/catalog.js';
 import type { ContentStore } from '../storage/content-store.js';
 import type { BlobHandle, CacheOutcome } from './types.js';
 import type { Digest } from './reference.js';
+import { LOCAL } from './routing.js';
 
 /** Manifest bodies kept in memory, by total bytes. */
 const HOT_MANIFEST_BYTES = 32 * 1024 * 1024;
@@ -34,6 +35,14 @@ export class LocalContent {
   /** Digests of stored blobs open for reading right now. */
   inUse(): Iterable<Digest> {
     return this.reading.keys();
+  }
+
+  /**
+   * Whether a proxied repository may be answered with stored content. Content pushed only to local
+   * repositories is private to them: under an upstream's name it is fetched from that upstream instead.
+   */
+  servableToProxy(digest: Digest): boolean {
+    return !this.catalog.heldOnlyBy(LOCAL, digest);
   }
 
   /** Drops in-process copies of content that was evicted. */

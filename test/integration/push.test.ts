@@ -237,7 +237,25 @@ describe('push to local repositories', () => {
     assert.equal(blob.code, 'UNSUPPORTED');
   });
 
+  it('keeps pushed content private to local repositories: proxied names ask their upstream instead', async () => {
+    const image = await pushImage('team/private', 'v1');
+    fake.reset();
+    for (const method of ['GET', 'HEAD'] as const) {
+      const blob = await call(method, `/v2/library/alpine/blobs/${image.layer}`);
+      assert.equal(blob.status, 404, `${method} of a pushed blob under a proxied name`);
+      const manifest = await call(method, `/v2/library/alpine/manifests/${image.manifest}`, undefined, { accept: OCI_MANIFEST });
+      assert.equal(manifest.status, 404, `${method} of a pushed manifest under a proxied name`);
+    }
+    assert.ok(fake.count({ host: 'registry', path: `/v2/library/alpine/blobs/${image.layer}` }) >= 1, 'the upstream was asked');
+    // once the upstream really has the same bytes, the proxied name gets them from there, and then from cache
+    const layer = (await call('GET', `/v2/team/private/blobs/${image.layer}`)).body;
+    fake.addBlob(layer);
+    assert.deepEqual((await call('GET', `/v2/library/alpine/blobs/${image.layer}`)).body, layer);
+    assert.deepEqual((await call('GET', `/v2/team/private/blobs/${image.layer}`)).body, layer, 'still served to its own repository');
+  });
+
   it('refuses writes to proxied repositories with a clear UNSUPPORTED', async () => {
+    fake.reset();
     const reply = await call('POST', '/v2/library/alpine/blobs/uploads/');
     assert.equal(reply.status, 405);
     assert.equal(reply.code, 'UNSUPPORTED');
