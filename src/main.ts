@@ -32,7 +32,12 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel,
     config.logFormat === 'pretty' ? prettyDestination({ colorize: process.stdout.isTTY === true }) : undefined);
-  const longshore = await createLongshore(config, log);
+  const longshore = await createLongshore(config, log).catch((err: unknown) => {
+    // auth.htpasswd or auth.signingKeyFile, read while the services are built
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`longshore: ${err.message}`);
+    process.exit(2);
+  });
   const serverOptions = { keepAliveTimeout: 65_000 };
   const httpsServer = keyPair ? createHttpsServer({ ...serverOptions, ...keyPair }, longshore.app) : undefined;
   const server = httpsServer ?? createServer(serverOptions, longshore.app);
