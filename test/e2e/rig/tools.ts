@@ -15,6 +15,7 @@ const DEBIAN_PACKAGE = {
   ctr: 'containerd',
   openssl: 'openssl',
   chromium: 'chromium',
+  podman: 'podman',
 } as const;
 
 export type Tool = keyof typeof DEBIAN_PACKAGE;
