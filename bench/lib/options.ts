@@ -1,0 +1,101 @@
+// Command-line flags of `npm run bench`. Every flag is optional; the defaults are the full run that
+// produced the committed result files.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRate } from './units.js';
+
+export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+export type LoadGenerator = 'wrk' | 'undici';
+
+export interface BenchOptions {
+  /** Smaller images, shorter load runs: for development, not for publishing. */
+  quick: boolean;
+  /** Scenarios to run; 6 (resources) is measured during 3 and 4 and needs one of them. */
+  only: ReadonlySet<ScenarioId>;
+  /** Emulated WAN link in bytes/s: always used by scenario 7; when given, also by scenarios 1 and 2. */
+  throttle: number;
+  throttleGiven: boolean;
+  /** Start Longshore with `node --cpu-prof` and summarise the profiles. */
+  profile: boolean;
+  /** Manifest load generator: wrk when it is installed, else the in-repo undici one. */
+  loadgen: LoadGenerator | 'auto';
+  /** Generated images, the upstream's storage and the compiled build live here, outside the repo. */
+  cacheDir: string;
+  /** Where result files go. */
+  resultsDir: string;
+  /** Write no result files (still prints the table). */
+  noWrite: boolean;
+}
+
+const DEFAULT_THROTTLE = '50MB/s';
+
+export const USAGE = `usage: npm run bench -- [--quick] [--only=1,3] [--throttle=50MB/s] [--profile]
+                       [--loadgen=wrk|undici] [--cache=DIR] [--results=DIR] [--no-write]`;
+
+export function parseOptions(argv: readonly string[], repoRoot: string): BenchOptions {
+  const options: BenchOptions = {
+    quick: false,
+    only: new Set(SCENARIO_IDS),
+    throttle: parseRate(DEFAULT_THROTTLE)!,
+    throttleGiven: false,
+    profile: false,
+    loadgen: 'auto',
+    cacheDir: process.env.LONGSHORE_BENCH_CACHE ?? join(tmpdir(), 'longshore-bench-cache'),
+    resultsDir: join(repoRoot, 'bench', 'results'),
+    noWrite: false,
+  };
+  for (const arg of argv) {
+    const [flag, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    switch (flag) {
+      case '--quick':
+        options.quick = true;
+        break;
+      case '--only': {
+        const ids = (value ?? '').split(',').map((s) => Number(s.trim()));
+        if (ids.length === 0 || ids.some((id) => !(SCENARIO_IDS as readonly number[]).includes(id))) {
+          throw new Error(`--only expects scenario numbers from 1 to 7, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
+        }
+        options.only = new Set(ids as ScenarioId[]);
+        break;
+      }
+      case '--throttle': {
+        const rate = parseRate(value ?? '');
+        if (rate === undefined) throw new Error(`--throttle expects a rate such as 50MB/s or 100Mbit/s (got ${JSON.stringify(value)})`);
+        options.throttle = rate;
+        options.throttleGiven = true;
+        break;
+      }
+      case '--profile':
+        options.profile = true;
+        break;
+      case '--loadgen':
+        if (value !== 'wrk' && value !== 'undici') throw new Error(`--loadgen expects wrk or undici (got ${JSON.stringify(value)})`);
+        options.loadgen = value;
+        break;
+      case '--cache':
+        if (!value) throw new Error('--cache expects a directory');
+        options.cacheDir = value;
+        break;
+      case '--results':
+        if (!value) throw new Error('--results expects a directory');
+        options.resultsDir = value;
+        break;
+      case '--no-write':
+        options.noWrite = true;
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown flag ${arg}\n${USAGE}`);
+    }
+  }
+  if (options.only.has(6) && !options.only.has(3) && !options.only.has(4)) {
+    throw new Error('scenario 6 (peak RSS and CPU) is measured during scenarios 3 and 4: add 3 or 4 to --only');
+  }
+  return options;
+}
