@@ -222,6 +222,9 @@ export class UpstreamClient {
         method,
         headers: auth ? { ...headers, authorization: auth } : headers,
         dispatcher: this.agent,
+        // undici closes the connection after a HEAD unless told otherwise (servers that send a body
+        // anyway); registries do not, and tag revalidation is a stream of HEADs: keep the connection.
+        ...(method === 'HEAD' ? { reset: false } : {}),
       }));
       const ms = Date.now() - started;
       this.metrics?.upstreamRequests.inc({ upstream: this.name, method, kind, status: String(res.statusCode) });

@@ -308,6 +308,17 @@ describe('bad input and upstream failures', () => {
     assert.equal(fake.count({ host: 'registry', method: 'GET', path: '/v2/library/busybox/manifests/latest' }), 1);
   });
 
+  it('keeps one upstream connection across tag revalidations (HEADs)', async () => {
+    await get(`${mirror.url}/v2/library/busybox/manifests/latest`, { accept: ALL_MANIFEST_TYPES });
+    const before = fake.connections;
+    for (let i = 0; i < 10; i++) {
+      const reply = await get(`${mirror.url}/v2/library/busybox/manifests/latest`, { accept: ALL_MANIFEST_TYPES });
+      assert.equal(reply.status, 200);
+    }
+    assert.equal(fake.count({ host: 'registry', method: 'HEAD' }) >= 10, true, 'each request revalidated with a HEAD (tagTTL 0)');
+    assert.ok(fake.connections - before <= 1, `10 revalidations opened ${fake.connections - before} connections`);
+  });
+
   it('answers 502 and caches nothing when the upstream is down', async () => {
     const down = await FakeRegistry.start();
     const url = down.registryUrl;
