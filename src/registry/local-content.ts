@@ -41,8 +41,9 @@ export class LocalContent {
    * Whether a proxied repository may be answered with stored content. Content pushed only to local
    * repositories is private to them: under an upstream's name it is fetched from that upstream instead.
    */
-  servableToProxy(digest: Digest): boolean {
-    return !this.catalog.heldOnlyBy(LOCAL, digest);
+  servableToProxy(upstream: string, repository: string, digest: Digest): boolean {
+    // A repository known to hold it already answers the question without a query (the hot path).
+    return this.links.has(linkKey(upstream, repository, digest)) || !this.catalog.heldOnlyBy(LOCAL, digest);
   }
 
   /** Drops in-process copies of content that was evicted. */

@@ -87,7 +87,7 @@ export class ProxyRegistry implements Registry {
   }
 
   private async manifestByDigest(repo: RepositoryRef, digest: Digest, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
-    const stored = this.local.servableToProxy(digest) ? this.local.manifest(digest) : undefined;
+    const stored = this.local.servableToProxy(repo.upstream, repo.name, digest) ? this.local.manifest(digest) : undefined;
     if (stored) {
       const answer = await this.answerStored(stored, method, 'hit');
       if (answer) return answer;
@@ -200,7 +200,7 @@ export class ProxyRegistry implements Registry {
   }
 
   async statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo> {
-    const size = this.local.servableToProxy(digest) ? await this.local.blobSize(digest) : undefined;
+    const size = this.local.servableToProxy(repo.upstream, repo.name, digest) ? await this.local.blobSize(digest) : undefined;
     if (size !== undefined) return { digest, size, outcome: 'hit' };
     const pending = this.fills.get(digest);
     if (pending) {
@@ -223,7 +223,7 @@ export class ProxyRegistry implements Registry {
         await fill.done.catch(() => undefined);
         continue;
       }
-      const stored = this.local.servableToProxy(digest) ? await this.local.openBlob(digest) : undefined;
+      const stored = this.local.servableToProxy(repo.upstream, repo.name, digest) ? await this.local.openBlob(digest) : undefined;
       if (stored) {
         this.local.noteAccess(repo.upstream, repo.name, digest);
         return stored;
