@@ -37,6 +37,7 @@ const ACCESS_FLUSH_MS = 5_000;
 export interface Longshore {
   app: express.Express;
   registry: ProxyRegistry;
+  store: ContentStore;
   catalog: Catalog;
   evictor: Evictor;
   localRegistry: LocalRegistry;
@@ -149,6 +150,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   return {
     app,
     registry,
+    store,
     catalog,
     evictor,
     localRegistry,

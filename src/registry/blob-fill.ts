@@ -11,6 +11,7 @@ import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { LongshoreError } from '../errors.js';
+import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
 import type { Digest } from './reference.js';
 import { DigestVerifier } from './verifying-stream.js';
@@ -44,6 +45,8 @@ export interface FillOptions {
    * offset through this, verifying the whole digest themselves; nothing is cached.
    */
   relayFrom?: ResumeFrom;
+  /** Where readers take their read buffers (the content store's pool); by default a pool of their own. */
+  chunks?: ChunkPool;
 }
 
 export class BlobFill {
@@ -55,6 +58,7 @@ export class BlobFill {
   private users = 1; // the fill itself, until it has finished with the descriptor
   private running = true;
   private readonly waiters = new Set<() => void>();
+  readonly chunks: ChunkPool;
   /** Settles when the blob is committed to the store (resolves) or the download failed (rejects). */
   readonly done: Promise<void>;
 
@@ -68,6 +72,7 @@ export class BlobFill {
     onCommit: (size: number) => void | Promise<void>,
     private readonly options: FillOptions = {},
   ) {
+    this.chunks = options.chunks ?? new ChunkPool({ chunkSize: READ_CHUNK, maxFree: 2 });
     this.done = this.run(source, onCommit);
     this.done.catch(() => undefined); // failures reach readers through their streams
   }
@@ -251,11 +256,11 @@ export class BlobFill {
       const finished = end !== undefined ? position > end : this.state === 'verified' && position >= this.written;
       return callback(null, finished ? null : undefined);
     }
-    const length = Math.min(READ_CHUNK, limit - position);
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = this.chunks.acquire();
+    const length = Math.min(buffer.length, limit - position);
     read(this.writer.handle.fd, buffer, 0, length, position, (err, bytesRead) => {
       if (err) return callback(err, undefined);
-      callback(null, bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
+      callback(null, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
     });
   }
 
@@ -265,13 +270,17 @@ export class BlobFill {
   }
 }
 
-class FillReader extends Readable {
+class FillReader extends Readable implements RecyclingStream {
   private reading = false;
   private relayed: Readable | undefined;
   private readonly wake = () => this.pull();
 
   constructor(private readonly fill: BlobFill, private position: number, private readonly end: number | undefined) {
-    super({ highWaterMark: READ_CHUNK });
+    super({ highWaterMark: fill.chunks.chunkSize });
+  }
+
+  recycle(chunk: Buffer): void {
+    this.fill.chunks.release(chunk);
   }
 
   override _read(): void {

@@ -286,6 +286,7 @@ export class ProxyRegistry implements Registry {
           },
           onBytes: (count) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, count),
           relayFrom: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId),
+          chunks: this.local.store.chunks,
         });
       this.running.add(fill);
       fill.done.then(

@@ -3,14 +3,18 @@
 // flushed, and only then renamed to its digest path (atomic: same filesystem). A reader therefore
 // never sees a partial or unverified file under a digest path.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { read } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
 import type { Digest } from '../registry/reference.js';
+import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { StorePaths } from './paths.js';
 
 /** Reads from the store use 1 MiB chunks: 64 KiB reads serve a large blob at a quarter of the speed. */
 export const READ_CHUNK = 1024 * 1024;
+/** Free read chunks kept for reuse across streams (16 MiB). */
+const IDLE_CHUNKS = 16;
 
 export interface ByteRange {
   /** First byte, inclusive. */
@@ -20,7 +24,12 @@ export interface ByteRange {
 }
 
 export class ContentStore {
-  constructor(readonly paths: StorePaths) {}
+  /** Read buffers shared by every stream of stored or downloading content. */
+  readonly chunks: ChunkPool;
+
+  constructor(readonly paths: StorePaths, chunks?: ChunkPool) {
+    this.chunks = chunks ?? new ChunkPool({ chunkSize: READ_CHUNK, maxFree: IDLE_CHUNKS });
+  }
 
   /** Creates the directories and removes temp files left by a crash. Returns how many were removed. */
   async init(): Promise<number> {
@@ -55,7 +64,7 @@ export class ContentStore {
     }
     try {
       const { size } = await handle.stat();
-      return new StoredContent(handle, size);
+      return new StoredContent(handle, size, this.chunks);
     } catch (err) {
       await handle.close();
       throw err;
@@ -114,24 +123,64 @@ export class ContentStore {
 
 export class StoredContent {
   private closed = false;
-  constructor(readonly handle: FileHandle, readonly size: number) {}
+  constructor(readonly handle: FileHandle, readonly size: number, private readonly chunks: ChunkPool) {}
 
   /** A stream of the whole content or of one range; it closes the descriptor when it ends or fails. */
-  stream(range?: ByteRange): ReadStream {
+  stream(range?: ByteRange): Readable & RecyclingStream {
     this.closed = true; // the stream owns the descriptor from here on
-    return createReadStream('', {
-      fd: this.handle,
-      start: range?.start ?? 0,
-      end: range?.end ?? Math.max(0, this.size - 1),
-      highWaterMark: READ_CHUNK,
-      autoClose: true,
-    });
+    return new FileChunkStream(this.handle, range?.start ?? 0, range ? range.end + 1 : this.size, this.chunks);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.handle.close();
+  }
+}
+
+/**
+ * Reads [start, end) of an open file into pooled chunks. Unlike fs.createReadStream, which allocates
+ * a fresh buffer for every read, each chunk can go back to the pool once it is written (recycle()).
+ * The descriptor is closed when the stream ends or is destroyed, never while a read is in flight.
+ */
+class FileChunkStream extends Readable implements RecyclingStream {
+  private inFlight = false;
+  private closeAfterRead: (() => void) | undefined;
+
+  constructor(private readonly handle: FileHandle, private position: number, private readonly end: number, private readonly chunks: ChunkPool) {
+    // One chunk read ahead of the consumer is enough to keep the socket busy.
+    super({ highWaterMark: chunks.chunkSize });
+  }
+
+  override _read(): void {
+    const length = Math.min(this.chunks.chunkSize, this.end - this.position);
+    if (length <= 0) return void this.push(null);
+    const chunk = this.chunks.acquire();
+    this.inFlight = true;
+    read(this.handle.fd, chunk, 0, length, this.position, (err, bytesRead) => {
+      this.inFlight = false;
+      if (this.closeAfterRead) return this.closeAfterRead();
+      if (err) return void this.destroy(err);
+      if (bytesRead === 0) {
+        // Stored content never shrinks; a file shorter than its size is damaged, and a short body must not pass for a whole one.
+        return void this.destroy(new LongshoreError('LS_CONTENT_MISMATCH', `stored content ended at byte ${this.position} of ${this.end}`, { position: this.position, end: this.end }));
+      }
+      this.position += bytesRead;
+      this.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+    });
+  }
+
+  recycle(chunk: Buffer): void {
+    this.chunks.release(chunk);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const close = () => {
+      this.closeAfterRead = undefined;
+      this.handle.close().then(() => callback(err), (closeErr: Error) => callback(err ?? closeErr));
+    };
+    if (this.inFlight) this.closeAfterRead = close;
+    else close();
   }
 }
 

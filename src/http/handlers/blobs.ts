@@ -1,6 +1,5 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: streams the blob, whole or as one byte range (dockerd resumes
 // interrupted layer downloads with Range). Blobs are immutable, so they may be cached forever.
-import { pipeline } from 'node:stream';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { LongshoreError } from '../../errors.js';
@@ -9,6 +8,7 @@ import type { RepositoryRef } from '../../registry/routing.js';
 import type { Registry } from '../../registry/types.js';
 import type { ByteRange } from '../../storage/content-store.js';
 import type { RequestLocals } from '../middleware/request-context.js';
+import { sendStream } from '../send-stream.js';
 import { matchesEtag } from './manifests.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -53,12 +53,8 @@ export async function getBlob(registry: Registry, repo: RepositoryRef, rawDigest
     res.status(200);
     if (handle.size !== undefined) res.setHeader('content-length', handle.size);
   }
-  const stream = handle.stream(range);
-  pipeline(stream, res, (err) => {
-    // A failed source destroys the response: the client sees a broken transfer, not a short body.
-    if (err && !res.writableFinished) {
-      log.debug({ requestId: locals.requestId, digest, err: err.message }, 'blob response ended early');
-    }
+  sendStream(handle.stream(range), res, (reason) => {
+    log.debug({ requestId: locals.requestId, digest, reason }, 'blob response ended early');
   });
 }
 
