@@ -1,7 +1,12 @@
 // What the mirror knows about stored content and tags, over the metadata database. Every statement is
 // prepared once here. Access recording is batched: a cache hit only bumps an in-memory counter, and
 // flush() writes all pending hits in one transaction (on a timer and at shutdown).
+//
+// The two reads of a warm pull by tag, its tag resolutions and its manifest's row, are served from
+// memory: every write to those rows goes through this class, which drops the cached copy as it writes.
+// This process must therefore be the only writer of the database while it runs.
 import type Database from 'better-sqlite3';
+import { LRUCache } from 'lru-cache';
 import type { Digest } from '../registry/reference.js';
 
 export interface ContentRow {
@@ -27,6 +32,17 @@ export interface ReferrerRow {
   artifact_type: string | null;
   annotations: string | null;
 }
+
+/** What serving stored content needs from its row; cached (see manifestInfo). */
+export interface ContentInfo {
+  size: number;
+  media_type: string | null;
+}
+
+/** Tag keys with their resolutions kept in memory (each a few rows of ~200 bytes). */
+const CACHED_TAGS = 20_000;
+/** Content rows kept in memory for manifestInfo. */
+const CACHED_CONTENT = 50_000;
 
 export interface ContentRecord {
   digest: Digest;
@@ -75,6 +91,8 @@ export class Catalog {
   private bytes = 0;
   private objects = 0;
   private readonly pendingHits = new Map<string, { count: number; last: number }>();
+  private readonly tagCache = new LRUCache<string, readonly TagRow[]>({ max: CACHED_TAGS });
+  private readonly contentCache = new LRUCache<Digest, ContentInfo>({ max: CACHED_CONTENT });
 
   constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {
     this.getContentStmt = db.prepare<[string], ContentRow>('SELECT * FROM content WHERE digest = ?');
@@ -152,8 +170,20 @@ export class Catalog {
     return this.getContentStmt.get(digest);
   }
 
+  /** Size and media type of stored content, from memory when it was asked for before. */
+  contentInfo(digest: Digest): ContentInfo | undefined {
+    const cached = this.contentCache.get(digest);
+    if (cached) return cached;
+    const row = this.getContentStmt.get(digest);
+    if (!row) return undefined;
+    const info = { size: row.size, media_type: row.media_type };
+    this.contentCache.set(digest, info);
+    return info;
+  }
+
   /** Records stored content (and, for a manifest, its references) in one transaction. */
   recordContent(record: ContentRecord): void {
+    this.contentCache.delete(record.digest);
     this.db.transaction(() => {
       if (!this.getContentStmt.get(record.digest)) {
         this.bytes += record.size;
@@ -175,6 +205,7 @@ export class Catalog {
 
   /** Forgets content, its repository links and the references it makes; returns whether it was known. */
   removeContent(digest: Digest): boolean {
+    this.contentCache.delete(digest);
     return this.db.transaction(() => {
       const row = this.getContentStmt.get(digest);
       this.removeContentStmt.run(digest);
@@ -222,15 +253,24 @@ export class Catalog {
     return this.repoSizesStmt.all(limit);
   }
 
-  tags(upstream: string, repository: string, tag: string): TagRow[] {
-    return this.tagsStmt.all(upstream, repository, tag);
+  /** A tag's resolutions, one per Accept key, the most recently checked first. */
+  tags(upstream: string, repository: string, tag: string): readonly TagRow[] {
+    const key = tagKey(upstream, repository, tag);
+    let rows = this.tagCache.get(key);
+    if (!rows) {
+      rows = this.tagsStmt.all(upstream, repository, tag);
+      this.tagCache.set(key, rows);
+    }
+    return rows;
   }
 
   putTag(upstream: string, repository: string, tag: string, acceptKey: string, digest: Digest, mediaType: string): void {
+    this.tagCache.delete(tagKey(upstream, repository, tag));
     this.putTagStmt.run(upstream, repository, tag, acceptKey, digest, mediaType, this.now());
   }
 
   touchTag(upstream: string, repository: string, tag: string, acceptKey: string): void {
+    this.tagCache.delete(tagKey(upstream, repository, tag));
     this.touchTagStmt.run(this.now(), upstream, repository, tag, acceptKey);
   }
 
@@ -256,11 +296,13 @@ export class Catalog {
   }
 
   deleteTag(upstream: string, repository: string, tag: string): boolean {
+    this.tagCache.delete(tagKey(upstream, repository, tag));
     return this.deleteTagStmt.run(upstream, repository, tag).changes > 0;
   }
 
   /** Deletes every tag of a repository that points at `digest`. */
   deleteTagsOf(upstream: string, repository: string, digest: Digest): void {
+    this.tagCache.clear(); // which tags pointed at the digest is not known without a query; deletes are rare
     this.deleteTagsOfStmt.run(upstream, repository, digest);
   }
 
@@ -319,4 +361,8 @@ export class Catalog {
     })();
     return batch.length;
   }
+}
+
+function tagKey(upstream: string, repository: string, tag: string): string {
+  return `${upstream}\0${repository}\0${tag}`;
 }

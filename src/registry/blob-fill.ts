@@ -19,7 +19,7 @@ import { DigestVerifier } from './verifying-stream.js';
 const readAsync = promisify(read);
 
 /** The upstream body is paused once this much is queued for the disk: bounds memory per download. */
-const WRITE_QUEUE_HIGH = 8 * 1024 * 1024;
+const WRITE_QUEUE_HIGH = 2 * 1024 * 1024;
 
 type FillState = 'filling' | 'verified' | 'failed';
 

@@ -53,7 +53,7 @@ export class LocalContent {
 
   /** A stored manifest's metadata, if the digest is stored and known to be a manifest. */
   manifest(digest: Digest): StoredManifest | undefined {
-    const row = this.catalog.content(digest);
+    const row = this.catalog.contentInfo(digest);
     if (!row || row.media_type === null) return undefined;
     return { digest, mediaType: row.media_type, size: row.size };
   }

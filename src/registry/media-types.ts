@@ -28,15 +28,33 @@ export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, Med
  * lists and indexes to clients that ask for them).
  */
 export class AcceptSet {
+  /** Parsed Accept headers: clients send a handful of distinct lists, and every manifest request parses one. */
+  private static readonly parsed = new Map<string, AcceptSet>();
+  private static readonly MAX_PARSED = 256;
+  /** See key. */
+  private readonly acceptKey: string;
+
   private constructor(
     private readonly types: ReadonlySet<string>,
     private readonly wildcard: boolean,
     /** Accept values as the client sent them (minus parameters), to forward upstream. */
     readonly forwarded: readonly string[],
-  ) {}
+  ) {
+    this.acceptKey = wildcard ? '*' : MANIFEST_TYPES.filter((t) => types.has(t)).sort().join(',') || '-';
+  }
 
   static parse(header: string | readonly string[] | undefined): AcceptSet {
     const raw = Array.isArray(header) ? header.join(',') : (header as string | undefined) ?? '';
+    const known = AcceptSet.parsed.get(raw);
+    if (known) return known;
+    const parsed = AcceptSet.fromText(raw);
+    // A client sending ever new lists cannot grow this: past the bound, start over.
+    if (AcceptSet.parsed.size >= AcceptSet.MAX_PARSED) AcceptSet.parsed.clear();
+    AcceptSet.parsed.set(raw, parsed);
+    return parsed;
+  }
+
+  private static fromText(raw: string): AcceptSet {
     const types = new Set<string>();
     let wildcard = false;
     for (const part of raw.split(',')) {
@@ -60,8 +78,7 @@ export class AcceptSet {
    * Two clients with the same key get the same manifest for a tag, so a cached tag is keyed by it.
    */
   get key(): string {
-    if (this.wildcard) return '*';
-    return MANIFEST_TYPES.filter((t) => this.types.has(t)).sort().join(',') || '-';
+    return this.acceptKey;
   }
 
   /** The Accept list sent upstream: the client's own, or the known manifest types when it sent none. */

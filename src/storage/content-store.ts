@@ -14,7 +14,7 @@ import type { StorePaths } from './paths.js';
 /** Reads from the store use 1 MiB chunks: 64 KiB reads serve a large blob at a quarter of the speed. */
 export const READ_CHUNK = 1024 * 1024;
 /** Free read chunks kept for reuse across streams (16 MiB). */
-const IDLE_CHUNKS = 16;
+const IDLE_CHUNKS = 8;
 
 export interface ByteRange {
   /** First byte, inclusive. */
