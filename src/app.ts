@@ -97,6 +97,18 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   // The request log feeds the dashboard's list of recent pulls.
   const recentPulls = config.ui.enabled ? new RecentPulls() : undefined;
   app.use(requestContext(log.child({ component: 'http' }), metrics, recentPulls));
+  // The registry API first: pulls are nearly all the traffic, and every layer Express tries before the
+  // one that answers costs each of them time.
+  if (config.auth.enabled) {
+    // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
+    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
+      const repo = router.route(name, ns);
+      return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
+    });
+    app.use('/token', tokenRouter(clientAuth, log.child({ component: 'auth' })));
+    app.use('/v2', authenticate(clientAuth));
+  }
+  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.get('/healthz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);
@@ -124,16 +136,6 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     }));
     app.use('/ui', dashboardRouter());
   }
-  if (config.auth.enabled) {
-    // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
-    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
-      const repo = router.route(name, ns);
-      return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
-    });
-    app.use('/token', tokenRouter(clientAuth, log.child({ component: 'auth' })));
-    app.use('/v2', authenticate(clientAuth));
-  }
-  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.use(ociErrorHandler(log.child({ component: 'http' })));
 
   const flushTimer = setInterval(() => {

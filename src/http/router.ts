@@ -42,6 +42,29 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     next();
   });
 
+  // Pulls first: they are nearly every request. "<name>/blobs/uploads" also matches this pattern and is
+  // left to the upload routes below.
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
+    const match = CONTENT_PATH.exec(req.path);
+    if (!match) return next();
+    const [, name, kind, reference] = match as unknown as [string, string, 'manifests' | 'blobs', string];
+    if (kind === 'blobs' && reference === 'uploads') return next();
+    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
+    const repo = upstreams.route(name, ns);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      push.requireLocal(repo, localPrefixes);
+      if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
+      if (kind === 'manifests' && req.method === 'DELETE') return push.deleteManifest(local, repo, reference, res);
+      if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
+      throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
+    }
+    if (kind === 'manifests') (res.locals as RequestLocals).pull = { upstream: repo.upstream, repository: repo.name, reference: reference.slice(0, 256) };
+    if (kind === 'manifests') return getManifest(registry, repo, reference, req, res);
+    if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
+    return getBlob(registry, repo, reference, req, res, log);
+  });
+
   // API version check: clients probe it before anything else.
   router.get('/', (_req, res) => {
     (res.locals as RequestLocals).route = 'base';
@@ -82,26 +105,6 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     const repo = upstreams.route(match[1]!, undefined);
     push.requireLocal(repo, localPrefixes);
     push.referrers(local, repo, match[2]!, req, res);
-  });
-
-  router.use(async (req: Request, res: Response, next: NextFunction) => {
-    const match = CONTENT_PATH.exec(req.path);
-    if (!match) return next();
-    const [, name, kind, reference] = match as unknown as [string, string, 'manifests' | 'blobs', string];
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
-    (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
-    const repo = upstreams.route(name, ns);
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      push.requireLocal(repo, localPrefixes);
-      if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
-      if (kind === 'manifests' && req.method === 'DELETE') return push.deleteManifest(local, repo, reference, res);
-      if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
-      throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
-    }
-    if (kind === 'manifests') (res.locals as RequestLocals).pull = { upstream: repo.upstream, repository: repo.name, reference: reference.slice(0, 256) };
-    if (kind === 'manifests') return getManifest(registry, repo, reference, req, res);
-    if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
-    return getBlob(registry, repo, reference, req, res, log);
   });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {

@@ -73,6 +73,15 @@ describe('push to local repositories', () => {
     assert.equal((await call('GET', `/v2/team/other/blobs/${digest}`)).code, 'BLOB_UNKNOWN');
   });
 
+  it('starts an upload without the trailing slash too (the pull route is tried first and must pass it on)', async () => {
+    const start = await call('POST', '/v2/team/app/blobs/uploads');
+    assert.equal(start.status, 202);
+    assert.match(String(start.headers.location), /^\/v2\/team\/app\/blobs\/uploads\/[A-Za-z0-9-]+$/);
+    const wrongMethod = await call('GET', '/v2/team/app/blobs/uploads');
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.code, 'UNSUPPORTED');
+  });
+
   it('uploads in chunks: POST, PATCH with Content-Range, GET status, PUT ?digest=', async () => {
     const content = randomBytes(300_000);
     const start = await call('POST', '/v2/team/app/blobs/uploads/');

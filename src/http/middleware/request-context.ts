@@ -20,6 +20,8 @@ export interface RequestLocals {
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls) {
+  // The level is fixed at start-up; at warn and above no request line is built at all.
+  const logRequests = log.isLevelEnabled('info');
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     const header = req.headers['x-request-id'];
@@ -52,7 +54,8 @@ export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: Rec
           bytes,
         });
       }
-      const fields = {
+      if (!logRequests) return;
+      log.info({
         requestId,
         method: req.method,
         path: req.originalUrl,
@@ -61,8 +64,7 @@ export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: Rec
         cache: locals.cache,
         ms,
         ...(res.writableFinished ? {} : { aborted: true }),
-      };
-      log.info(fields, 'request');
+      }, 'request');
     };
     res.once('finish', done);
     res.once('close', done);
