@@ -3,7 +3,6 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { ClientAuth } from './auth/client-auth.js';
 import { CounterHistory } from './admin/history.js';
 import { RecentPulls } from './admin/recent-pulls.js';
 import { buildSummary } from './admin/summary.js';
@@ -12,8 +11,6 @@ import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
-import { tokenRouter } from './http/handlers/token.js';
-import { authenticate } from './http/middleware/authenticate.js';
 import { ociErrorHandler } from './http/middleware/errors.js';
 import { requestContext, type RequestLocals } from './http/middleware/request-context.js';
 import { registryRouter } from './http/router.js';
@@ -100,6 +97,12 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   // The registry API first: pulls are nearly all the traffic, and every layer Express tries before the
   // one that answers costs each of them time.
   if (config.auth.enabled) {
+    // Loaded only when used: the JWT and bcrypt code would add ~8 MB to every mirror's resident memory.
+    const [{ ClientAuth }, { tokenRouter }, { authenticate }] = await Promise.all([
+      import('./auth/client-auth.js'),
+      import('./http/handlers/token.js'),
+      import('./http/middleware/authenticate.js'),
+    ]);
     // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
     const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
       const repo = router.route(name, ns);

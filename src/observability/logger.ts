@@ -1,8 +1,9 @@
 // The root pino logger. Messages are static lower-case phrases; data goes in fields; each module logs
 // through a child with a `component` field. Credentials never reach the output: known secret fields are
 // redacted wherever they appear, and no module logs request or upstream headers wholesale.
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type prettyFactory from 'pino-pretty';
 
 export const REDACTED_PATHS = [
   'password',
@@ -34,6 +35,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * message first, fields after. Formatted in-process, synchronously, so nothing is lost at exit.
  */
 export function prettyDestination(options: { colorize: boolean; destination?: NodeJS.WritableStream | number }): DestinationStream {
+  // Loaded only for pretty output: JSON logging, the production default, never pays for it.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof prettyFactory;
   return pretty({
     colorize: options.colorize,
     destination: options.destination ?? 1,
