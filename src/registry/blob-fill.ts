@@ -276,7 +276,10 @@ class FillReader extends Readable implements RecyclingStream {
   private readonly wake = () => this.pull();
 
   constructor(private readonly fill: BlobFill, private position: number, private readonly end: number | undefined) {
-    super({ highWaterMark: fill.chunks.chunkSize });
+    // One chunk ahead of the consumer, however full: a reader that keeps up with the download reads
+    // small pieces into whole pooled chunks, and a byte-counted high-water mark would let it hold
+    // dozens of them.
+    super({ highWaterMark: 1 });
   }
 
   recycle(chunk: Buffer): void {
