@@ -20,6 +20,8 @@ const readAsync = promisify(read);
 
 /** The upstream body is paused once this much is queued for the disk: bounds memory per download. */
 const WRITE_QUEUE_HIGH = 2 * 1024 * 1024;
+/** A download's bytes are flushed to disk in the background every this many bytes (see flushInBackground). */
+const FLUSH_EVERY = 16 * 1024 * 1024;
 
 type FillState = 'filling' | 'verified' | 'failed';
 
@@ -55,6 +57,8 @@ export class BlobFill {
   /** The failure was writing to local disk, not the upstream: readers may relay. */
   private localFailure = false;
   private written = 0;
+  /** Bytes written when the last background flush started. */
+  private flushedAt = 0;
   private users = 1; // the fill itself, until it has finished with the descriptor
   private running = true;
   private readonly waiters = new Set<() => void>();
@@ -170,6 +174,10 @@ export class BlobFill {
             await this.writer.write(batch);
             this.options.onBytes?.(this.writer.written - this.written);
             this.written = this.writer.written;
+            if (this.written - this.flushedAt >= FLUSH_EVERY) {
+              this.flushedAt = this.written;
+              this.writer.flushInBackground();
+            }
             this.notify();
           }
         } catch (err) {

@@ -192,6 +192,7 @@ export class ContentWriter {
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
   private done = false;
+  private flushing = false;
 
   constructor(
     private readonly paths: StorePaths,
@@ -237,6 +238,20 @@ export class ContentWriter {
     if (actual !== this.digest) {
       throw new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${this.digest} (got ${actual})`, { digest: this.digest, actual });
     }
+  }
+
+  /**
+   * Starts writing what is written so far to disk, without waiting. A large download flushed only at
+   * commit() leaves all its pages dirty until then (the kernel's background writeback starts at a
+   * share of RAM), and that one big flush stalls the disk for every other process just as the client
+   * has its last byte. Errors are left to commit(), whose own flush reports them.
+   */
+  flushInBackground(): void {
+    if (this.flushing || this.done) return;
+    this.flushing = true;
+    this.handle.datasync().catch(() => undefined).finally(() => {
+      this.flushing = false;
+    });
   }
 
   /** Flushes and moves the verified temp file to its digest path. Call only after verify(). */

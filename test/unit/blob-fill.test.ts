@@ -76,6 +76,25 @@ describe('BlobFill', () => {
     assert.deepEqual((await ranged).data, content.subarray(100, 2 * 1024 * 1024 + 6));
   });
 
+  it('commits a download that spans several background flushes, and cancels one that fails after them', async () => {
+    const content = Buffer.alloc(40 * 1024 * 1024 + 17);
+    for (let i = 0; i < content.length; i += 4096) content[i] = (i / 4096) & 0xff;
+    const { source, blob, commits } = await fill(content);
+    const reader = collect(blob.reader());
+    for (let at = 0; at < content.length; at += 4 * 1024 * 1024) source.write(content.subarray(at, at + 4 * 1024 * 1024));
+    source.end();
+    await blob.done;
+    assert.deepEqual(commits, [content.length]);
+    assert.ok((await reader).data.equals(content));
+    assert.ok((await readFile(store.paths.content(digestOf(content)))).equals(content));
+
+    const other = Buffer.alloc(20 * 1024 * 1024, 1);
+    const failing = await fill(other, digestOf(Buffer.from('not it')));
+    failing.source.end(other);
+    await assert.rejects(failing.blob.done, { code: 'LS_CONTENT_MISMATCH' });
+    await waitFor(async () => (await readdir(store.paths.tmp)).length === 0, 30_000, 'temp file removed');
+  });
+
   it('fails every reader and removes the temp file when the digest does not match', async () => {
     const content = Buffer.from('the real content');
     const wrong = digestOf(Buffer.from('something else'));
