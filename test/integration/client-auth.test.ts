@@ -274,6 +274,14 @@ describe('client authentication', () => {
     const put = await request(`${mirror.url}/v2/shared/base/manifests/2.0`, { method: 'PUT', headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(put.statusCode, 403);
     await put.body.dump();
+    // An upload start without the trailing slash is a push too, whichever route answers it.
+    const upload = await request(`${mirror.url}/v2/shared/base/blobs/uploads`, { method: 'POST', headers: { authorization: `Bearer ${bob}` } });
+    assert.equal(upload.statusCode, 403);
+    await upload.body.dump();
+    const anonymous = await request(`${mirror.url}/v2/shared/base/blobs/uploads`, { method: 'POST' });
+    assert.equal(anonymous.statusCode, 401);
+    assert.match(String(anonymous.headers['www-authenticate']), /scope="repository:shared\/base:[a-z,]*push/);
+    await anonymous.body.dump();
     const unknown = await manifest('x/y/manifests/1?ns=quay.io');
     assert.equal(unknown.status, 404);
     assert.equal(errorCode(unknown), 'NAME_UNKNOWN');
