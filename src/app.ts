@@ -1,5 +1,6 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
+import type { RequestListener } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
@@ -12,7 +13,8 @@ import { adminRouter } from './http/admin-router.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
 import { ociErrorHandler } from './http/middleware/errors.js';
-import { requestContext, type RequestLocals } from './http/middleware/request-context.js';
+import { requestContext, requestStart, type RequestLocals } from './http/middleware/request-context.js';
+import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
 import { Evictor } from './cache/evictor.js';
 import { reconcile } from './cache/recovery.js';
@@ -33,6 +35,8 @@ const ACCESS_FLUSH_MS = 5_000;
 
 export interface Longshore {
   app: express.Express;
+  /** The request listener to serve: a few hot routes without Express, the rest through `app`. */
+  handler: RequestListener;
   registry: ProxyRegistry;
   store: ContentStore;
   catalog: Catalog;
@@ -93,7 +97,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   app.set('query parser', 'simple');
   // The request log feeds the dashboard's list of recent pulls.
   const recentPulls = config.ui.enabled ? new RecentPulls() : undefined;
-  app.use(requestContext(log.child({ component: 'http' }), metrics, recentPulls));
+  const start = requestStart(log.child({ component: 'http' }), metrics, recentPulls);
+  app.use(requestContext(start));
   // The registry API first: pulls are nearly all the traffic, and every layer Express tries before the
   // one that answers costs each of them time.
   if (config.auth.enabled) {
@@ -140,6 +145,13 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app.use('/ui', dashboardRouter());
   }
   app.use(ociErrorHandler(log.child({ component: 'http' })));
+  // Client auth is Express middleware, so with auth on every request goes through Express.
+  const fastPath = config.auth.enabled ? undefined : manifestFastPath({ registry: reads, upstreams: router, start, log: log.child({ component: 'http' }) });
+  const handler: RequestListener = fastPath
+    ? (req, res) => {
+      if (!fastPath(req, res)) app(req, res);
+    }
+    : app;
 
   const flushTimer = setInterval(() => {
     try {
@@ -154,6 +166,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   let closed = false;
   return {
     app,
+    handler,
     registry,
     store,
     catalog,

@@ -39,10 +39,10 @@ async function main(): Promise<void> {
     process.exit(2);
   });
   const serverOptions = { keepAliveTimeout: 65_000 };
-  const httpsServer = keyPair ? createHttpsServer({ ...serverOptions, ...keyPair }, longshore.app) : undefined;
-  const server = httpsServer ?? createServer(serverOptions, longshore.app);
+  const httpsServer = keyPair ? createHttpsServer({ ...serverOptions, ...keyPair }, longshore.handler) : undefined;
+  const server = httpsServer ?? createServer(serverOptions, longshore.handler);
   // tls.httpListen: plain HTTP beside HTTPS, e.g. for clients on the same host.
-  const plain = config.tls?.httpListen ? createServer(serverOptions, longshore.app) : undefined;
+  const plain = config.tls?.httpListen ? createServer(serverOptions, longshore.handler) : undefined;
   const drains = [server, ...(plain ? [plain] : [])].map((s) => new ServerDrain(s));
   const { host, port } = parseListen(config.listen);
   server.listen(port, host, () => {

@@ -24,10 +24,10 @@ export async function get(url: string, headers: Record<string, string> = {}, met
 }
 
 /** Sends `path` exactly as given; resolves with status and body, or with `error` when the transfer broke. */
-export function raw(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; error?: Error; headers: Record<string, unknown> }> {
+export function raw(base: string, path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<{ status: number; body: Buffer; error?: Error; headers: Record<string, unknown> }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve) => {
-    const req = rawRequest({ host: hostname, port, path, headers }, (res) => {
+    const req = rawRequest({ host: hostname, port, path, headers, method }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));

@@ -35,7 +35,7 @@ export async function startMirror(config: Partial<ConfigInput> & Pick<ConfigInpu
   const parsed = parseConfig({ listen: '127.0.0.1:0', logLevel: 'debug', ...config, cache: { minFreeSpace: 0, ...config.cache }, dataDir: dir });
   const log = createLogger(parsed.logLevel, sink);
   const longshore = await createLongshore(parsed, log);
-  const server: Server = createServer(longshore.app);
+  const server: Server = createServer(longshore.handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

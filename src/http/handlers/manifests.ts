@@ -1,15 +1,15 @@
 // GET/HEAD /v2/<name>/manifests/<reference>: the manifest bytes exactly as the upstream sent them.
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AcceptSet } from '../../registry/media-types.js';
 import { parseReference } from '../../registry/reference.js';
 import type { RepositoryRef } from '../../registry/routing.js';
 import type { Registry } from '../../registry/types.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 
-export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: Request, res: Response): Promise<void> {
+/** Works on plain Node objects: the pull fast path calls it without Express (http/fast-path.ts). */
+export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): Promise<void> {
   const reference = parseReference(rawReference);
   const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
-  const locals = res.locals as RequestLocals;
   const answer = await registry.manifest(repo, reference, AcceptSet.parse(req.headers.accept), method, locals);
   locals.cache = answer.outcome;
   const etag = `"${answer.digest}"`;
@@ -17,15 +17,17 @@ export async function getManifest(registry: Registry, repo: RepositoryRef, rawRe
   res.setHeader('etag', etag);
   res.setHeader('content-type', answer.mediaType);
   if (req.headers['if-none-match'] !== undefined && matchesEtag(req.headers['if-none-match'], etag)) {
-    res.status(304).end();
+    res.statusCode = 304;
+    res.end();
     return;
   }
   res.setHeader('content-length', answer.size);
+  res.statusCode = 200;
   if (method === 'HEAD' || !answer.body) {
-    res.status(200).end();
+    res.end();
     return;
   }
-  res.status(200).end(answer.body);
+  res.end(answer.body);
 }
 
 /** If-None-Match: a list of entity tags or "*" (RFC 9110 §13.1.2; weak comparison). */

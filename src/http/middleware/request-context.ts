@@ -2,6 +2,7 @@
 // when the response finishes or the connection closes: method, path, status, bytes, cache outcome, ms.
 // The same hook counts the request in the metrics and, for a manifest request, notes it as a recent pull.
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { RecentPulls } from '../../admin/recent-pulls.js';
@@ -19,14 +20,20 @@ export interface RequestLocals {
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls) {
+/**
+ * Starts the bookkeeping of one request on plain Node objects (the pull fast path uses it without
+ * Express): assigns the id, and logs and counts the request when it finishes. Returns its locals.
+ */
+export type RequestStart = (req: IncomingMessage, res: ServerResponse, locals: RequestLocals) => void;
+
+export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls): RequestStart {
   // The level is fixed at start-up; at warn and above no request line is built at all.
   const logRequests = log.isLevelEnabled('info');
-  return (req: Request, res: Response, next: NextFunction): void => {
+  return (req, res, locals) => {
     const started = process.hrtime.bigint();
+    const path = req.url ?? '';
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
-    const locals = res.locals as RequestLocals;
     locals.requestId = requestId;
     res.setHeader('x-request-id', requestId);
     const socket = req.socket;
@@ -39,14 +46,14 @@ export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: Rec
       const bytes = bodyBytes(req, res, socket.bytesWritten - bytesBefore);
       const cache = locals.cache ?? 'none';
       const route = locals.route ?? 'other';
-      metrics?.httpRequests.inc({ route, method: req.method, status: String(res.statusCode), cache });
+      metrics?.httpRequests.inc({ route, method: req.method ?? '', status: String(res.statusCode), cache });
       metrics?.httpDuration.observe({ route, cache }, ms / 1000);
       if (bytes > 0) metrics?.servedBytes.inc({ cache }, bytes);
       if (locals.pull && recentPulls) {
         const digest = res.getHeader('docker-content-digest');
         recentPulls.record({
           time: new Date().toISOString(),
-          method: req.method,
+          method: req.method ?? '',
           ...locals.pull,
           digest: typeof digest === 'string' ? digest : null,
           cache: locals.cache ?? null,
@@ -58,7 +65,7 @@ export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: Rec
       log.info({
         requestId,
         method: req.method,
-        path: req.originalUrl,
+        path,
         status: res.statusCode,
         bytes,
         cache: locals.cache,
@@ -68,12 +75,18 @@ export function requestContext(log: Logger, metrics?: Metrics, recentPulls?: Rec
     };
     res.once('finish', done);
     res.once('close', done);
+  };
+}
+
+export function requestContext(start: RequestStart) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    start(req, res, res.locals as RequestLocals);
     next();
   };
 }
 
 /** Body bytes sent: the declared length of a finished response, else what went out on the socket. */
-function bodyBytes(req: Request, res: Response, socketBytes: number): number {
+function bodyBytes(req: IncomingMessage, res: ServerResponse, socketBytes: number): number {
   if (req.method === 'HEAD' || res.statusCode === 304) return 0;
   const declared = Number(res.getHeader('content-length'));
   return res.writableFinished && Number.isFinite(declared) ? declared : Math.max(0, socketBytes);
