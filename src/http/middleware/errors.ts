@@ -16,7 +16,9 @@ export function ociErrorHandler(log: Logger) {
 /** Answers `err` in the OCI error format, on plain Node objects (also used without Express). */
 export function writeOciError(err: unknown, req: IncomingMessage, res: ServerResponse, requestId: string | undefined, log: Logger): void {
   if (!(err instanceof LongshoreError)) {
-    log.error({ err, requestId, method: req.method, path: req.url }, 'unhandled error');
+    // Express rewrites req.url inside mounted routers; originalUrl keeps what the client sent.
+    const path = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
+    log.error({ err, requestId, method: req.method, path }, 'unhandled error');
   }
   if (res.headersSent) {
     res.destroy();
