@@ -35,7 +35,6 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const serve = async () => {
       const repo = upstreams.route(name, query === undefined ? undefined : single(query, 'ns'));
-      locals.pull = { upstream: repo.upstream, repository: repo.name, reference: reference.slice(0, 256) };
       await getManifest(registry, repo, reference, req, res, locals);
     };
     serve().catch((err: unknown) => writeOciError(err, req, res, locals.requestId, log));

@@ -59,7 +59,6 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
       if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
       throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
     }
-    if (kind === 'manifests') (res.locals as RequestLocals).pull = { upstream: repo.upstream, repository: repo.name, reference: reference.slice(0, 256) };
     if (kind === 'manifests') return getManifest(registry, repo, reference, req, res, res.locals as RequestLocals);
     if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
     return getBlob(registry, repo, reference, req, res, log);

@@ -8,6 +8,8 @@ import type { RequestLocals } from '../middleware/request-context.js';
 
 /** Works on plain Node objects: the pull fast path calls it without Express (http/fast-path.ts). */
 export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): Promise<void> {
+  // What a pull asked for, for the dashboard's recent pulls (the request log records it at the end).
+  locals.pull = { upstream: repo.upstream, repository: repo.name, reference: rawReference.slice(0, 256) };
   const reference = parseReference(rawReference);
   const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
   const answer = await registry.manifest(repo, reference, AcceptSet.parse(req.headers.accept), method, locals);

@@ -14,7 +14,7 @@ export interface RequestLocals {
   cache?: CacheOutcome;
   /** A low-cardinality route name for metrics: manifest, blob, base, metrics, health, … */
   route?: string;
-  /** Set by the router on manifest requests: what a pull asked for. */
+  /** Set by getManifest on manifest requests: what a pull asked for. */
   pull?: { upstream: string; repository: string; reference: string };
 }
 
