@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { buildMultiArchImage, sha256Digest } from '../../test/e2e/rig/images.js';
 import { DOCKER } from '../../test/e2e/rig/media-types.js';
+import { tarHeader } from '../../test/e2e/rig/tar.js';
 import { writeSkopeoDir } from '../../test/e2e/rig/skopeo-dir.js';
 import { MiB, GiB, formatBytes } from './units.js';
 
@@ -134,8 +135,8 @@ async function writeRandomLayer(dir: string, label: string, size: number): Promi
       tarHash.update(chunk);
       return chunk;
     };
-    yield emit(tarHeader('longshore-bench/', 0, true));
-    yield emit(tarHeader(`longshore-bench/${label}.bin`, size, false));
+    yield emit(tarHeader('longshore-bench/', true, 0));
+    yield emit(tarHeader(`longshore-bench/${label}.bin`, false, size));
     for (let left = size; left > 0; left -= MiB) yield emit(cipher.update(zeros.subarray(0, Math.min(MiB, left))));
     yield emit(Buffer.alloc((512 - (size % 512)) % 512 + 1024));
   }
@@ -150,27 +151,6 @@ async function writeRandomLayer(dir: string, label: string, size: number): Promi
   const digest = `sha256:${blobHash.digest('hex')}`;
   renameSync(tempPath, join(dir, hex(digest)));
   return { digest, size: blobSize, mediaType: DOCKER.layer, diffId: `sha256:${tarHash.digest('hex')}` };
-}
-
-/** A POSIX ustar header (the same fields as the e2e rig's tar.ts, which builds whole archives in memory). */
-function tarHeader(path: string, size: number, isDirectory: boolean): Buffer {
-  const block = Buffer.alloc(512);
-  const octal = (offset: number, length: number, value: number) =>
-    block.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'ascii');
-  block.write(path, 0, 100, 'utf8');
-  octal(100, 8, isDirectory ? 0o755 : 0o644);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, size);
-  octal(136, 12, Date.UTC(2024, 0, 1) / 1000);
-  block.write(isDirectory ? '5' : '0', 156, 1, 'ascii');
-  block.write('ustar\0', 257, 6, 'ascii');
-  block.write('00', 263, 2, 'ascii');
-  block.fill(' ', 148, 156);
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-  return block;
 }
 
 function hex(digest: string): string {

@@ -17,14 +17,15 @@ export function tarArchive(entries: readonly TarEntry[]): Buffer {
   for (const entry of entries) {
     const isDirectory = entry.path.endsWith('/');
     const content = isDirectory ? Buffer.alloc(0) : entry.content ?? Buffer.alloc(0);
-    parts.push(header(entry.path, isDirectory, content.length));
+    parts.push(tarHeader(entry.path, isDirectory, content.length));
     parts.push(content, Buffer.alloc((BLOCK - (content.length % BLOCK)) % BLOCK));
   }
   parts.push(Buffer.alloc(2 * BLOCK));
   return Buffer.concat(parts);
 }
 
-function header(path: string, isDirectory: boolean, size: number): Buffer {
+/** One POSIX ustar header block (also used by the bench, which streams its large layers). */
+export function tarHeader(path: string, isDirectory: boolean, size: number): Buffer {
   if (Buffer.byteLength(path) > 100) throw new Error(`tar path longer than 100 bytes: ${path}`);
   const block = Buffer.alloc(BLOCK);
   block.write(path, 0, 100, 'utf8');
