@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { LongshoreError } from '../errors.js';
 import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
+import { scavenger, type Scavenger } from '../storage/scavenger.js';
 import type { Digest } from './reference.js';
 import { DigestVerifier } from './verifying-stream.js';
 
@@ -49,6 +50,8 @@ export interface FillOptions {
   relayFrom?: ResumeFrom;
   /** Where readers take their read buffers (the content store's pool); by default a pool of their own. */
   chunks?: ChunkPool;
+  /** Told about each batch of upstream buffers once it is on disk (the process's scavenger by default). */
+  scavenger?: Scavenger;
 }
 
 export class BlobFill {
@@ -172,7 +175,9 @@ export class BlobFill {
             queued = 0;
             if (source.isPaused() && !sourceError) source.resume();
             await this.writer.write(batch);
-            this.options.onBytes?.(this.writer.written - this.written);
+            const count = this.writer.written - this.written;
+            (this.options.scavenger ?? scavenger).dropped(count);
+            this.options.onBytes?.(count);
             this.written = this.writer.written;
             if (this.written - this.flushedAt >= FLUSH_EVERY) {
               this.flushedAt = this.written;

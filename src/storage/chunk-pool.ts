@@ -9,6 +9,8 @@
 // socket write's completion callback. A chunk released twice, or a buffer that is not from this pool, is
 // ignored, so no two readers can ever fill the same memory.
 
+import { scavenger } from './scavenger.js';
+
 export interface ChunkPoolOptions {
   /** Bytes per chunk. */
   chunkSize: number;
@@ -43,7 +45,8 @@ export class ChunkPool {
   release(chunk: Buffer): void {
     const memory = chunk.buffer;
     if (!this.lent.delete(memory)) return;
-    if (this.free.length >= this.maxFree) return;
+    // Beyond maxFree the chunk is garbage outside V8's heap; the scavenger frees it soon (scavenger.ts).
+    if (this.free.length >= this.maxFree) return scavenger.dropped(memory.byteLength);
     this.free.push(chunk.byteOffset === 0 && chunk.length === this.chunkSize ? chunk : Buffer.from(memory, 0, this.chunkSize));
   }
 

@@ -9,6 +9,7 @@ import { BlobFill } from '../../src/registry/blob-fill.js';
 import type { Digest } from '../../src/registry/reference.js';
 import { ContentStore } from '../../src/storage/content-store.js';
 import { StorePaths } from '../../src/storage/paths.js';
+import { Scavenger } from '../../src/storage/scavenger.js';
 import { waitFor } from '../helpers/wait.js';
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
@@ -74,6 +75,25 @@ describe('BlobFill', () => {
     assert.deepEqual((await early).data, content);
     assert.deepEqual((await late).data, content);
     assert.deepEqual((await ranged).data, content.subarray(100, 2 * 1024 * 1024 + 6));
+  });
+
+  it('reports every downloaded byte to the scavenger once it is on disk', async () => {
+    class Counting extends Scavenger {
+      total = 0;
+      override dropped(bytes: number): void {
+        this.total += bytes;
+      }
+    }
+    const counting = new Counting(undefined);
+    const content = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
+    const source = new PassThrough();
+    const writer = await store.createWriter(digestOf(content), content.length);
+    const blob = new BlobFill(digestOf(content), content.length, writer, source, () => undefined, { scavenger: counting });
+    source.write(content.subarray(0, 1024 * 1024));
+    await waitFor(() => counting.total === 1024 * 1024, 30_000, 'first part on disk');
+    source.end(content.subarray(1024 * 1024));
+    await blob.done;
+    assert.equal(counting.total, content.length);
   });
 
   it('commits a download that spans several background flushes, and cancels one that fails after them', async () => {
