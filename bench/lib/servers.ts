@@ -37,6 +37,8 @@ export interface MirrorOptions {
   build: LongshoreBuild;
   /** Longshore only: write a V8 CPU profile (`node --cpu-prof`) into this directory on exit. */
   cpuProfileDir?: string;
+  /** Longshore only: extra node options, for experiments (the bench itself never sets them). */
+  nodeArgs?: string[];
 }
 
 export async function startMirror(kind: ServerKind, options: MirrorOptions): Promise<MirrorServer> {
@@ -91,7 +93,7 @@ function spawnLongshore(dir: string, host: string, options: MirrorOptions): Prom
   return ServiceProcess.start({
     name: 'longshore',
     command: process.execPath,
-    args: [...profile, options.build.mainJs, '--config', configPath],
+    args: [...profile, ...(options.nodeArgs ?? []), options.build.mainJs, '--config', configPath],
     env,
   });
 }

@@ -33,11 +33,13 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     const locals: RequestLocals = { requestId: '', route: 'manifest' };
     start(req, res, locals);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
-    const serve = async () => {
+    const fail = (err: unknown) => writeOciError(err, req, res, locals.requestId, log);
+    try {
       const repo = upstreams.route(name, query === undefined ? undefined : single(query, 'ns'));
-      await getManifest(registry, repo, reference, req, res, locals);
-    };
-    serve().catch((err: unknown) => writeOciError(err, req, res, locals.requestId, log));
+      getManifest(registry, repo, reference, req, res, locals).catch(fail);
+    } catch (err) {
+      fail(err);
+    }
     return true;
   };
 }

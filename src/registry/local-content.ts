@@ -4,7 +4,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Catalog, ContentRecord } from '../metadata/catalog.js';
 import type { ContentStore } from '../storage/content-store.js';
-import type { BlobHandle, CacheOutcome } from './types.js';
+import type { BlobHandle, CacheOutcome, ManifestAnswer } from './types.js';
 import type { Digest } from './reference.js';
 import { LOCAL } from './routing.js';
 
@@ -69,6 +69,25 @@ export class LocalContent {
     }
     this.manifests.set(digest, body);
     return body;
+  }
+
+  /**
+   * The answer for a stored manifest from memory alone, without waiting: a HEAD needs no body, a GET
+   * needs the body in the hot cache. Undefined when the body would have to be read from disk.
+   */
+  answerInMemory(stored: StoredManifest, method: 'GET' | 'HEAD', outcome: CacheOutcome): ManifestAnswer | undefined {
+    const { digest, mediaType, size } = stored;
+    if (method === 'HEAD') return { digest, mediaType, size, outcome };
+    const body = this.manifests.get(digest);
+    return body ? { digest, mediaType, size, body, outcome } : undefined;
+  }
+
+  /** The same, reading the body from disk when it is not in memory; undefined if the file is gone. */
+  async answerStored(stored: StoredManifest, method: 'GET' | 'HEAD', outcome: CacheOutcome): Promise<ManifestAnswer | undefined> {
+    const inMemory = this.answerInMemory(stored, method, outcome);
+    if (inMemory) return inMemory;
+    const body = await this.manifestBody(stored.digest);
+    return body ? { ...stored, body, outcome } : undefined;
   }
 
   async putManifest(record: ContentRecord & { mediaType: string }, body: Buffer): Promise<void> {

@@ -48,15 +48,23 @@ export class LocalRegistry implements Registry {
 
   // ---- reading ---------------------------------------------------------------------------------
 
+  /** A stored manifest answered from memory, synchronously; undefined when manifest() must do it. */
+  manifestHit(repo: RepositoryRef, reference: Reference, _accept: AcceptSet, method: 'GET' | 'HEAD'): ManifestAnswer | undefined {
+    const digest = this.resolve(repo, reference);
+    const stored = digest && this.local.manifest(digest);
+    const answer = stored && this.local.answerInMemory(stored, method, 'hit');
+    if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
+    return answer;
+  }
+
   async manifest(repo: RepositoryRef, reference: Reference, _accept: AcceptSet, method: 'GET' | 'HEAD', _ctx: RequestContext): Promise<ManifestAnswer> {
     const digest = this.resolve(repo, reference);
     const stored = digest && this.local.manifest(digest);
     if (!stored) throw notFound('manifest', repo, referenceText(reference));
     this.local.noteAccess(repo.upstream, repo.name, stored.digest);
-    if (method === 'HEAD') return { ...stored, outcome: 'hit' };
-    const body = await this.local.manifestBody(stored.digest);
-    if (!body) throw notFound('manifest', repo, referenceText(reference));
-    return { ...stored, body, outcome: 'hit' };
+    const answer = await this.local.answerStored(stored, method, 'hit');
+    if (!answer) throw notFound('manifest', repo, referenceText(reference));
+    return answer;
   }
 
   async statBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobInfo> {

@@ -78,7 +78,28 @@ export class ProxyRegistry implements Registry {
     await Promise.allSettled([...this.fills.values()].map(async (p) => (await p).done));
   }
 
+  /**
+   * A cache hit answered from memory, synchronously: a digest this repository may be served, or a tag
+   * resolved less than tagTTL ago, whose manifest (for a GET, its body too) is in memory. Undefined
+   * otherwise; manifest() then does the rest. Most warm pulls end here (bench/NOTES.md §3).
+   */
+  manifestHit(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method): ManifestAnswer | undefined {
+    const entry = this.upstream(repo.upstream);
+    let stored: StoredManifest | undefined;
+    if (reference.kind === 'digest') {
+      if (this.local.servableToProxy(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
+    } else if (!entry.offline) {
+      const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
+      if (known && this.now() - known.checked_at < entry.tagTTL) stored = this.local.manifest(known.digest);
+    }
+    const answer = stored && this.local.answerInMemory(stored, method, 'hit');
+    if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
+    return answer;
+  }
+
   async manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+    const hit = this.manifestHit(repo, reference, accept, method);
+    if (hit) return hit;
     const answer = reference.kind === 'digest'
       ? await this.manifestByDigest(repo, reference.digest, accept, method, ctx)
       : await this.manifestByTag(repo, reference.tag, accept, method, ctx);
@@ -89,7 +110,7 @@ export class ProxyRegistry implements Registry {
   private async manifestByDigest(repo: RepositoryRef, digest: Digest, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
     const stored = this.local.servableToProxy(repo.upstream, repo.name, digest) ? this.local.manifest(digest) : undefined;
     if (stored) {
-      const answer = await this.answerStored(stored, method, 'hit');
+      const answer = await this.local.answerStored(stored, method, 'hit');
       if (answer) return answer;
     }
     this.requireOnline(repo, 'manifest', digest);
@@ -104,10 +125,10 @@ export class ProxyRegistry implements Registry {
     const entry = this.upstream(repo.upstream);
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
-    const known = rows.find((r) => r.accept_key === accept.key && accept.accepts(r.media_type));
+    const known = acceptedRow(rows, accept);
     if (known && this.now() - known.checked_at < entry.tagTTL) {
       const stored = this.local.manifest(known.digest);
-      const answer = stored && (await this.answerStored(stored, method, 'hit'));
+      const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
     }
     const key = `${repo.upstream}/${repo.name}:${tag}#${accept.key}#${method}`;
@@ -120,7 +141,7 @@ export class ProxyRegistry implements Registry {
       // Stale-if-error: any cached resolution of this tag the client can accept beats a failed pull.
       for (const row of rows) {
         const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
-        const answer = stored && (await this.answerStored(stored, method, 'stale'));
+        const answer = stored && (await this.local.answerStored(stored, method, 'stale'));
         if (answer) {
           this.metrics?.staleServed.inc({ upstream: repo.upstream });
           this.log.warn({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, tag, digest: row.digest, reason: err.code }, 'serving stale tag');
@@ -136,7 +157,7 @@ export class ProxyRegistry implements Registry {
     const ordered = [...rows].sort((a, b) => Number(b.accept_key === accept.key) - Number(a.accept_key === accept.key));
     for (const row of ordered) {
       const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
-      const answer = stored && (await this.answerStored(stored, method, 'hit'));
+      const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
     }
     return this.notCachedOffline(repo, 'manifest', tag);
@@ -161,7 +182,7 @@ export class ProxyRegistry implements Registry {
       const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize, ctx.requestId);
       const stored = head.digest && this.local.manifest(head.digest);
       if (stored) {
-        const answer = await this.answerStored(stored, method, 'revalidated');
+        const answer = await this.local.answerStored(stored, method, 'revalidated');
         if (answer) {
           this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, stored.digest, stored.mediaType);
           return answer;
@@ -340,17 +361,16 @@ export class ProxyRegistry implements Registry {
     return { ...paginate(known, query), name: repo.name, outcome: entry.offline ? 'hit' : 'stale' };
   }
 
-  private async answerStored(stored: StoredManifest, method: Method, outcome: CacheOutcome): Promise<ManifestAnswer | undefined> {
-    if (method === 'HEAD') return { ...stored, outcome };
-    const body = await this.local.manifestBody(stored.digest);
-    return body ? { ...stored, body, outcome } : undefined;
-  }
-
   private upstream(name: string): UpstreamEntry {
     const entry = this.upstreams.get(name);
     if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `registry host "${name}" is not configured as an upstream of this mirror`, { host: name });
     return entry;
   }
+}
+
+/** The tag's resolution recorded for this Accept set, if the client accepts its media type. */
+function acceptedRow(rows: readonly TagRow[], accept: AcceptSet): TagRow | undefined {
+  return rows.find((r) => r.accept_key === accept.key && accept.accepts(r.media_type));
 }
 
 function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {

@@ -17,6 +17,10 @@ export class RoutedRegistry implements Registry {
     return this.pick(repo).manifest(repo, reference, accept, method, ctx);
   }
 
+  manifestHit(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: 'GET' | 'HEAD'): ManifestAnswer | undefined {
+    return this.pick(repo).manifestHit?.(repo, reference, accept, method);
+  }
+
   statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo> {
     return this.pick(repo).statBlob(repo, digest, ctx);
   }

@@ -56,6 +56,11 @@ export interface RequestContext {
 }
 
 export interface Registry {
+  /**
+   * A manifest answered from memory alone, synchronously (no I/O, no waiting), when the registry can;
+   * undefined means: ask manifest(). Lets a warm pull be answered within the request's own event.
+   */
+  manifestHit?(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: 'GET' | 'HEAD'): ManifestAnswer | undefined;
   manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: 'GET' | 'HEAD', ctx: RequestContext): Promise<ManifestAnswer>;
   statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo>;
   openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle>;

@@ -12,7 +12,9 @@ export async function getManifest(registry: Registry, repo: RepositoryRef, rawRe
   locals.pull = { upstream: repo.upstream, repository: repo.name, reference: rawReference.slice(0, 256) };
   const reference = parseReference(rawReference);
   const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
-  const answer = await registry.manifest(repo, reference, AcceptSet.parse(req.headers.accept), method, locals);
+  const accept = AcceptSet.parse(req.headers.accept);
+  // A hit from memory is answered without an await, so the response goes out within this event.
+  const answer = registry.manifestHit?.(repo, reference, accept, method) ?? await registry.manifest(repo, reference, accept, method, locals);
   locals.cache = answer.outcome;
   const etag = `"${answer.digest}"`;
   res.setHeader('docker-content-digest', answer.digest);

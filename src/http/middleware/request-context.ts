@@ -38,10 +38,7 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
     res.setHeader('x-request-id', requestId);
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
-    let logged = false;
     const done = () => {
-      if (logged) return;
-      logged = true;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const bytes = bodyBytes(req, res, socket.bytesWritten - bytesBefore);
       const cache = locals.cache ?? 'none';
@@ -73,7 +70,7 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
         ...(res.writableFinished ? {} : { aborted: true }),
       }, 'request');
     };
-    res.once('finish', done);
+    // 'close' comes after 'finish' on a finished response, and alone on a broken one: one listener.
     res.once('close', done);
   };
 }

@@ -1,0 +1,82 @@
+// A Longshore-only probe of scenario 5 for development (bench/NOTES.md §3): one fresh mirror, the
+// multi-arch tag fetched once, then GET by tag (wrk when installed) and HEAD by tag (the undici
+// generator) at 32 connections, RUNS times each, printing requests/s, p50 and p99. Faster than
+// `npm run bench -- --only=5`, which also runs distribution at ~230 req/s.
+//   node --import tsx bench/probe-manifests.ts           SECONDS=10 RUNS=2 by default
+// NODE_OPTIONS reaches Longshore too (for example --trace-gc; its stdout is in the mirror's log).
+// NODE_ARGS='--flag …' starts Longshore's node with those options (some are refused in NODE_OPTIONS).
+// PROFILE=DIR writes Longshore's CPU profile there (summarise it with bench/lib/cpu-profile.ts).
+// FLOOR=1 alternates each run with the same load on a bare node:http server that answers the same
+// status, headers and body from memory: the floor for this machine at that moment, which moves a lot.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildLongshore } from './lib/build.js';
+import { MANIFEST_ACCEPT } from './lib/context.js';
+import { FULL_SIZES, prepareImages } from './lib/images.js';
+import { runLoad } from './lib/loadgen.js';
+import { loadSnapshot } from './lib/machine.js';
+import { ProcSampler } from './lib/proc-stats.js';
+import { startMirror } from './lib/servers.js';
+import { publishMissing, startUpstream } from './lib/upstream.js';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+
+const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+const cache = process.env.LONGSHORE_BENCH_CACHE ?? join(tmpdir(), 'longshore-bench-cache');
+const seconds = Number(process.env.SECONDS ?? 10);
+const runs = Number(process.env.RUNS ?? 2);
+const build = await buildLongshore(repoRoot, join(cache, 'build'));
+const images = await prepareImages(join(cache, 'images-full'), 'full', FULL_SIZES);
+const upstream = await startUpstream(join(cache, 'upstream-storage'));
+await publishMissing(upstream, [images.multi]);
+const workDir = mkdtempSync(join(cache, 'probe-'));
+const getTool = spawnSync('wrk', ['--version']).error ? 'undici' : 'wrk';
+try {
+  const mirror = await startMirror('longshore', { upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build, cpuProfileDir: process.env.PROFILE,
+    nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean) });
+  const url = `${mirror.url}/v2/${images.multi.repository}/manifests/${images.multi.tag}`;
+  const headers = { accept: MANIFEST_ACCEPT };
+  const first = await fetch(url, { headers });
+  await first.arrayBuffer();
+  if (first.status !== 200) throw new Error(`warm-up GET answered ${first.status}`);
+  const floor = process.env.FLOOR ? await startFloor(first) : undefined;
+  const targets: [string, string, number][] = [['longshore', url, mirror.pid], ...(floor ? [['floor', floor.url, floor.child.pid!] as [string, string, number]] : [])];
+  if (process.env.HOLD) {
+    console.log(`holding: ${targets.map(([name, target, pid]) => `${name} pid ${pid} ${target}`).join('; ')}`);
+    await new Promise((resolve) => process.once('SIGUSR2', resolve));
+  }
+  for (const method of ['GET', 'HEAD'] as const) {
+    const tool = method === 'GET' ? getTool : 'undici';
+    for (const [, target] of targets) await runLoad(tool, { url: target, method, headers, connections: 32, seconds: 2 });
+    for (let i = 0; i < runs; i++) {
+      for (const [name, target, pid] of targets) {
+        const load = loadSnapshot().load[0];
+        const sampler = ProcSampler.start(pid);
+        const r = await runLoad(tool, { url: target, method, headers, connections: 32, seconds });
+        const cpuPerRequest = (sampler.stop().cpuSeconds / (r.requestsPerSecond * seconds)) * 1e6;
+        console.log(`${method} (${tool}) ${name.padEnd(9)}: ${r.requestsPerSecond.toFixed(0).padStart(5)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ` +
+          `server CPU ${cpuPerRequest.toFixed(1)} µs/request, non-2xx ${r.non2xx}, errors ${r.errors}; load ${load}`);
+      }
+    }
+  }
+  floor?.child.kill();
+  if (process.env.SHOW_LOG) console.log(mirror.recentLog());
+  await mirror.stop();
+} finally {
+  await upstream.stop();
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+/** A node:http server in its own process that answers every request like `sample`, from memory. */
+async function startFloor(sample: Response): Promise<{ url: string; child: ChildProcess }> {
+  const body = Buffer.from(await (await fetch(sample.url, { headers: { accept: MANIFEST_ACCEPT } })).arrayBuffer()).toString('base64');
+  const headers = Object.fromEntries([...sample.headers].filter(([k]) => !['date', 'connection', 'keep-alive'].includes(k)));
+  const code = `const body = Buffer.from(${JSON.stringify(body)}, 'base64'); const headers = ${JSON.stringify(headers)};
+    const server = require('node:http').createServer((req, res) => { for (const k in headers) res.setHeader(k, headers[k]); res.end(req.method === 'HEAD' ? undefined : body); });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await once(child.stdout!, 'data') as [Buffer];
+  return { url: `http://127.0.0.1:${line.toString().trim()}/v2/x/manifests/y`, child };
+}
