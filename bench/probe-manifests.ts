@@ -1,11 +1,12 @@
 // A Longshore-only probe of scenario 5 for development (bench/NOTES.md §3): one fresh mirror, the
-// multi-arch tag fetched once, then GET by tag (wrk when installed) and HEAD by tag (the undici
+// multi-arch tag fetched once, then GET by tag (wrk when installed) and HEAD by tag (the node:net
 // generator) at 32 connections, RUNS times each, printing requests/s, p50 and p99. Faster than
 // `npm run bench -- --only=5`, which also runs distribution at ~230 req/s.
 //   node --import tsx bench/probe-manifests.ts           SECONDS=10 RUNS=2 by default
 // NODE_OPTIONS reaches Longshore too (for example --trace-gc; its stdout is in the mirror's log).
 // NODE_ARGS='--flag …' starts Longshore's node with those options (some are refused in NODE_OPTIONS).
 // PROFILE=DIR writes Longshore's CPU profile there (summarise it with bench/lib/cpu-profile.ts).
+// GET_TOOL=net sends the GETs with the node:net generator as well.
 // FLOOR=1 alternates each run with the same load on a bare node:http server that answers the same
 // status, headers and body from memory: the floor for this machine at that moment, which moves a lot.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +33,7 @@ const images = await prepareImages(join(cache, 'images-full'), 'full', FULL_SIZE
 const upstream = await startUpstream(join(cache, 'upstream-storage'));
 await publishMissing(upstream, [images.multi]);
 const workDir = mkdtempSync(join(cache, 'probe-'));
-const getTool = spawnSync('wrk', ['--version']).error ? 'undici' : 'wrk';
+const getTool = process.env.GET_TOOL === 'net' || spawnSync('wrk', ['--version']).error ? 'net' : 'wrk';
 try {
   const mirror = await startMirror('longshore', { upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build, cpuProfileDir: process.env.PROFILE,
     nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean) });
@@ -48,7 +49,7 @@ try {
     await new Promise((resolve) => process.once('SIGUSR2', resolve));
   }
   for (const method of ['GET', 'HEAD'] as const) {
-    const tool = method === 'GET' ? getTool : 'undici';
+    const tool = method === 'GET' ? getTool : 'net';
     for (const [, target] of targets) await runLoad(tool, { url: target, method, headers, connections: 32, seconds: 2 });
     for (let i = 0; i < runs; i++) {
       for (const [name, target, pid] of targets) {

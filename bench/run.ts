@@ -52,11 +52,11 @@ async function main(): Promise<void> {
   if (missing.length > 0) throw new Error(`the bench needs: ${missing.join('; ')}`);
   if (!hasProc()) throw new Error('the bench reads /proc for RSS and CPU time: run it on Linux');
   const wrkPath = findOnPath('wrk');
-  let loadgen: 'wrk' | 'undici' = options.loadgen === 'auto' ? (wrkPath ? 'wrk' : 'undici') : options.loadgen;
+  let loadgen: 'wrk' | 'net' = options.loadgen === 'auto' ? (wrkPath ? 'wrk' : 'net') : options.loadgen;
   if (loadgen === 'wrk' && !wrkPath) throw new Error('--loadgen=wrk: wrk not found (Debian package wrk: apt-get install wrk)');
   if (options.loadgen === 'auto' && !wrkPath) {
-    console.log('wrk not found (Debian package wrk): scenario 5 uses the built-in undici load generator (bench/lib/loadgen-worker.ts) for GETs too');
-    loadgen = 'undici';
+    console.log('wrk not found (Debian package wrk): scenario 5 uses the built-in node:net load generator (bench/lib/loadgen-worker.ts) for GETs too');
+    loadgen = 'net';
   }
 
   mkdirSync(options.cacheDir, { recursive: true });
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   }
   if (only.has(3)) await runScenario(3, 'concurrent cold GETs of the big layer', () => coalescingScenario(ctx));
   if (only.has(4)) await runScenario(4, 'warm blob throughput', () => throughputScenario(ctx));
-  if (only.has(5)) await runScenario(5, `warm manifest load (GET: ${loadgen}, HEAD: undici)`, () => manifestLoadScenario(ctx, loadgen));
+  if (only.has(5)) await runScenario(5, `warm manifest load (GET: ${loadgen}, HEAD: net)`, () => manifestLoadScenario(ctx, loadgen));
   if (only.has(6)) results.push(...resourcesScenario(ctx));
   if (only.has(7)) await runScenario(7, `stream-through over a ${formatRate(options.throttle)} link`, () => streamThroughScenario(ctx));
   results.sort((a, b) => a.id - b.id);

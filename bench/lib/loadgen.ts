@@ -1,5 +1,5 @@
 // Request-rate load for scenario 5, from a process of its own: wrk when it is installed (Debian
-// package `wrk`), else loadgen-worker.ts, a small closed-loop generator on undici. Both keep
+// package `wrk`), else loadgen-worker.ts, a small closed-loop generator on node:net sockets. Both keep
 // `connections` requests in flight for `seconds` and report requests/s and latency percentiles.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ export interface LoadSpec {
 }
 
 export interface LoadResult {
-  tool: 'wrk' | 'undici';
+  tool: 'wrk' | 'net';
   requests: number;
   seconds: number;
   requestsPerSecond: number;
@@ -31,7 +31,7 @@ export interface LoadResult {
   errors: number;
 }
 
-export async function runLoad(tool: 'wrk' | 'undici', spec: LoadSpec): Promise<LoadResult> {
+export async function runLoad(tool: 'wrk' | 'net', spec: LoadSpec): Promise<LoadResult> {
   return tool === 'wrk' ? runWrk(spec) : runUndici(spec);
 }
 
@@ -85,5 +85,5 @@ async function runUndici(spec: LoadSpec): Promise<LoadResult> {
     timeout: (spec.seconds + 60) * 1000,
     maxBuffer: 1024 * 1024,
   });
-  return { tool: 'undici', ...(JSON.parse(stdout) as Omit<LoadResult, 'tool'>) };
+  return { tool: 'net', ...(JSON.parse(stdout) as Omit<LoadResult, 'tool'>) };
 }

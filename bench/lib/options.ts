@@ -7,7 +7,7 @@ import { parseRate } from './units.js';
 export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
-export type LoadGenerator = 'wrk' | 'undici';
+export type LoadGenerator = 'wrk' | 'net';
 
 export interface BenchOptions {
   /** Smaller images, shorter load runs: for development, not for publishing. */
@@ -19,7 +19,7 @@ export interface BenchOptions {
   throttleGiven: boolean;
   /** Start Longshore with `node --cpu-prof` and summarise the profiles. */
   profile: boolean;
-  /** Manifest load generator: wrk when it is installed, else the in-repo undici one. */
+  /** Manifest load generator: wrk when it is installed, else the in-repo node:net one. */
   loadgen: LoadGenerator | 'auto';
   /** Generated images, the upstream's storage and the compiled build live here, outside the repo. */
   cacheDir: string;
@@ -32,7 +32,7 @@ export interface BenchOptions {
 const DEFAULT_THROTTLE = '50MB/s';
 
 export const USAGE = `usage: npm run bench -- [--quick] [--only=1,3] [--throttle=50MB/s] [--profile]
-                       [--loadgen=wrk|undici] [--cache=DIR] [--results=DIR] [--no-write]`;
+                       [--loadgen=wrk|net] [--cache=DIR] [--results=DIR] [--no-write]`;
 
 export function parseOptions(argv: readonly string[], repoRoot: string): BenchOptions {
   const options: BenchOptions = {
@@ -71,7 +71,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
         options.profile = true;
         break;
       case '--loadgen':
-        if (value !== 'wrk' && value !== 'undici') throw new Error(`--loadgen expects wrk or undici (got ${JSON.stringify(value)})`);
+        if (value !== 'wrk' && value !== 'net') throw new Error(`--loadgen expects wrk or net (got ${JSON.stringify(value)})`);
         options.loadgen = value;
         break;
       case '--cache':

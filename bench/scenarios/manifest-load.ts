@@ -1,8 +1,8 @@
 // Scenario 5: warm manifest load. The multi-arch image's tag is fetched once through each of two fresh
 // mirrors, then GET and HEAD by tag run at concurrency 32 for a fixed time after a short warm-up, the
-// servers taking turns. GETs use wrk when it is installed. HEADs always use the undici generator:
-// wrk 4.1 does not know that a HEAD response has no body, so it waits for Content-Length bytes and
-// times out. Upstream requests during the measured runs are counted: a mirror that revalidates every
+// servers taking turns. GETs use wrk when it is installed. HEADs always use the node:net generator
+// (bench/lib/loadgen-worker.ts): wrk 4.1 does not know that a HEAD response has no body, so it waits
+// for Content-Length bytes and times out. Upstream requests during the measured runs are counted: a mirror that revalidates every
 // tag request with the upstream pays for it here.
 import { MANIFEST_ACCEPT, turnOrder, type ScenarioContext } from '../lib/context.js';
 import { runLoad, type LoadResult } from '../lib/loadgen.js';
@@ -18,8 +18,8 @@ interface LoadRun {
   load: LoadSnapshot;
 }
 
-export async function manifestLoadScenario(ctx: ScenarioContext, getTool: 'wrk' | 'undici'): Promise<ScenarioResult[]> {
-  const toolFor = (method: 'GET' | 'HEAD') => (method === 'GET' ? getTool : 'undici');
+export async function manifestLoadScenario(ctx: ScenarioContext, getTool: 'wrk' | 'net'): Promise<ScenarioResult[]> {
+  const toolFor = (method: 'GET' | 'HEAD') => (method === 'GET' ? getTool : 'net');
   const started = process.hrtime.bigint();
   const image = ctx.images.multi;
   const per = { longshore: {}, distribution: {} } as Record<ServerKind, Record<'GET' | 'HEAD', LoadRun>>;
