@@ -23,6 +23,9 @@ export interface RecordedRequest {
   accept?: string;
   /** True once the response ended or the exchange failed. */
   done: boolean;
+  /** performance.now() when the request arrived, and when its response ended or failed (0 before). */
+  startedAt: number;
+  endedAt: number;
 }
 
 export type Fault =
@@ -119,7 +122,7 @@ export class CountingProxy {
     const fault = this.fault;
 
     if (fault?.kind === 'reset') {
-      record.done = true;
+      finish(record);
       req.socket.destroy();
       return;
     }
@@ -127,7 +130,7 @@ export class CountingProxy {
       const body = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable' }] });
       record.status = 503;
       record.bytes = req.method === 'HEAD' ? 0 : Buffer.byteLength(body);
-      record.done = true;
+      finish(record);
       res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;
@@ -147,7 +150,7 @@ export class CountingProxy {
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, upstreamRes.rawHeaders);
       upstreamRes.on('data', (chunk: Buffer) => {
         if (truncateAfter !== undefined && record.bytes + chunk.length > truncateAfter) {
-          record.done = true;
+          finish(record);
           upstreamRes.destroy();
           res.write(chunk.subarray(0, truncateAfter - record.bytes), () => res.destroy());
           record.bytes = truncateAfter;
@@ -161,16 +164,16 @@ export class CountingProxy {
         }
       });
       upstreamRes.on('end', () => {
-        record.done = true;
+        finish(record);
         res.end();
       });
       upstreamRes.on('error', () => {
-        record.done = true;
+        finish(record);
         res.destroy();
       });
     });
     upstream.on('error', () => {
-      record.done = true;
+      finish(record);
       if (res.headersSent) res.destroy();
       else {
         record.status = 502;
@@ -180,7 +183,7 @@ export class CountingProxy {
     });
     res.on('close', () => {
       if (!record.done) {
-        record.done = true;
+        finish(record);
         upstream.destroy();
       }
     });
@@ -188,9 +191,14 @@ export class CountingProxy {
   }
 }
 
+function finish(record: RecordedRequest): void {
+  record.done = true;
+  record.endedAt = performance.now();
+}
+
 function classify(method: string, path: string, accept: string | undefined): RecordedRequest {
   const match = ROUTE.exec(path.split('?')[0]!);
-  const base = { method, path, status: 0, bytes: 0, done: false, ...(accept === undefined ? {} : { accept }) };
+  const base = { method, path, status: 0, bytes: 0, done: false, startedAt: performance.now(), endedAt: 0, ...(accept === undefined ? {} : { accept }) };
   if (match === null) return { ...base, kind: 'other' };
   return {
     ...base,
