@@ -27,6 +27,8 @@ export interface Sizes {
   /** Seconds of each measured manifest load run (scenario 5), and of its warm-up. */
   loadSeconds: number;
   loadWarmupSeconds: number;
+  /** Measured manifest load runs per server and method, the servers taking turns; the report shows medians. */
+  loadRuns: number;
   /** Repetitions of the blob throughput runs (scenario 4). */
   throughputRuns: number;
   /** Repetitions of the pull scenarios (1, 2 and 7), each with fresh mirrors; the report shows medians. */
