@@ -1,7 +1,7 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
 import type { RequestListener } from 'node:http';
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { CounterHistory } from './admin/history.js';
@@ -101,12 +101,15 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   app.use(requestContext(start));
   // The registry API first: pulls are nearly all the traffic, and every layer Express tries before the
   // one that answers costs each of them time.
+  // With auth on, the dashboard and admin API are for users allowed to pull everything (see below).
+  let adminOnly: RequestHandler | undefined;
   if (config.auth.enabled) {
     // Loaded only when used: the JWT and bcrypt code would add ~8 MB to every mirror's resident memory.
-    const [{ ClientAuth }, { tokenRouter }, { authenticate }] = await Promise.all([
+    const [{ ClientAuth }, { tokenRouter }, { authenticate }, { requireAdmin }] = await Promise.all([
       import('./auth/client-auth.js'),
       import('./http/handlers/token.js'),
       import('./http/middleware/authenticate.js'),
+      import('./http/middleware/admin-auth.js'),
     ]);
     // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
     const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
@@ -115,6 +118,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     });
     app.use('/token', tokenRouter(clientAuth, log.child({ component: 'auth' })));
     app.use('/v2', authenticate(clientAuth));
+    adminOnly = requireAdmin(clientAuth);
   }
   app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.get('/healthz', (req, res) => {
@@ -135,6 +139,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   if (recentPulls && history) {
     const startedAt = Date.now();
     history.start();
+    if (adminOnly) app.use(['/api/v1', '/ui'], adminOnly);
     app.use('/api/v1', adminRouter({
       summary: () => buildSummary({ metrics, cache: () => catalog.totals(), downloads: () => registry.downloads(), upstreams, maxBytes: config.cache.maxSize, startedAt }),
       sample: () => readTotals(metrics),

@@ -269,6 +269,28 @@ describe('client authentication', () => {
     assert.notEqual((await get(`${mirror.url}/v2/_catalog`, { authorization: `Bearer ${carol}` })).status, 403);
   });
 
+  it('opens the dashboard and admin API only to a user allowed to pull every repository', async () => {
+    for (const path of ['/api/v1/summary', '/api/v1/recent', '/ui/']) {
+      const anonymous = await get(`${mirror.url}${path}`);
+      assert.equal(anonymous.status, 401, `${path} without credentials`);
+      assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm="Longshore"/);
+      assert.equal(errorCode(anonymous), 'UNAUTHORIZED');
+      assert.equal((await get(`${mirror.url}${path}`, { authorization: basic('carol', 'wrong') })).status, 401, `${path} with a wrong password`);
+      const alice = await get(`${mirror.url}${path}`, { authorization: basic('alice', PASSWORDS.alice) });
+      assert.equal(alice.status, 403, `${path} for alice, who may pull only some repositories`);
+      assert.equal(errorCode(alice), 'DENIED');
+      assert.equal((await get(`${mirror.url}${path}`, { authorization: basic('carol', PASSWORDS.carol) })).status, 200, `${path} for carol`);
+    }
+    // Twice more with the same header: from the remembered login, and a changed password is not one.
+    assert.equal((await get(`${mirror.url}/api/v1/summary`, { authorization: basic('carol', PASSWORDS.carol) })).status, 200);
+    assert.equal((await get(`${mirror.url}/api/v1/summary`, { authorization: basic('carol', `${PASSWORDS.carol}x`) })).status, 401);
+    // A token from /token works for scripts; an anonymous one does not.
+    const carol = await tokenFor([], 'carol');
+    assert.equal((await get(`${mirror.url}/api/v1/summary`, { authorization: `Bearer ${carol}` })).status, 200);
+    const anonymousToken = await tokenFor([]);
+    assert.equal((await get(`${mirror.url}/api/v1/summary`, { authorization: `Bearer ${anonymousToken}` })).status, 401);
+  });
+
   it('refuses writes without push, and unknown hosts before looking at credentials', async () => {
     const bob = await tokenFor(['repository:shared/base:pull,push'], 'bob');
     const put = await request(`${mirror.url}/v2/shared/base/manifests/2.0`, { method: 'PUT', headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' }, body: '{}' });

@@ -77,7 +77,8 @@ function listParam(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-function basicCredentials(header: string | undefined): TokenRequest['credentials'] {
+/** The user and password of a Basic Authorization header; undefined for anything else. */
+export function basicCredentials(header: string | undefined): TokenRequest['credentials'] {
   const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header ?? '');
   if (!match) return undefined;
   const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
