@@ -4,7 +4,8 @@
 // images and upstream storage a full bench run leaves in the cache dir (it builds what is missing).
 //   node --import tsx bench/probe-memory.ts            N=8 by default; N=32 node --import tsx …
 // To see the heap and ArrayBuffers behind the RSS, preload a script that logs process.memoryUsage()
-// through NODE_OPTIONS=--require (the bench passes the environment on to Longshore).
+// through NODE_OPTIONS=--require (the bench passes the environment on to Longshore). NODE_ARGS='--flag …'
+// starts Longshore's node with options that NODE_OPTIONS refuses.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,9 @@ await publishMissing(upstream, [images.multi, images.five, images.big]);
 const n = Number(process.env.N ?? 8);
 const workDir = mkdtempSync(join(cache, 'probe-'));
 try {
-  const mirror = await startMirror('longshore', { upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build });
+  const mirror = await startMirror('longshore', {
+    upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build, nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean),
+  });
   const layer = images.big.layers[0]!;
   const url = `${mirror.url}/v2/${images.big.repository}/blobs/${layer.digest}`;
   for (const phase of ['cold', 'warm', 'warm']) {
