@@ -28,6 +28,7 @@ import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
 import { LOCAL, UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
 import { StorePaths } from './storage/paths.js';
+import { Scavenger, youngCollector } from './storage/scavenger.js';
 import { UpstreamClient } from './upstream/client.js';
 
 /** Pending hit counts are written to SQLite this often. */
@@ -50,7 +51,8 @@ export interface Longshore {
 
 export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
   const paths = new StorePaths(config.dataDir);
-  const store = new ContentStore(paths);
+  // One scavenger for the process: it frees download and read buffers early (storage/scavenger.ts).
+  const store = new ContentStore(paths, new Scavenger(youngCollector()));
   const leftovers = await store.init();
   if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
 

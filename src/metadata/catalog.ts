@@ -33,7 +33,7 @@ export interface ReferrerRow {
   annotations: string | null;
 }
 
-/** What serving stored content needs from its row; cached (see manifestInfo). */
+/** What serving stored content needs from its row; cached (see contentInfo). */
 export interface ContentInfo {
   size: number;
   media_type: string | null;
@@ -41,7 +41,7 @@ export interface ContentInfo {
 
 /** Tag keys with their resolutions kept in memory (each a few rows of ~200 bytes). */
 const CACHED_TAGS = 20_000;
-/** Content rows kept in memory for manifestInfo. */
+/** Content rows kept in memory for contentInfo. */
 const CACHED_CONTENT = 50_000;
 
 export interface ContentRecord {

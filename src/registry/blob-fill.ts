@@ -13,7 +13,6 @@ import { promisify } from 'node:util';
 import { LongshoreError } from '../errors.js';
 import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
-import { scavenger, type Scavenger } from '../storage/scavenger.js';
 import type { Digest } from './reference.js';
 import { DigestVerifier } from './verifying-stream.js';
 
@@ -48,10 +47,11 @@ export interface FillOptions {
    * offset through this, verifying the whole digest themselves; nothing is cached.
    */
   relayFrom?: ResumeFrom;
-  /** Where readers take their read buffers (the content store's pool); by default a pool of their own. */
+  /**
+   * Where readers take their read buffers (the content store's pool); by default a pool of their own.
+   * Its scavenger is told about each batch of upstream buffers once the batch is on disk.
+   */
   chunks?: ChunkPool;
-  /** Told about each batch of upstream buffers once it is on disk (the process's scavenger by default). */
-  scavenger?: Scavenger;
 }
 
 export class BlobFill {
@@ -176,7 +176,7 @@ export class BlobFill {
             if (source.isPaused() && !sourceError) source.resume();
             await this.writer.write(batch);
             const count = this.writer.written - this.written;
-            (this.options.scavenger ?? scavenger).dropped(count);
+            this.chunks.scavenger?.dropped(count);
             this.options.onBytes?.(count);
             this.written = this.writer.written;
             if (this.written - this.flushedAt >= FLUSH_EVERY) {

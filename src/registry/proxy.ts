@@ -81,7 +81,8 @@ export class ProxyRegistry implements Registry {
   /**
    * A cache hit answered from memory, synchronously: a digest this repository may be served, or a tag
    * resolved less than tagTTL ago, whose manifest (for a GET, its body too) is in memory. Undefined
-   * otherwise; manifest() then does the rest. Most warm pulls end here (bench/NOTES.md §3).
+   * otherwise; manifest() then does the rest, hits whose body is on disk included. Most warm pulls end
+   * here (bench/NOTES.md §3).
    */
   manifestHit(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method): ManifestAnswer | undefined {
     const entry = this.upstream(repo.upstream);
@@ -90,7 +91,7 @@ export class ProxyRegistry implements Registry {
       if (this.local.servableToProxy(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
     } else if (!entry.offline) {
       const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
-      if (known && this.now() - known.checked_at < entry.tagTTL) stored = this.local.manifest(known.digest);
+      if (known && this.fresh(known, entry)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
     if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
@@ -98,8 +99,6 @@ export class ProxyRegistry implements Registry {
   }
 
   async manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
-    const hit = this.manifestHit(repo, reference, accept, method);
-    if (hit) return hit;
     const answer = reference.kind === 'digest'
       ? await this.manifestByDigest(repo, reference.digest, accept, method, ctx)
       : await this.manifestByTag(repo, reference.tag, accept, method, ctx);
@@ -126,7 +125,7 @@ export class ProxyRegistry implements Registry {
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = acceptedRow(rows, accept);
-    if (known && this.now() - known.checked_at < entry.tagTTL) {
+    if (known && this.fresh(known, entry)) {
       const stored = this.local.manifest(known.digest);
       const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
@@ -359,6 +358,11 @@ export class ProxyRegistry implements Registry {
       throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} has no cached tags, and upstream ${repo.upstream} cannot be asked`, { upstream: repo.upstream, repository: repo.name });
     }
     return { ...paginate(known, query), name: repo.name, outcome: entry.offline ? 'hit' : 'stale' };
+  }
+
+  /** Whether a tag resolution may be served without asking the upstream again. */
+  private fresh(row: TagRow, entry: UpstreamEntry): boolean {
+    return this.now() - row.checked_at < entry.tagTTL;
   }
 
   private upstream(name: string): UpstreamEntry {

@@ -9,25 +9,29 @@
 // socket write's completion callback. A chunk released twice, or a buffer that is not from this pool, is
 // ignored, so no two readers can ever fill the same memory.
 
-import { scavenger } from './scavenger.js';
+import type { Scavenger } from './scavenger.js';
 
 export interface ChunkPoolOptions {
   /** Bytes per chunk. */
   chunkSize: number;
   /** Free chunks kept for reuse; beyond this, released chunks are left to the garbage collector. */
   maxFree: number;
+  /** Told about chunks let go, and (through the pool) about downloaded buffers that are garbage. */
+  scavenger?: Scavenger;
 }
 
 export class ChunkPool {
   readonly chunkSize: number;
   private readonly maxFree: number;
+  readonly scavenger: Scavenger | undefined;
   private readonly free: Buffer[] = [];
   /** The memory of every chunk now handed out, by its ArrayBuffer (a chunk may come back as a view). */
   private readonly lent = new WeakSet<ArrayBufferLike>();
 
-  constructor({ chunkSize, maxFree }: ChunkPoolOptions) {
+  constructor({ chunkSize, maxFree, scavenger }: ChunkPoolOptions) {
     this.chunkSize = chunkSize;
     this.maxFree = maxFree;
+    this.scavenger = scavenger;
   }
 
   /** A chunk of chunkSize bytes, with unspecified contents. */
@@ -46,7 +50,7 @@ export class ChunkPool {
     const memory = chunk.buffer;
     if (!this.lent.delete(memory)) return;
     // Beyond maxFree the chunk is garbage outside V8's heap; the scavenger frees it soon (scavenger.ts).
-    if (this.free.length >= this.maxFree) return scavenger.dropped(memory.byteLength);
+    if (this.free.length >= this.maxFree) return this.scavenger?.dropped(memory.byteLength);
     this.free.push(chunk.byteOffset === 0 && chunk.length === this.chunkSize ? chunk : Buffer.from(memory, 0, this.chunkSize));
   }
 

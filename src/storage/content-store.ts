@@ -10,6 +10,7 @@ import { LongshoreError } from '../errors.js';
 import type { Digest } from '../registry/reference.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { StorePaths } from './paths.js';
+import type { Scavenger } from './scavenger.js';
 
 /** Reads from the store use 1 MiB chunks: 64 KiB reads serve a large blob at a quarter of the speed. */
 export const READ_CHUNK = 1024 * 1024;
@@ -27,8 +28,9 @@ export class ContentStore {
   /** Read buffers shared by every stream of stored or downloading content. */
   readonly chunks: ChunkPool;
 
-  constructor(readonly paths: StorePaths, chunks?: ChunkPool) {
-    this.chunks = chunks ?? new ChunkPool({ chunkSize: READ_CHUNK, maxFree: IDLE_CHUNKS });
+  /** `scavenger` frees the buffers the pool and downloads let go (storage/scavenger.ts). */
+  constructor(readonly paths: StorePaths, scavenger?: Scavenger) {
+    this.chunks = new ChunkPool({ chunkSize: READ_CHUNK, maxFree: IDLE_CHUNKS, scavenger });
   }
 
   /** Creates the directories and removes temp files left by a crash. Returns how many were removed. */

@@ -6,8 +6,9 @@
 // are rare: with 8 clients on a cold 1 GiB layer this garbage grew to 55-64 MB before V8 collected it,
 // and the process's peak RSS was 160-180 MB (bench/NOTES.md §2). A young-generation collection (a
 // scavenge: little is young here, so it is short) every few MiB downloaded frees the buffers while
-// they are young. In the same probe: peak RSS 148-149 MB, and no more CPU per GiB than before. Pool
-// chunks the ChunkPool lets go are reported the same way.
+// they are young. In the same probe: peak RSS 143-149 MB, and no more CPU per GiB than before. Pool
+// chunks the ChunkPool lets go are reported the same way. The composition root makes one scavenger and
+// gives it to the content store's ChunkPool; downloads report through that pool.
 //
 // Node exposes the collector only behind --expose-gc. Setting the flag at start-up gives a fresh
 // context that has `gc`, without exposing it to this realm, so `node dist/main.js` behaves the same
@@ -16,7 +17,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** Dropped bytes between scavenges (16 MiB left the peak at 152-158 MB in the probe, 4 MiB at 148-149). */
+/** Dropped bytes between scavenges (16 MiB left the peak at 152-168 MB in the probe, 4 MiB at 143-149). */
 export const SCAVENGE_EVERY = 4 * 1024 * 1024;
 
 type Collect = () => void;
@@ -36,7 +37,8 @@ export class Scavenger {
   }
 }
 
-function youngCollector(): Collect | undefined {
+/** A young-generation collection of this process, or undefined where Node will not give one. */
+export function youngCollector(): Collect | undefined {
   try {
     const gc = globalThis.gc ?? exposeGc();
     return typeof gc === 'function' ? () => gc({ type: 'minor' }) : undefined;
@@ -53,6 +55,3 @@ function exposeGc(): NodeJS.GCFunction | undefined {
     setFlagsFromString('--no-expose-gc');
   }
 }
-
-/** The process's scavenger: every download reports to it. */
-export const scavenger = new Scavenger(youngCollector());

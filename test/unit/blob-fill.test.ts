@@ -7,6 +7,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { BlobFill } from '../../src/registry/blob-fill.js';
 import type { Digest } from '../../src/registry/reference.js';
+import { ChunkPool } from '../../src/storage/chunk-pool.js';
 import { ContentStore } from '../../src/storage/content-store.js';
 import { StorePaths } from '../../src/storage/paths.js';
 import { Scavenger } from '../../src/storage/scavenger.js';
@@ -77,7 +78,7 @@ describe('BlobFill', () => {
     assert.deepEqual((await ranged).data, content.subarray(100, 2 * 1024 * 1024 + 6));
   });
 
-  it('reports every downloaded byte to the scavenger once it is on disk', async () => {
+  it('reports every downloaded byte to its pool\'s scavenger once it is on disk', async () => {
     class Counting extends Scavenger {
       total = 0;
       override dropped(bytes: number): void {
@@ -88,7 +89,9 @@ describe('BlobFill', () => {
     const content = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
     const source = new PassThrough();
     const writer = await store.createWriter(digestOf(content), content.length);
-    const blob = new BlobFill(digestOf(content), content.length, writer, source, () => undefined, { scavenger: counting });
+    const blob = new BlobFill(digestOf(content), content.length, writer, source, () => undefined, {
+      chunks: new ChunkPool({ chunkSize: 1024 * 1024, maxFree: 2, scavenger: counting }),
+    });
     source.write(content.subarray(0, 1024 * 1024));
     await waitFor(() => counting.total === 1024 * 1024, 30_000, 'first part on disk');
     source.end(content.subarray(1024 * 1024));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkPool, isRecycling } from '../../src/storage/chunk-pool.js';
+import { Scavenger } from '../../src/storage/scavenger.js';
 
 describe('ChunkPool', () => {
   it('hands a released chunk out again, whole, also when it came back as a view', () => {
@@ -34,11 +35,15 @@ describe('ChunkPool', () => {
     assert.equal(pool.idle, 0);
   });
 
-  it('keeps at most maxFree chunks', () => {
-    const pool = new ChunkPool({ chunkSize: 1024, maxFree: 2 });
+  it('keeps at most maxFree chunks, and tells its scavenger about each one it lets go', () => {
+    const dropped: number[] = [];
+    const scavenger = new Scavenger(undefined);
+    scavenger.dropped = (bytes) => void dropped.push(bytes);
+    const pool = new ChunkPool({ chunkSize: 1024, maxFree: 2, scavenger });
     const chunks = [pool.acquire(), pool.acquire(), pool.acquire()];
     for (const chunk of chunks) pool.release(chunk);
     assert.equal(pool.idle, 2);
+    assert.deepEqual(dropped, [1024]);
   });
 
   it('tells recycling streams from others', () => {

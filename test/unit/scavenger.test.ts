@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { SCAVENGE_EVERY, scavenger, Scavenger } from '../../src/storage/scavenger.js';
+import { SCAVENGE_EVERY, Scavenger, youngCollector } from '../../src/storage/scavenger.js';
 
 describe('Scavenger', () => {
   it('collects once every `every` bytes dropped, carrying nothing over', () => {
@@ -29,7 +29,7 @@ describe('Scavenger', () => {
     for (let i = 0; i < 5000; i++) junk.push({ i });
     junk = undefined;
     const full = young();
-    scavenger.dropped(SCAVENGE_EVERY); // a scavenge, synchronously
+    new Scavenger(youngCollector()).dropped(SCAVENGE_EVERY); // a scavenge, synchronously
     const after = young();
     assert.ok(full - after >= 100_000, `the young generation was collected: ${full} → ${after} bytes used`);
   });
