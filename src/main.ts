@@ -10,6 +10,7 @@ import { ConfigError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
 import { createLogger, prettyDestination } from './observability/logger.js';
 import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
+import { keepParserOnBaselineCompiler } from './upstream/parser-compiler.js';
 
 export function parseListen(listen: string): { host: string | undefined; port: number } {
   const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(listen);
@@ -18,6 +19,7 @@ export function parseListen(listen: string): { host: string | undefined; port: n
 }
 
 async function main(): Promise<void> {
+  keepParserOnBaselineCompiler(); // process-wide, before the first upstream request
   let config;
   let keyPair: KeyPair | undefined;
   try {
