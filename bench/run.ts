@@ -25,8 +25,8 @@ import { throughputScenario } from './scenarios/throughput.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-const FULL: Sizes = { coalescingN: [8, 32], loadSeconds: 10, loadWarmupSeconds: 2, loadRuns: 3, throughputRuns: 3, pullRepeats: 3 };
-const QUICK: Sizes = { coalescingN: [8, 32], loadSeconds: 3, loadWarmupSeconds: 1, loadRuns: 1, throughputRuns: 2, pullRepeats: 1 };
+const FULL: Sizes = { coalescingN: [8, 32], loadSeconds: 10, loadWarmupSeconds: 2, loadRuns: 3, throughputRuns: 3, singleStreamRuns: 9, pullRepeats: 3 };
+const QUICK: Sizes = { coalescingN: [8, 32], loadSeconds: 3, loadWarmupSeconds: 1, loadRuns: 1, throughputRuns: 2, singleStreamRuns: 3, pullRepeats: 1 };
 /** Free space the cache dir needs: images, the upstream's copy of them, one mirror's cache, a pull. */
 const DISK_NEEDED = { full: 6 * GiB, quick: 2 * GiB };
 
@@ -160,6 +160,7 @@ async function main(): Promise<void> {
       manifestLoadSeconds: sizes.loadSeconds,
       manifestLoadRuns: sizes.loadRuns,
       throughputRuns: sizes.throughputRuns,
+      singleStreamRuns: sizes.singleStreamRuns,
       pullRepeats: sizes.pullRepeats,
       images: Object.fromEntries(Object.values(images).map((i) => [i.name, { ref: `${i.repository}:${i.tag}`, bytes: i.pullBytes, layers: i.layers.length }])),
       ...(build.typeErrors ? { buildTypeErrors: true } : {}),

@@ -29,8 +29,13 @@ export interface Sizes {
   loadWarmupSeconds: number;
   /** Measured manifest load runs per server and method, the servers taking turns; the report shows medians. */
   loadRuns: number;
-  /** Repetitions of the blob throughput runs (scenario 4). */
+  /** Repetitions of the 8-stream blob throughput runs (scenario 4). */
   throughputRuns: number;
+  /**
+   * Repetitions of the single-stream runs (scenario 4). Each reads 1 GiB in about half a second, and
+   * runs of the same server differ by up to 20 % on this machine, so the median needs more of them.
+   */
+  singleStreamRuns: number;
   /** Repetitions of the pull scenarios (1, 2 and 7), each with fresh mirrors; the report shows medians. */
   pullRepeats: number;
 }

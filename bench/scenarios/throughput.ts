@@ -32,6 +32,7 @@ export async function throughputScenario(ctx: ScenarioContext): Promise<Scenario
   const layer = ctx.images.big.layers[0]!;
   const proxy = ctx.upstream.proxy;
   const runs = ctx.sizes.throughputRuns;
+  const singleRuns = ctx.sizes.singleStreamRuns;
   // Both mirrors run for the whole scenario and take turns, so that changing load from other work on
   // the machine spreads over both. The one not being measured is idle.
   const mirrors = {} as Record<ServerKind, MirrorServer>;
@@ -52,7 +53,7 @@ export async function throughputScenario(ctx: ScenarioContext): Promise<Scenario
     const parallelMBps = { longshore: [] as number[], distribution: [] as number[] };
     const singleLoad = {} as Record<ServerKind, LoadSnapshot>;
     const parallelLoad = {} as Record<ServerKind, LoadSnapshot>;
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < singleRuns; i++) {
       for (const kind of turnOrder(i)) {
         singleLoad[kind] ??= loadSnapshot();
         const sampler = ProcSampler.start(mirrors[kind].pid);
@@ -78,7 +79,7 @@ export async function throughputScenario(ctx: ScenarioContext): Promise<Scenario
       const singleUsage = combineUsage(single[kind]);
       const parallelUsage = combineUsage(parallel[kind]);
       ctx.resources.push(
-        { phase: '4: warm GETs of the big layer, 1 stream', kind, usage: singleUsage, servedBytes: runs * layer.size, load: singleLoad[kind], eightStreams: false },
+        { phase: '4: warm GETs of the big layer, 1 stream', kind, usage: singleUsage, servedBytes: singleRuns * layer.size, load: singleLoad[kind], eightStreams: false },
         { phase: `4: warm GETs of the big layer, ${PARALLEL} streams`, kind, usage: parallelUsage, servedBytes: runs * PARALLEL * layer.size, load: parallelLoad[kind], eightStreams: true },
       );
       per[kind] = {
@@ -91,7 +92,7 @@ export async function throughputScenario(ctx: ScenarioContext): Promise<Scenario
     const d = per.distribution;
     return [{
       id: 4,
-      title: `Warm blob throughput of the big layer (${formatBytes(layer.size)}), curl, median of ${runs} runs, servers taking turns`,
+      title: `Warm blob throughput of the big layer (${formatBytes(layer.size)}), curl, median of ${singleRuns} single-stream and ${runs} 8-stream runs, servers taking turns`,
       rows: [
         row(4, {
           metric: 'single stream', unit: 'MB/s', better: 'higher', values: { longshore: median(l.singleMBps), distribution: median(d.singleMBps) },
