@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Build stage: compiles TypeScript and the better-sqlite3 native addon, then drops dev dependencies.
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
@@ -24,6 +23,7 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 5000
+# Asks /healthz wherever the config (file or LONGSHORE_LISTEN) makes the server listen.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
-  CMD node -e "fetch('http://127.0.0.1:5000/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "dist/cli/main.js", "health"]
 CMD ["node", "dist/main.js"]

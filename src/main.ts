@@ -5,18 +5,13 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLongshore } from './app.js';
+import { parseListen } from './config/listen.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
 import { createLogger, prettyDestination } from './observability/logger.js';
 import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
 import { keepParserOnBaselineCompiler } from './upstream/parser-compiler.js';
-
-export function parseListen(listen: string): { host: string | undefined; port: number } {
-  const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(listen);
-  if (!match) throw new ConfigError(`listen: expected "host:port", got ${JSON.stringify(listen)}`);
-  return { host: match[1] || undefined, port: Number(match[2]) };
-}
 
 async function main(): Promise<void> {
   keepParserOnBaselineCompiler(); // process-wide, before the first upstream request

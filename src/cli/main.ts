@@ -6,12 +6,17 @@
 //                                            (default: the configured low watermark)
 //   longshore verify [--quarantine]          re-hash every stored file; report, and with --quarantine move
 //                                            mismatching files to <dataDir>/quarantine and forget them
+//   longshore health                         exit 0 if the server of this config answers /healthz (the
+//                                            container image's HEALTHCHECK)
 // Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Agent, request } from 'undici';
 import { Evictor } from '../cache/evictor.js';
 import { hashFile, reconcile } from '../cache/recovery.js';
+import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { ConfigError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
@@ -23,7 +28,9 @@ import { UpstreamRouter } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
 
-const USAGE = 'usage: longshore <du|gc|verify> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine]';
+const USAGE = 'usage: longshore <du|gc|verify|health> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine]';
+/** How long `health` waits for an answer (Docker's HEALTHCHECK allows 3 s by default here). */
+const HEALTH_TIMEOUT_MS = 2_500;
 
 function option(args: readonly string[], name: string): string | undefined {
   const at = args.indexOf(name);
@@ -43,11 +50,12 @@ function human(bytes: number): string {
 
 export async function run(argv: readonly string[], print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const [command, ...args] = argv;
-  if (!command || !['du', 'gc', 'verify'].includes(command)) {
+  if (!command || !['du', 'gc', 'verify', 'health'].includes(command)) {
     print(USAGE);
     return 2;
   }
   const config = loadConfig({ argv: args });
+  if (command === 'health') return health(config, print);
   const json = args.includes('--json');
   const log = createLogger(json ? 'silent' : 'warn');
   const paths = new StorePaths(config.dataDir);
@@ -116,6 +124,27 @@ export async function run(argv: readonly string[], print: (line: string) => void
     return bad.length > 0 && !quarantine ? 1 : 0;
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Asks the server that `config` describes for /healthz, from this host: plain HTTP on `listen`, or on
+ * `tls.httpListen` when TLS has one, else HTTPS without checking the certificate (it names the host
+ * clients use, and this asks the server itself over loopback).
+ */
+async function health(config: Config, print: (line: string) => void): Promise<number> {
+  const url = `${config.tls ? (config.tls.httpListen ? localOrigin(config.tls.httpListen, 'http') : localOrigin(config.listen, 'https')) : localOrigin(config.listen, 'http')}/healthz`;
+  const dispatcher = config.tls && !config.tls.httpListen ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
+  try {
+    const res = await request(url, { dispatcher, signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+    await res.body.dump();
+    print(`${url}: ${res.statusCode}`);
+    return res.statusCode === 200 ? 0 : 1;
+  } catch (err) {
+    print(`${url}: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await dispatcher?.close();
   }
 }
 

@@ -96,3 +96,25 @@ describe('longshore du / gc / verify', () => {
     assert.match(out[0]!, /^usage: longshore/);
   });
 });
+
+describe('longshore health', () => {
+  it('exits 0 while the server of its config answers /healthz, and 1 once it is gone', async () => {
+    const fake = await FakeRegistry.start();
+    const mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}-health.json`);
+    try {
+      const listen = new URL(mirror.url).host;
+      await writeFile(configFile, JSON.stringify({ listen, upstreams: { 'docker.io': { url: fake.registryUrl } } }));
+      const out: string[] = [];
+      assert.equal(await run(['health', '--config', configFile], (line) => out.push(line)), 0);
+      assert.deepEqual(out, [`http://${listen}/healthz: 200`]);
+      await mirror.close();
+      out.length = 0;
+      assert.equal(await run(['health', '--config', configFile], (line) => out.push(line)), 1);
+      assert.match(out[0]!, new RegExp(`^http://${listen}/healthz: `));
+    } finally {
+      await rm(configFile, { force: true });
+      await fake.close();
+    }
+  });
+});

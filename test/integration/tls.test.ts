@@ -2,13 +2,14 @@
 // since SIGHUP is what reloads the certificate) with a certificate from a CA made by openssl for this
 // test; clients trust that CA only.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
+import { run as runCli } from '../../src/cli/main.js';
 import { Longshore } from '../e2e/rig/longshore.js';
 import { FakeRegistry } from '../helpers/fake-registry.js';
 import { ALL_MANIFEST_TYPES } from '../helpers/http.js';
@@ -116,6 +117,18 @@ describe('TLS on the mirror', () => {
     } finally {
       await agent.close();
     }
+  });
+
+  it('`longshore health` asks the server of its config: on tls.httpListen, else over HTTPS', async () => {
+    const check = async (tls: Record<string, unknown>) => {
+      const configFile = join(dir, `health-${Object.keys(tls).length}.json`);
+      writeFileSync(configFile, JSON.stringify({ listen: `127.0.0.1:${longshore.port}`, upstreams: { 'docker.io': { url: fake.registryUrl } }, tls }));
+      const out: string[] = [];
+      const code = await runCli(['health', '--config', configFile], (line) => out.push(line));
+      return { code, out: out.join('\n') };
+    };
+    assert.deepEqual(await check({ cert: certPath, key: keyPath }), { code: 0, out: `https://127.0.0.1:${longshore.port}/healthz: 200` });
+    assert.deepEqual(await check({ cert: certPath, key: keyPath, httpListen: `127.0.0.1:${plainPort}` }), { code: 0, out: `http://127.0.0.1:${plainPort}/healthz: 200` });
   });
 
   it('serves plain HTTP only on tls.httpListen', async () => {

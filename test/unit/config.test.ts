@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { localOrigin, parseListen } from '../../src/config/listen.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { parseDuration, parseSize } from '../../src/config/units.js';
 import { ConfigError } from '../../src/errors.js';
@@ -161,5 +162,24 @@ describe('operations settings', () => {
     }
     assert.equal(parseConfig({ shutdownGrace: '5s', ui: { enabled: false } }).shutdownGrace, 5000);
     assert.throws(() => parseConfig({ ui: { enabeld: false } }), /ui/);
+  });
+});
+
+describe('listen addresses', () => {
+  it('parses host:port, [v6]:port, :port and a bare port', () => {
+    assert.deepEqual(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });
+    assert.deepEqual(parseListen('[::1]:5001'), { host: '::1', port: 5001 });
+    assert.deepEqual(parseListen(':5002'), { host: undefined, port: 5002 });
+    assert.deepEqual(parseListen('5003'), { host: undefined, port: 5003 });
+    assert.throws(() => parseListen('localhost'), ConfigError);
+  });
+
+  it('reaches a wildcard address on loopback and any other address as it is', () => {
+    assert.equal(localOrigin('0.0.0.0:5000', 'http'), 'http://127.0.0.1:5000');
+    assert.equal(localOrigin(':5000', 'http'), 'http://127.0.0.1:5000');
+    assert.equal(localOrigin('5000', 'https'), 'https://127.0.0.1:5000');
+    assert.equal(localOrigin('[::]:5000', 'http'), 'http://[::1]:5000');
+    assert.equal(localOrigin('[::1]:5000', 'http'), 'http://[::1]:5000');
+    assert.equal(localOrigin('10.1.2.3:80', 'http'), 'http://10.1.2.3:80');
   });
 });
