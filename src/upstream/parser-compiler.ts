@@ -5,7 +5,7 @@
 // thread. llhttp's parser is one very large function, and that recompilation took about 35 MB of native
 // memory for a few hundred milliseconds at the start of a process's first large download (a glibc
 // arena of a V8 worker thread, seen in /proc/<pid>/smaps): 8 clients on a cold 1 GiB layer peaked at
-// 144-154 MB RSS with it and 128 MB without it (bench/NOTES.md §2). It buys nothing measurable here:
+// 144-154 MB RSS with it and 123-128 MB without it (bench/NOTES.md §2). It buys nothing measurable here:
 // the parser reads headers, and a body's bytes only pass it by reference. undici's client fetching
 // 1 GiB, and 20,000 small responses, used the same CPU either way, within this machine's noise.
 //
