@@ -20,6 +20,7 @@ import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { ConfigError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
+import { UploadTable } from '../metadata/uploads.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
 import { LocalContent } from '../registry/local-content.js';
@@ -91,7 +92,7 @@ export async function run(argv: readonly string[], print: (line: string) => void
         print(json ? JSON.stringify(report) : `would evict ${human(report.wouldFree)} (cache ${human(before)}, target ${human(limit)}); orphans: ${JSON.stringify(orphans)}`);
         return 0;
       }
-      const localGarbage = await new LocalRegistry(local, config.local, config.maxManifestSize, log).collectGarbage();
+      const localGarbage = await new LocalRegistry(local, new UploadTable(db), config.local, config.maxManifestSize, log).collectGarbage();
       const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
       const result = await evictor.run(target);
       const report = { orphans, localBlobsReleased: localGarbage.released, ...result };

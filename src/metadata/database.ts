@@ -59,6 +59,15 @@ const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX referrers_manifest ON referrers (manifest);
   `,
+  // 3: blob upload sessions of local repositories, so that a restart does not end them.
+  `
+  CREATE TABLE uploads (
+    id          TEXT PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    received    INTEGER NOT NULL,  -- bytes in <dataDir>/uploads/<id> that a request completed
+    touched     INTEGER NOT NULL   -- last write, ms since epoch (uploadTimeout counts from here)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

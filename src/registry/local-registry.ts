@@ -1,15 +1,18 @@
 // Local repositories: primary data pushed by clients (distribution-spec "Push" and "Content Management"),
-// in the same digest-keyed store as cached content but never evicted. Uploads stream to a temp file
-// (never buffered), are hashed when completed, and become visible only by rename after the digest matches.
+// in the same digest-keyed store as cached content but never evicted. Uploads stream to a file of their
+// own (never buffered), are hashed when completed, and become visible only by rename after the digest
+// matches. Upload sessions are rows in the uploads table as well as objects here: a restart resumes them.
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { hashFile } from '../cache/recovery.js';
 import type { Config } from '../config/schema.js';
 import { LongshoreError } from '../errors.js';
+import type { UploadTable } from '../metadata/uploads.js';
 import type { LocalContent } from './local-content.js';
 import { MANIFEST_TYPES, MediaType, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
@@ -40,11 +43,46 @@ export class LocalRegistry implements Registry {
 
   constructor(
     private readonly local: LocalContent,
+    private readonly uploadRows: UploadTable,
     private readonly settings: Config['local'],
     private readonly maxManifestSize: number,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * Takes up the upload sessions an earlier run left, before any request: each file is cut back to the
+   * bytes its row records (an append that a crash or restart interrupted is dropped; the client resends
+   * from the offset it is told), a session whose file is gone is forgotten, and a file without a row is
+   * removed. Returns the number of sessions resumed.
+   */
+  async restore(): Promise<number> {
+    const dir = this.local.store.paths.uploads;
+    await mkdir(dir, { recursive: true });
+    const kept = new Set<string>();
+    for (const row of this.uploadRows.all()) {
+      const path = this.local.store.paths.upload(row.id);
+      const size = await stat(path).then((s) => s.size, () => undefined);
+      if (size === undefined) {
+        this.uploadRows.delete(row.id);
+        continue;
+      }
+      let received = row.received;
+      if (size > received) await truncate(path, received);
+      else if (size < received) {
+        // The last writes never reached the disk (an OS crash): the file is the truth.
+        received = size;
+        this.uploadRows.update(row.id, received, row.touched);
+      }
+      this.uploads.set(row.id, { id: row.id, repository: row.repository, path, offset: received, touched: row.touched, busy: false });
+      kept.add(row.id);
+    }
+    for (const name of await readdir(dir)) {
+      if (!kept.has(name)) await rm(join(dir, name), { force: true, recursive: true });
+    }
+    if (kept.size > 0) this.log.info({ uploads: kept.size }, 'resumed upload sessions of an earlier run');
+    return kept.size;
+  }
 
   // ---- reading ---------------------------------------------------------------------------------
 
@@ -116,9 +154,11 @@ export class LocalRegistry implements Registry {
   // ---- blob uploads ----------------------------------------------------------------------------
 
   async startUpload(repo: RepositoryRef): Promise<UploadSession> {
-    const session: UploadSession = { id: randomUUID(), repository: repo.name, path: this.local.store.paths.newTemp(), offset: 0, touched: this.now(), busy: false };
+    const id = randomUUID();
+    const session: UploadSession = { id, repository: repo.name, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false };
     await writeFile(session.path, '', { flag: 'wx' });
-    this.uploads.set(session.id, session);
+    this.uploadRows.insert({ id, repository: repo.name, received: 0, touched: session.touched });
+    this.uploads.set(id, session);
     return session;
   }
 
@@ -153,6 +193,7 @@ export class LocalRegistry implements Registry {
       }
       session.offset = start + written;
       session.touched = this.now();
+      this.uploadRows.update(id, session.offset, session.touched);
       return session;
     } catch (err) {
       if (!(err instanceof LongshoreError)) await truncate(session.path, start).catch(() => undefined);
@@ -178,7 +219,7 @@ export class LocalRegistry implements Registry {
         await this.local.store.adopt(session.path, digest);
       }
       this.local.recordBlob({ digest, size: session.offset, upstream: LOCAL, repository: repo.name });
-      this.uploads.delete(id);
+      this.forget(id);
     } catch (err) {
       // A wrong digest ends the upload (the client starts over); other failures leave it resumable.
       if (err instanceof LongshoreError && err.code === 'LS_DIGEST_INVALID') await this.cancelUpload(repo, id);
@@ -190,8 +231,13 @@ export class LocalRegistry implements Registry {
 
   async cancelUpload(repo: RepositoryRef, id: string): Promise<void> {
     const session = this.session(repo, id);
-    this.uploads.delete(id);
+    this.forget(id);
     await rm(session.path, { force: true });
+  }
+
+  private forget(id: string): void {
+    this.uploads.delete(id);
+    this.uploadRows.delete(id);
   }
 
   /** Cross-repository mount: links a blob `from` holds into `repo`. False when there is nothing to mount. */
@@ -209,7 +255,7 @@ export class LocalRegistry implements Registry {
     let removed = 0;
     for (const session of [...this.uploads.values()]) {
       if (session.touched >= cutoff || session.busy) continue;
-      this.uploads.delete(session.id);
+      this.forget(session.id);
       await rm(session.path, { force: true });
       removed++;
     }

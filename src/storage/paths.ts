@@ -7,6 +7,8 @@
 //     tmp/<random>                 content being written; renamed into blobs/ only after its digest
 //                                  and size are verified. Same filesystem as blobs/, so the rename is
 //                                  atomic. Anything left here at start-up is a crash leftover.
+//     uploads/<id>                 blob uploads to local repositories in progress, one file per
+//                                  session (its row is in the uploads table); kept across restarts
 //     auth/token-signing-key.pem   private key that signs client tokens (auth.enabled without
 //                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
@@ -17,6 +19,7 @@ export class StorePaths {
   readonly root: string;
   readonly blobs: string;
   readonly tmp: string;
+  readonly uploads: string;
   readonly database: string;
   readonly tokenSigningKey: string;
 
@@ -24,6 +27,7 @@ export class StorePaths {
     this.root = resolve(dataDir);
     this.blobs = join(this.root, 'blobs', 'sha256');
     this.tmp = join(this.root, 'tmp');
+    this.uploads = join(this.root, 'uploads');
     this.database = join(this.root, 'longshore.db');
     this.tokenSigningKey = join(this.root, 'auth', 'token-signing-key.pem');
   }
@@ -36,6 +40,11 @@ export class StorePaths {
 
   contentDir(digest: Digest): string {
     return join(this.blobs, digest.slice('sha256:'.length, 'sha256:'.length + 2));
+  }
+
+  /** `id` is a session id this process generated (a UUID), never a client's text. */
+  upload(id: string): string {
+    return join(this.uploads, id);
   }
 
   newTemp(): string {

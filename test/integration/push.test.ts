@@ -3,7 +3,7 @@
 // "Content management").
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { appendFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -127,7 +127,7 @@ describe('push to local repositories', () => {
     const mine = await call('POST', '/v2/team/app/blobs/uploads/');
     const id = String(mine.headers.location).split('/').pop();
     assert.equal((await call('GET', `/v2/team/other/blobs/uploads/${id}`)).code, 'BLOB_UPLOAD_UNKNOWN');
-    assert.deepEqual((await readdir(join(mirror.dataDir, 'tmp'))).length >= 1, true);
+    assert.ok((await readdir(join(mirror.dataDir, 'uploads'))).includes(id!), 'the session\'s file');
   });
 
   it('mounts a blob from another repository, or starts an upload when it cannot', async () => {
@@ -321,9 +321,55 @@ describe('push to local repositories', () => {
       const status = await request(`${short.url}${location}`);
       assert.equal(status.statusCode, 404);
       await status.body.dump();
-      assert.deepEqual(await readdir(join(short.dataDir, 'tmp')), []);
+      assert.deepEqual(await readdir(join(short.dataDir, 'uploads')), []);
     } finally {
       await short.close();
+    }
+  });
+
+  it('resumes upload sessions after a restart, dropping what an interrupted append left', async () => {
+    const config = { local: { prefixes: ['team/'], uploadTimeout: '1h' }, upstreams: { 'docker.io': { url: fake.registryUrl } } };
+    const first = await startMirror(config);
+    const dataDir = first.dataDir;
+    const content = randomBytes(200_000);
+    const at = (m: TestMirror) => (method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
+      request(`${m.url}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) })
+        .then(async (r) => ({ status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }));
+    let location: string;
+    let gone: string;
+    try {
+      location = String((await at(first)('POST', '/v2/team/resumed/blobs/uploads/')).headers.location);
+      const patched = await at(first)('PATCH', location, content.subarray(0, 120_000), { 'content-range': '0-119999' });
+      assert.equal(patched.headers.range, '0-119999');
+      gone = String((await at(first)('POST', '/v2/team/resumed/blobs/uploads/')).headers.location);
+    } finally {
+      await first.close({ keepData: true });
+    }
+    const uploads = join(dataDir, 'uploads');
+    // What a restart can leave: bytes of an append that never completed, a session whose file is gone,
+    // and a file that no session owns.
+    // (longer than the rest of the upload, so that bytes left behind would end up in the blob)
+    await appendFile(join(uploads, location.split('/').pop()!), randomBytes(100_000));
+    await rm(join(uploads, gone.split('/').pop()!));
+    await writeFile(join(uploads, 'stray'), 'x');
+
+    const second = await startMirror(config, dataDir);
+    try {
+      const call2 = at(second);
+      const status = await call2('GET', location);
+      assert.equal(status.status, 204);
+      assert.equal(status.headers.range, '0-119999', 'the interrupted append is not counted');
+      assert.equal((await stat(join(uploads, location.split('/').pop()!))).size, 120_000, 'and its bytes are cut off');
+      assert.equal((await call2('GET', gone)).status, 404, 'a session without its file is forgotten');
+      assert.deepEqual((await readdir(uploads)).sort(), [location.split('/').pop()!], 'the stray file is removed');
+      const rest = await call2('PATCH', location, content.subarray(120_000, 180_000), { 'content-range': '120000-179999' });
+      assert.equal(rest.headers.range, '0-179999');
+      const done = await call2('PUT', `${location}?digest=${sha(content)}`, content.subarray(180_000));
+      assert.equal(done.status, 201);
+      assert.deepEqual((await call2('GET', `/v2/team/resumed/blobs/${sha(content)}`)).body, content);
+      assert.equal(second.logs().filter((l) => l.msg === 'resumed upload sessions of an earlier run')[0]?.uploads, 1);
+    } finally {
+      await second.close();
     }
   });
 });
