@@ -11,6 +11,7 @@ import type { Subject } from '../../auth/rules.js';
 import { parseScopes } from '../../auth/scope.js';
 import { LongshoreError } from '../../errors.js';
 import type { RequestLocals } from '../middleware/request-context.js';
+import { basicCredentials } from '../authorization.js';
 
 /** Scopes honoured per token request; docker and containerd ask for one or two. */
 const MAX_SCOPES = 32;
@@ -75,14 +76,4 @@ function stringParam(value: unknown): string | undefined {
 function listParam(value: unknown): string[] {
   if (typeof value === 'string') return [value];
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
-}
-
-/** The user and password of a Basic Authorization header; undefined for anything else. */
-export function basicCredentials(header: string | undefined): TokenRequest['credentials'] {
-  const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header ?? '');
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return undefined;
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }

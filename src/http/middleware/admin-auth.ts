@@ -10,17 +10,17 @@ import { LRUCache } from 'lru-cache';
 import type { ClientAuth } from '../../auth/client-auth.js';
 import { TokenInvalidError } from '../../auth/tokens.js';
 import { LongshoreError } from '../../errors.js';
-import { basicCredentials } from '../handlers/token.js';
+import { basicCredentials, bearerToken } from '../authorization.js';
 
 const REMEMBER_MS = 60_000;
 
 export function requireAdmin(auth: ClientAuth) {
   const remembered = new LRUCache<string, string>({ max: 256, ttl: REMEMBER_MS });
   const who = async (header: string | undefined): Promise<string | null> => {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-    if (bearer) {
+    const token = bearerToken(header);
+    if (token) {
       try {
-        return (await auth.verify(bearer[1]!)).subject;
+        return (await auth.verify(token)).subject;
       } catch (err) {
         if (err instanceof TokenInvalidError) return null;
         throw err;

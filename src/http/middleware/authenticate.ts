@@ -12,6 +12,7 @@ import type { ClientAuth } from '../../auth/client-auth.js';
 import type { Action } from '../../auth/rules.js';
 import { TokenInvalidError, type VerifiedToken } from '../../auth/tokens.js';
 import { LongshoreError } from '../../errors.js';
+import { bearerToken } from '../authorization.js';
 
 /** Relative to /v2. Uploads first: "…/blobs/uploads/<id>" would otherwise not match at all. */
 const UPLOAD_PATH = /^\/(.+)\/blobs\/uploads(?:\/[^/]*)?$/;
@@ -41,10 +42,10 @@ export function authenticate(auth: ClientAuth) {
     const scopeOf = (r: Requirement) => `repository:${r.name}:${r.actions.join(',')}`;
 
     let token: VerifiedToken | undefined;
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const bearer = bearerToken(req.headers.authorization);
     if (bearer) {
       try {
-        token = await auth.verify(bearer[1]!);
+        token = await auth.verify(bearer);
       } catch (err) {
         if (!(err instanceof TokenInvalidError)) throw err;
         throw challenge(requirements[0] && scopeOf(requirements[0]), 'invalid_token');
