@@ -134,8 +134,9 @@ export async function run(argv: readonly string[], print: (line: string) => void
  * clients use, and this asks the server itself over loopback).
  */
 async function health(config: Config, print: (line: string) => void): Promise<number> {
-  const url = `${config.tls ? (config.tls.httpListen ? localOrigin(config.tls.httpListen, 'http') : localOrigin(config.listen, 'https')) : localOrigin(config.listen, 'http')}/healthz`;
-  const dispatcher = config.tls && !config.tls.httpListen ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
+  const plainListen = config.tls ? config.tls.httpListen : config.listen;
+  const url = `${plainListen ? localOrigin(plainListen, 'http') : localOrigin(config.listen, 'https')}/healthz`;
+  const dispatcher = plainListen ? undefined : new Agent({ connect: { rejectUnauthorized: false } });
   try {
     const res = await request(url, { dispatcher, signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
     await res.body.dump();
