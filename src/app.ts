@@ -78,6 +78,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     upstreams.set(name, {
       client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics),
       tagTTL: upstream.tagTTL,
+      negativeTTL: upstream.negativeTTL,
       offline: upstream.offline ?? config.offline,
       resumeAttempts: upstream.resumeAttempts,
     });

@@ -34,6 +34,12 @@ const upstreamSchema = z.strictObject({
   password: z.string().min(1).nullable().default(null),
   /** How long a tag's resolution is served from cache before it is revalidated with a HEAD. Default 5 minutes. */
   tagTTL: duration('tagTTL').default(300_000),
+  /**
+   * How long the upstream's "not found" (or Docker Hub's "denied", its answer for a name it does not
+   * have) for one repository and reference is answered from memory, so repeated requests for a missing
+   * name cost one upstream request. 0 turns it off. Default 30 s.
+   */
+  negativeTTL: duration('negativeTTL').default(30_000),
   /** Never contact this upstream: serve what is cached, answer everything else MANIFEST_UNKNOWN/BLOB_UNKNOWN. Inherits the top-level `offline`. */
   offline: z.boolean().optional(),
   /** Extra attempts for an idempotent request that failed before any byte reached a client. Default 2. */

@@ -87,6 +87,7 @@ export class Catalog {
   private readonly linkCountStmt;
   private readonly unreferencedStmt;
   private readonly holdersStmt;
+  private readonly referencedByStmt;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -129,7 +130,11 @@ export class Catalog {
       FROM content c JOIN reach ON reach.digest = c.digest
       GROUP BY c.digest ORDER BY effective ASC, c.digest ASC LIMIT ?`);
     this.pinnedTagStmt = db.prepare<[string, string, string], { digest: Digest }>('SELECT DISTINCT digest FROM tags WHERE upstream = ? AND repository = ? AND tag GLOB ?');
-    this.pinnedRepoStmt = db.prepare<[string, string], { digest: Digest }>('SELECT digest FROM repository_content WHERE upstream = ? AND repository = ?');
+    // A repository pin covers the repository's own manifests and what they reference, not every digest
+    // that was ever linked to the name.
+    this.pinnedRepoStmt = db.prepare<[string, string], { digest: Digest }>(`
+      SELECT rc.digest FROM repository_content rc JOIN content c ON c.digest = rc.digest
+      WHERE rc.upstream = ? AND rc.repository = ? AND c.media_type IS NOT NULL`);
     this.closureStmt = db.prepare<[string], { digest: Digest }>(`
       WITH RECURSIVE below(digest) AS (SELECT ? UNION SELECT r.child FROM manifest_refs r JOIN below ON r.manifest = below.digest)
       SELECT digest FROM below`);
@@ -161,6 +166,12 @@ export class Catalog {
           WHERE r.child = rc.digest)`);
     this.holdersStmt = db.prepare<[{ upstream: string; digest: string }], { mine: number | null; others: number | null }>(
       'SELECT SUM(upstream = @upstream) AS mine, SUM(upstream <> @upstream) AS others FROM repository_content WHERE digest = @digest');
+    // A manifest this repository holds that names the content (an index its platform manifest, a
+    // manifest its config or layer): the repository holds the content too. Indexed both ways.
+    this.referencedByStmt = db.prepare<[string, string, string], { one: number }>(`
+      SELECT 1 AS one FROM manifest_refs r
+      JOIN repository_content m ON m.upstream = ? AND m.repository = ? AND m.digest = r.manifest
+      WHERE r.child = ? LIMIT 1`);
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
@@ -331,6 +342,11 @@ export class Catalog {
   /** Blobs of `upstream`'s repositories that no manifest there references, older than `before` (ms). */
   unreferencedBlobs(upstream: string, before: number): Array<{ repository: string; digest: Digest }> {
     return this.unreferencedStmt.all(upstream, before);
+  }
+
+  /** Whether a manifest that `repository` holds references `digest` directly. */
+  referencedBy(upstream: string, repository: string, digest: Digest): boolean {
+    return this.referencedByStmt.get(upstream, repository, digest) !== undefined;
   }
 
   /** True when repositories of `upstream` hold the content and no repository of another upstream does. */

@@ -38,12 +38,35 @@ export class LocalContent {
   }
 
   /**
-   * Whether a proxied repository may be answered with stored content. Content pushed only to local
-   * repositories is private to them: under an upstream's name it is fetched from that upstream instead.
+   * Whether a repository holds the content (distribution's per-repository links): it was fetched or
+   * pushed into it, confirmed for it by its upstream, or a manifest the repository holds references it
+   * (then the link is recorded, so the question is asked of SQLite once). Content is served under a name
+   * only when this is true; the shared store is never an access path of its own.
    */
-  servableToProxy(upstream: string, repository: string, digest: Digest): boolean {
-    // A repository known to hold it already answers the question without a query (the hot path).
-    return this.links.has(linkKey(upstream, repository, digest)) || !this.catalog.heldOnlyBy(LOCAL, digest);
+  holds(upstream: string, repository: string, digest: Digest): boolean {
+    const key = linkKey(upstream, repository, digest);
+    if (this.links.has(key)) return true;
+    if (this.catalog.hasLink(upstream, repository, digest)) {
+      this.links.set(key, true);
+      return true;
+    }
+    if (!this.catalog.referencedBy(upstream, repository, digest)) return false;
+    this.link(upstream, repository, digest);
+    return true;
+  }
+
+  /** Records that a repository holds stored content (its upstream confirmed it, or it was mounted). */
+  link(upstream: string, repository: string, digest: Digest): void {
+    this.catalog.linkRepository(upstream, repository, digest);
+    this.links.set(linkKey(upstream, repository, digest), true);
+  }
+
+  /**
+   * True for content pushed to local repositories and held by no proxied one. An upstream's word (a
+   * HEAD naming its digest) never makes it servable under the upstream's names: it must be fetched.
+   */
+  privateToLocal(digest: Digest): boolean {
+    return this.catalog.heldOnlyBy(LOCAL, digest);
   }
 
   /** Drops in-process copies of content that was evicted. */
@@ -133,14 +156,10 @@ export class LocalContent {
     this.onGrowth();
   }
 
-  /** Counts a hit and remembers that `repository` uses the content, writing the link only once. */
+  /** Counts a hit on content the repository was found to hold. */
   noteAccess(upstream: string, repository: string, digest: Digest): void {
     this.catalog.recordHit(digest);
-    const key = linkKey(upstream, repository, digest);
-    if (!this.links.has(key)) {
-      this.catalog.linkRepository(upstream, repository, digest);
-      this.links.set(key, true);
-    }
+    if (!this.links.has(linkKey(upstream, repository, digest))) this.link(upstream, repository, digest);
   }
 }
 

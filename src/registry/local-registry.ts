@@ -242,7 +242,7 @@ export class LocalRegistry implements Registry {
 
   /** Cross-repository mount: links a blob `from` holds into `repo`. False when there is nothing to mount. */
   async mount(repo: RepositoryRef, digest: Digest, from: RepositoryRef): Promise<boolean> {
-    if (!this.local.catalog.hasLink(from.upstream, from.name, digest)) return false;
+    if (!this.local.holds(from.upstream, from.name, digest)) return false;
     const size = await this.local.blobSize(digest);
     if (size === undefined) return false;
     this.local.recordBlob({ digest, size, upstream: LOCAL, repository: repo.name });

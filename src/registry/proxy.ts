@@ -3,6 +3,7 @@
 // only thing that goes stale (tagTTL, then a HEAD revalidation, which Docker Hub does not count against
 // its pull rate limit). One fetch per manifest or blob at a time; concurrent callers join it.
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -26,6 +27,8 @@ export interface UpstreamEntry {
   offline: boolean;
   /** Range requests allowed per download to resume a broken stream. */
   resumeAttempts: number;
+  /** ms an upstream "not found" for a (repository, reference) is answered without asking again. */
+  negativeTTL: number;
 }
 
 /** Tells when the data directory is short of space, and asks for room to be made. */
@@ -39,10 +42,29 @@ const STALE_IF = new Set(['LS_UPSTREAM_UNAVAILABLE', 'LS_UPSTREAM_TIMEOUT', 'LS_
 
 type Method = 'GET' | 'HEAD';
 
+/** Upstream answers meaning "this repository has no such thing" (Docker Hub answers 401 for a name it does not have). */
+const NOT_FOUND = new Set(['LS_MANIFEST_NOT_FOUND', 'LS_BLOB_NOT_FOUND', 'LS_NAME_NOT_FOUND', 'LS_UPSTREAM_DENIED']);
+/** Remembered "not found" answers, at most (about 200 bytes each). */
+const NEGATIVE_ENTRIES = 10_000;
+
+interface PendingFill {
+  digest: Digest;
+  fill: Promise<BlobFill>;
+  /** Repositories whose requests started or joined it: they need no confirmation to join. */
+  repositories: Set<string>;
+}
+
 export class ProxyRegistry implements Registry {
   private readonly manifestFlights = new SingleFlight<ManifestAnswer>();
-  /** Blob downloads under way, by digest, whatever the repository or upstream that started them. */
-  private readonly fills = new Map<Digest, Promise<BlobFill>>();
+  /**
+   * Blob downloads under way, by upstream and digest: only requests routed to the same upstream join a
+   * download, so a slow or hostile upstream never holds another upstream's clients.
+   */
+  private readonly fills = new Map<string, PendingFill>();
+  /** Upstream confirmations (a HEAD) that a repository holds content already stored or downloading. */
+  private readonly confirmations = new SingleFlight<boolean>();
+  /** Upstream "not found" answers, per (upstream, repository, reference), for the upstream's negativeTTL. */
+  private readonly absent = new LRUCache<string, { error: LongshoreError; until: number }>({ max: NEGATIVE_ENTRIES });
   /** The same downloads once their upstream answered, for counting readers. */
   private readonly running = new Set<BlobFill>();
 
@@ -62,8 +84,8 @@ export class ProxyRegistry implements Registry {
   }
 
   /** Digests being downloaded now. */
-  downloading(): Iterable<Digest> {
-    return this.fills.keys();
+  *downloading(): Iterable<Digest> {
+    for (const pending of this.fills.values()) yield pending.digest;
   }
 
   /** Downloads in progress and the client streams reading them. */
@@ -75,7 +97,7 @@ export class ProxyRegistry implements Registry {
 
   /** Resolves when every download now in progress has finished (committed or failed). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.fills.values()].map(async (p) => (await p).done));
+    await Promise.allSettled([...this.fills.values()].map(async (p) => (await p.fill).done));
   }
 
   /**
@@ -88,10 +110,10 @@ export class ProxyRegistry implements Registry {
     const entry = this.upstream(repo.upstream);
     let stored: StoredManifest | undefined;
     if (reference.kind === 'digest') {
-      if (this.local.servableToProxy(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
+      if (this.local.holds(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
     } else if (!entry.offline) {
       const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
-      if (known && this.fresh(known, entry)) stored = this.local.manifest(known.digest);
+      if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
     if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
@@ -107,16 +129,25 @@ export class ProxyRegistry implements Registry {
   }
 
   private async manifestByDigest(repo: RepositoryRef, digest: Digest, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
-    const stored = this.local.servableToProxy(repo.upstream, repo.name, digest) ? this.local.manifest(digest) : undefined;
+    const stored = this.local.holds(repo.upstream, repo.name, digest) ? this.local.manifest(digest) : undefined;
     if (stored) {
       const answer = await this.local.answerStored(stored, method, 'hit');
       if (answer) return answer;
     }
     this.requireOnline(repo, 'manifest', digest);
+    this.rememberedAbsent(repo, digest);
     // Content addressed by digest is the same whatever the client accepts: ask for every manifest type.
     const acceptAll = [...new Set([...accept.forwarded, ...MANIFEST_TYPES])].join(', ');
     const { promise, leader } = this.manifestFlights.join(`${repo.upstream}/${repo.name}@${digest}`, () =>
-      this.fetchManifest(repo, { kind: 'digest', digest }, acceptAll, ctx));
+      this.noteAbsence(repo, digest, async () => {
+        // Stored for another repository: served here once the upstream confirms this one holds it too.
+        const elsewhere = this.local.privateToLocal(digest) ? undefined : this.local.manifest(digest);
+        if (elsewhere && (await this.confirm(repo, 'manifest', digest, ctx))) {
+          const answer = await this.local.answerStored(elsewhere, 'GET', 'revalidated');
+          if (answer) return answer;
+        }
+        return this.fetchManifest(repo, { kind: 'digest', digest }, acceptAll, ctx);
+      }));
     return withOutcome(await promise, method, leader ? 'miss' : 'coalesced');
   }
 
@@ -125,13 +156,14 @@ export class ProxyRegistry implements Registry {
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = acceptedRow(rows, accept);
-    if (known && this.fresh(known, entry)) {
+    if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) {
       const stored = this.local.manifest(known.digest);
       const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
     }
+    this.rememberedAbsent(repo, tag);
     const key = `${repo.upstream}/${repo.name}:${tag}#${accept.key}#${method}`;
-    const { promise, leader } = this.manifestFlights.join(key, () => this.resolveTag(repo, tag, accept, method, known?.digest, ctx));
+    const { promise, leader } = this.manifestFlights.join(key, () => this.noteAbsence(repo, tag, () => this.resolveTag(repo, tag, accept, method, known?.digest, ctx)));
     try {
       const answer = await promise;
       return leader ? answer : { ...answer, outcome: answer.outcome === 'miss' ? 'coalesced' : answer.outcome };
@@ -139,7 +171,7 @@ export class ProxyRegistry implements Registry {
       if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
       // Stale-if-error: any cached resolution of this tag the client can accept beats a failed pull.
       for (const row of rows) {
-        const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
+        const stored = accept.accepts(row.media_type) ? this.heldManifest(repo, row.digest) : undefined;
         const answer = stored && (await this.local.answerStored(stored, method, 'stale'));
         if (answer) {
           this.metrics?.staleServed.inc({ upstream: repo.upstream });
@@ -155,7 +187,7 @@ export class ProxyRegistry implements Registry {
   private async offlineTag(repo: RepositoryRef, tag: string, rows: readonly TagRow[], accept: AcceptSet, method: Method): Promise<ManifestAnswer> {
     const ordered = [...rows].sort((a, b) => Number(b.accept_key === accept.key) - Number(a.accept_key === accept.key));
     for (const row of ordered) {
-      const stored = accept.accepts(row.media_type) ? this.local.manifest(row.digest) : undefined;
+      const stored = accept.accepts(row.media_type) ? this.heldManifest(repo, row.digest) : undefined;
       const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
     }
@@ -179,10 +211,14 @@ export class ProxyRegistry implements Registry {
     const { client } = this.upstream(repo.upstream);
     if (cachedDigest !== undefined || method === 'HEAD') {
       const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize, ctx.requestId);
-      const stored = head.digest && this.local.manifest(head.digest);
+      // The upstream's answer confirms that this repository holds the digest — unless the digest is of
+      // pushed content no proxied repository holds: that is fetched, never taken on an upstream's word.
+      const confirmed = head.digest && (this.local.holds(repo.upstream, repo.name, head.digest) || !this.local.privateToLocal(head.digest));
+      const stored = confirmed ? this.local.manifest(head.digest!) : undefined;
       if (stored) {
         const answer = await this.local.answerStored(stored, method, 'revalidated');
         if (answer) {
+          this.local.link(repo.upstream, repo.name, stored.digest);
           this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, stored.digest, stored.mediaType);
           return answer;
         }
@@ -220,45 +256,123 @@ export class ProxyRegistry implements Registry {
   }
 
   async statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo> {
-    const size = this.local.servableToProxy(repo.upstream, repo.name, digest) ? await this.local.blobSize(digest) : undefined;
-    if (size !== undefined) return { digest, size, outcome: 'hit' };
-    const pending = this.fills.get(digest);
-    if (pending) {
-      const fill = await pending;
-      if (!fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
+    if (this.local.holds(repo.upstream, repo.name, digest)) {
+      const size = await this.local.blobSize(digest);
+      if (size !== undefined) return { digest, size, outcome: 'hit' };
+      const pending = this.fills.get(fillKey(repo.upstream, digest));
+      const fill = pending && (await pending.fill);
+      if (fill && !fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
     }
     this.requireOnline(repo, 'blob', digest);
-    // Answered from an upstream HEAD: a HEAD never downloads the blob.
-    const head = await this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest, ctx.requestId);
+    this.rememberedAbsent(repo, digest);
+    // Answered from an upstream HEAD: a HEAD never downloads the blob. When the blob is stored (for
+    // another repository), the upstream's 200 is the confirmation that this repository holds it too.
+    const head = await this.noteAbsence(repo, digest, () => this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest, ctx.requestId));
+    if (!this.local.privateToLocal(digest) && (await this.local.blobSize(digest)) !== undefined) this.local.link(repo.upstream, repo.name, digest);
     return { digest, size: head.size, outcome: 'upstream' };
   }
 
   async openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
+    const key = fillKey(repo.upstream, digest);
+    let held = this.local.holds(repo.upstream, repo.name, digest);
     for (;;) {
-      const pending = this.fills.get(digest);
+      const pending = this.fills.get(key);
       if (pending) {
-        const fill = await pending;
+        if (!held && !pending.repositories.has(repo.name)) {
+          held = await this.confirm(repo, 'blob', digest, ctx);
+          if (!held) throw this.absentBlob(repo, digest);
+          continue;
+        }
+        pending.repositories.add(repo.name);
+        const fill = await pending.fill;
         if (!fill.failed) return joinFill(fill, 'coalesced');
         // A failed download leaves the map when it settles; start afresh after that.
         await fill.done.catch(() => undefined);
         continue;
       }
-      const stored = this.local.servableToProxy(repo.upstream, repo.name, digest) ? await this.local.openBlob(digest) : undefined;
+      if (!held && !this.local.privateToLocal(digest) && (await this.local.blobSize(digest)) !== undefined) {
+        // Stored for another repository: served here once the upstream confirms this one holds it too.
+        held = await this.confirm(repo, 'blob', digest, ctx);
+        if (!held) throw this.absentBlob(repo, digest);
+        continue;
+      }
+      const stored = held ? await this.local.openBlob(digest) : undefined;
       if (stored) {
         this.local.noteAccess(repo.upstream, repo.name, digest);
         return stored;
       }
       // Checked again after the await: a download may have started meanwhile. From here to the
       // registration in startFill nothing yields, so two callers cannot both start one.
-      if (this.fills.has(digest)) continue;
+      if (this.fills.has(key)) continue;
       this.requireOnline(repo, 'blob', digest);
+      this.rememberedAbsent(repo, digest);
       if (this.diskPressure && (await this.diskPressure.isLow())) {
-        if (this.fills.has(digest)) continue;
+        if (this.fills.has(key)) continue;
         this.diskPressure.relieve();
         return this.passThrough(repo, digest, ctx);
       }
-      if (this.fills.has(digest)) continue;
+      if (this.fills.has(key)) continue;
       return joinFill(await this.startFill(repo, digest, ctx), 'miss');
+    }
+  }
+
+  /**
+   * Asks the upstream (a HEAD, with the mirror's credentials; free on Docker Hub) whether `repo` holds
+   * content this mirror stored for another repository. A yes is remembered as a link; a "not found" for
+   * negativeTTL. Offline, nothing can be confirmed.
+   */
+  private confirm(repo: RepositoryRef, kind: 'manifest' | 'blob', digest: Digest, ctx: RequestContext): Promise<boolean> {
+    if (this.upstream(repo.upstream).offline) return Promise.resolve(false);
+    return this.confirmations.join(`${repo.upstream}/${repo.name}@${digest}`, async () => {
+      const { client } = this.upstream(repo.upstream);
+      try {
+        const head = kind === 'manifest'
+          ? await client.manifest('HEAD', repo.name, digest, MANIFEST_TYPES.join(', '), this.maxManifestSize, ctx.requestId)
+          : await client.blob('HEAD', repo.name, digest, ctx.requestId);
+        if (kind === 'manifest' && (head as { digest?: Digest }).digest !== undefined && (head as { digest?: Digest }).digest !== digest) return false;
+      } catch (err) {
+        if (isLongshoreError(err) && NOT_FOUND.has(err.code)) {
+          this.rememberAbsence(repo, digest, err);
+          return false;
+        }
+        throw err;
+      }
+      this.local.link(repo.upstream, repo.name, digest);
+      return true;
+    }).promise;
+  }
+
+  /** A stored manifest `repo` holds; undefined otherwise. */
+  private heldManifest(repo: RepositoryRef, digest: Digest): StoredManifest | undefined {
+    return this.local.holds(repo.upstream, repo.name, digest) ? this.local.manifest(digest) : undefined;
+  }
+
+  private absentBlob(repo: RepositoryRef, digest: Digest): LongshoreError {
+    return this.absent.get(absentKey(repo, digest))?.error
+      ?? new LongshoreError('LS_BLOB_NOT_FOUND', `blob ${digest} is not known to repository ${repo.name} at ${repo.upstream}`, { upstream: repo.upstream, repository: repo.name, digest });
+  }
+
+  /** Throws the upstream's recent "not found" for this reference, if one is remembered. */
+  private rememberedAbsent(repo: RepositoryRef, reference: string): void {
+    const key = absentKey(repo, reference);
+    const known = this.absent.get(key);
+    if (!known) return;
+    if (known.until > this.now()) throw known.error;
+    this.absent.delete(key);
+  }
+
+  private rememberAbsence(repo: RepositoryRef, reference: string, error: LongshoreError): void {
+    const ttl = this.upstream(repo.upstream).negativeTTL;
+    if (ttl > 0) this.absent.set(absentKey(repo, reference), { error, until: this.now() + ttl });
+  }
+
+  /** Runs an upstream request, remembering a "not found" answer for the reference. */
+  private async noteAbsence<T>(repo: RepositoryRef, reference: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (isLongshoreError(err) && NOT_FOUND.has(err.code)) this.rememberAbsence(repo, reference, err);
+      throw err;
     }
   }
 
@@ -284,10 +398,11 @@ export class ProxyRegistry implements Registry {
 
   private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
     const { client, resumeAttempts } = this.upstream(repo.upstream);
+    const key = fillKey(repo.upstream, digest);
     const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
     const pending = (async () => {
       const started = this.now();
-      const upstream = await client.blob('GET', repo.name, digest, ctx.requestId);
+      const upstream = await this.noteAbsence(repo, digest, () => client.blob('GET', repo.name, digest, ctx.requestId));
       let writer;
       try {
         writer = await this.local.store.createWriter(digest, upstream.size);
@@ -325,13 +440,14 @@ export class ProxyRegistry implements Registry {
         },
       ).finally(() => {
         this.running.delete(fill);
-        if (this.fills.get(digest) === pending) this.fills.delete(digest);
+        if (this.fills.get(key) === entry) this.fills.delete(key);
       });
       return fill;
     })();
-    this.fills.set(digest, pending);
+    const entry: PendingFill = { digest, fill: pending, repositories: new Set([repo.name]) };
+    this.fills.set(key, entry);
     pending.catch(() => {
-      if (this.fills.get(digest) === pending) this.fills.delete(digest);
+      if (this.fills.get(key) === entry) this.fills.delete(key);
     });
     return pending;
   }
@@ -380,6 +496,14 @@ function acceptedRow(rows: readonly TagRow[], accept: AcceptSet): TagRow | undef
 function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {
   const { body, ...rest } = answer;
   return method === 'GET' && body ? { ...rest, body, outcome } : { ...rest, outcome };
+}
+
+function fillKey(upstream: string, digest: Digest): string {
+  return `${upstream}\0${digest}`;
+}
+
+function absentKey(repo: RepositoryRef, reference: string): string {
+  return `${repo.upstream}\0${repo.name}\0${reference}`;
 }
 
 function joinFill(fill: BlobFill, outcome: CacheOutcome): BlobHandle {

@@ -24,6 +24,11 @@ export interface FakeRegistryOptions {
   cdn?: boolean;
   /** Token lifetime in seconds (default 300). */
   tokenLifetime?: number;
+  /**
+   * Serve a manifest or blob by digest only through a repository it was published to (`grant`), as
+   * distribution does with its per-repository links. Default false: any digest through any name.
+   */
+  isolate?: boolean;
 }
 
 interface StoredManifest {
@@ -55,6 +60,10 @@ export class FakeRegistry {
   rateLimitRemaining = 100;
   /** Answer `Range: bytes=N-` on blobs with 206 (default); when false, ignore Range and send 200. */
   rangeSupport = true;
+  /** Repository → digests it holds (see `isolate`). */
+  readonly members = new Map<string, Set<string>>();
+  /** Hostile answers: "repo:tag" → the digest a manifest HEAD claims, whatever the tag points to. */
+  readonly headDigestOverride = new Map<string, string>();
   private readonly blobFaults = new Map<string, BlobFault>();
   private readonly sockets = new Set<Socket>();
   private servers: Server[] = [];
@@ -65,7 +74,7 @@ export class FakeRegistry {
   private constructor(private readonly options: Required<FakeRegistryOptions>) {}
 
   static async start(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
-    const fake = new FakeRegistry({ auth: 'bearer', users: {}, cdn: true, tokenLifetime: 300, ...options });
+    const fake = new FakeRegistry({ auth: 'bearer', users: {}, cdn: true, tokenLifetime: 300, isolate: false, ...options });
     fake.registryUrl = await fake.listen((req, res) => fake.registry(req, res));
     fake.tokenUrl = await fake.listen((req, res) => fake.token(req, res));
     fake.cdnUrl = await fake.listen((req, res) => fake.cdn(req, res));
@@ -84,8 +93,20 @@ export class FakeRegistry {
     const body = Buffer.isBuffer(document) ? document : Buffer.from(JSON.stringify(document));
     const digest = sha256(body);
     this.manifests.set(digest, { mediaType, body });
+    this.grant(repository, digest);
     if (tag !== undefined) this.tags.set(`${repository}:${tag}`, digest);
     return digest;
+  }
+
+  /** Records that `repository` holds `digest` (only consulted with `isolate`). */
+  grant(repository: string, digest: string): void {
+    let set = this.members.get(repository);
+    if (!set) this.members.set(repository, (set = new Set()));
+    set.add(digest);
+  }
+
+  private holds(repository: string, digest: string): boolean {
+    return !this.options.isolate || this.members.get(repository)?.has(digest) === true;
   }
 
   setBlobFault(digest: string, fault: BlobFault | undefined): void {
@@ -201,6 +222,7 @@ export class FakeRegistry {
     const [, repository, kind, reference] = match as unknown as [string, string, string, string];
     if (!this.authorized(req, repository)) return this.challenge(res, repository);
     if (kind === 'manifests') return this.manifest(req, res, repository, reference);
+    if (!this.holds(repository, reference)) return json(res, 404, { errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to repository' }] });
     return this.blob(req, res, reference);
   }
 
@@ -216,8 +238,13 @@ export class FakeRegistry {
   }
 
   private manifest(req: IncomingMessage, res: ServerResponse, repository: string, reference: string): void {
+    const claimed = req.method === 'HEAD' ? this.headDigestOverride.get(`${repository}:${reference}`) : undefined;
+    if (claimed !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': claimed, 'content-length': 512 });
+      return void res.end();
+    }
     const digest = reference.startsWith('sha256:') ? reference : this.tags.get(`${repository}:${reference}`);
-    const manifest = digest === undefined ? undefined : this.manifests.get(digest);
+    const manifest = digest === undefined || !this.holds(repository, digest) ? undefined : this.manifests.get(digest);
     if (!digest || !manifest) return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
     // Like distribution without schema1: a tag whose type the client does not accept is not served.
     const accept = (req.headers.accept ?? '').split(',').map((t) => t.trim());

@@ -25,6 +25,7 @@ export function publishImage(fake: FakeRegistry, repository: string, tag: string
   const blobs = new Map<string, Buffer>();
   const blob = (content: Buffer) => {
     const digest = fake.addBlob(content);
+    fake.grant(repository, digest);
     blobs.set(digest, content);
     return { digest, size: content.length };
   };

@@ -165,8 +165,12 @@ describe('crash recovery', () => {
       fake.reset();
       const again = await get(`${restarted.url}/v2/library/x/blobs/${lost}`);
       assert.equal(sha256(again.body), lost);
+      // An adopted file has no repository record: it is served under a name once that name's upstream
+      // confirms it (a HEAD), and is not downloaded again.
+      fake.addBlob(orphan);
       const adopted = await get(`${restarted.url}/v2/library/x/blobs/${orphanDigest}`);
       assert.deepEqual(adopted.body, orphan);
+      assert.equal(fake.count({ host: 'registry', method: 'HEAD', path: `/v2/library/x/blobs/${orphanDigest}` }), 1);
       assert.equal(fake.count({ host: 'cdn' }), 1, 'only the lost blob was fetched again');
     } finally {
       await restarted.close();

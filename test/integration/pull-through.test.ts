@@ -131,13 +131,18 @@ describe('pull-through read path', () => {
     assert.equal(fake.requests.length, 0);
   });
 
-  it('shares a blob across repositories by digest', async () => {
+  it('shares a blob across repositories by digest, once the upstream confirms the other repository holds it', async () => {
     const [digest, content] = [...image.blobs][2]!;
     await get(`${mirror.url}/v2/library/alpine/blobs/${digest}`);
     fake.reset();
     const reply = await get(`${mirror.url}/v2/other/repo/blobs/${digest}`);
     assert.deepEqual(reply.body, content);
-    assert.equal(fake.requests.length, 0);
+    // a HEAD for other/repo (free on Docker Hub), never a second download
+    assert.equal(fake.count({ host: 'registry', method: 'HEAD', path: `/v2/other/repo/blobs/${digest}` }), 1);
+    assert.equal(fake.count({ method: 'GET', path: new RegExp(digest) }), 0);
+    fake.reset();
+    assert.deepEqual((await get(`${mirror.url}/v2/other/repo/blobs/${digest}`)).body, content);
+    assert.equal(fake.requests.length, 0, 'the confirmation is remembered');
   });
 
   it('answers HEAD on an uncached blob from an upstream HEAD, without downloading it', async () => {

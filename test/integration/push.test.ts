@@ -51,7 +51,8 @@ describe('push to local repositories', () => {
 
   before(async () => {
     fake = await FakeRegistry.start();
-    mirror = await startMirror({ local: { prefixes: ['team/', 'local/'], uploadTimeout: '1h' }, maxManifestSize: '64KiB', upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    // negativeTTL 0: one test adds content upstream right after the mirror was told it is not there.
+    mirror = await startMirror({ local: { prefixes: ['team/', 'local/'], uploadTimeout: '1h' }, maxManifestSize: '64KiB', upstreams: { 'docker.io': { url: fake.registryUrl, negativeTTL: 0 } } });
   });
   after(async () => {
     await mirror.close();

@@ -67,4 +67,21 @@ describe('Catalog lookups served from memory', () => {
     assert.equal(catalog.removeContent(d('f')), true);
     assert.equal(catalog.contentInfo(d('f')), undefined);
   });
+
+  it('pins a repository\'s own manifests and what they reference, not every digest linked to its name', () => {
+    catalog.recordContent({ digest: d('1'), size: 5, mediaType: INDEX, upstream: 'docker.io', repository: 'library/p', refs: { blobs: [], manifests: [d('2')] } });
+    catalog.recordContent({ digest: d('2'), size: 5, mediaType: MANIFEST, upstream: 'docker.io', repository: 'library/p', refs: { blobs: [d('3')], manifests: [] } });
+    catalog.recordContent({ digest: d('3'), size: 5, upstream: 'docker.io', repository: 'library/p' });
+    // a blob of another image that was once linked to the pinned name
+    catalog.recordContent({ digest: d('4'), size: 5, upstream: 'docker.io', repository: 'library/other' });
+    catalog.linkRepository('docker.io', 'library/p', d('4'));
+    assert.deepEqual([...catalog.pinned('docker.io', 'library/p', undefined)].sort(), [d('1'), d('2'), d('3')]);
+  });
+
+  it('knows which repository holds content through the manifests it holds', () => {
+    assert.equal(catalog.referencedBy('docker.io', 'library/p', d('3')), true, 'named by a manifest of library/p');
+    assert.equal(catalog.referencedBy('docker.io', 'library/p', d('2')), true, 'named by the index of library/p');
+    assert.equal(catalog.referencedBy('docker.io', 'library/other', d('3')), false);
+    assert.equal(catalog.referencedBy('ghcr.io', 'library/p', d('3')), false);
+  });
 });
