@@ -69,7 +69,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
 
   it('docker pull without login is refused with 401 and nothing is fetched upstream', { timeout: STEP_TIMEOUT }, async () => {
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const result = await dockerd.docker(['pull', alpineRef()]);
     assert.notEqual(result.code, 0, `an anonymous pull succeeded\n${diagnostics(mark)}`);
     // docker words a 401 as "pull access denied …, repository does not exist or may require 'docker login'".
@@ -85,7 +85,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   });
 
   it('docker login, then docker pull 127.0.0.1:PORT/library/alpine:3.19', { timeout: STEP_TIMEOUT }, async () => {
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const login = await dockerd.docker(['login', '--username', ALICE.username, '--password', ALICE.password, longshore.host]);
     assert.equal(login.code, 0, `${login.stderr}\n${diagnostics(mark)}`);
     assert.match(login.stdout, /Login Succeeded/);
@@ -100,7 +100,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   it('a logged-in user is denied (403) what the rules do not allow her, cached or not', { timeout: STEP_TIMEOUT }, async () => {
     const login = await dockerd.docker(['login', '--username', BOB.username, '--password', BOB.password, longshore.host]);
     assert.equal(login.code, 0, login.stderr);
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await dockerd.docker(['image', 'rm', alpineRef()]);
     const pull = await dockerd.docker(['pull', alpineRef()]);
     assert.notEqual(pull.code, 0, `bob pulled alice's repository\n${diagnostics(mark)}`);
@@ -114,7 +114,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     assert.notEqual(anonymous.code, 0);
     const wrong = await skopeo.run(['inspect', '--raw', '--tls-verify=false', '--creds', `${ALICE.username}:nope`, ref]);
     assert.notEqual(wrong.code, 0);
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const raw = await skopeo.run(['inspect', '--raw', '--tls-verify=false', '--creds', `${ALICE.username}:${ALICE.password}`, ref]);
     assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
     assert.deepEqual(raw.stdout, upstream.ocitest.index.bytes);
@@ -128,7 +128,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   });
 
   it('ctr --user pulls 127.0.0.1:PORT/library/ocitest:1.0 (POST /token, then GET)', { timeout: STEP_TIMEOUT }, async () => {
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const ref = ocitestRef();
     const denied = await containerd.ctr(['images', 'pull', '--plain-http', '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', '--user', `${BOB.username}:${BOB.password}`, ref]);
     assert.notEqual(denied.code, 0, 'bob pulled a repository no rule gives him');

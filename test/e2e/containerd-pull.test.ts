@@ -113,7 +113,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const image = upstream.alpine;
     const ref = `docker.io/${image.repository}:${image.tag}`;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
     expectNamespaceOnEveryRequest(mark);
@@ -125,7 +125,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const ref = `docker.io/${image.repository}:${image.tag}`;
     await removeImage(ref, image);
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
     expectNamespaceOnEveryRequest(mark);
@@ -137,7 +137,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const image = upstream.ocitest;
     const ref = `docker.io/${image.repository}:${image.tag}`;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await pull(mark, ref, undefined);
     await expectImage(ref, image);
     expectNamespaceOnEveryRequest(mark);
@@ -152,7 +152,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     await removeImage(`docker.io/${image.repository}:${image.tag}`, image);
     const ref = `docker.io/${image.repository}@${image.index.digest}`;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
     expectNamespaceOnEveryRequest(mark);

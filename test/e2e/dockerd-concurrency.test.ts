@@ -91,7 +91,7 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
 
   it(`pulls ${family.length} tags on ${DAEMONS} daemons at once, fetching each blob and manifest upstream once`, { timeout: STEP_TIMEOUT }, async () => {
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const pulls = dockerds.flatMap((dockerd, d) => family.map(async (image) => ({
       what: `dockerd ${d}: docker pull ${reference(image)}`,
       result: await dockerd.docker(['pull', reference(image)]),
@@ -126,7 +126,7 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
     await removeImage(dockerd, reference(image));
     upstream.proxy.fault = { kind: 'unavailable' };
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     try {
       const result = await dockerd.docker(['pull', reference(image)]);
       expectSucceeded(`docker pull ${reference(image)} with the upstream down`, result, mark);
@@ -166,7 +166,7 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
     // The upstream is broken as well: an instance that does contact it would at least be seen trying.
     upstream.proxy.fault = { kind: 'unavailable' };
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     try {
       const result = await dockerd.docker(['pull', reference(image)]);
       expectSucceeded(`docker pull ${reference(image)} from the offline mirror`, result, mark);

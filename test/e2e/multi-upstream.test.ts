@@ -103,7 +103,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
 
   it('containerd pulls docker.io/library/alpine through hosts.toml, fetching from the docker.io upstream only', { timeout: STEP_TIMEOUT }, async () => {
     resetCounters();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await ctrPull(mark, `docker.io/${hub.alpine.repository}:${hub.alpine.tag}`);
     expectNamespace(mark, 'docker.io');
     assert.deepEqual(fetched(hub), amd64Blobs(hub.alpine).map((d) => `${d} x1`).sort(), diagnostics(mark));
@@ -117,7 +117,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     assert.equal(removed.code, 0, removed.stderr);
     assert.ok(!(await containerd.contentDigests()).includes(shared), 'containerd still holds the shared layer');
     resetCounters();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await ctrPull(mark, `ghcr.io/${ownerImg.repository}:${ownerImg.tag}`);
     expectNamespace(mark, 'ghcr.io');
     assert.equal(platformOf(ownerImg, 'amd64').layers[0]!.digest, shared);
@@ -130,7 +130,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
 
   it('skopeo copies 127.0.0.1:PORT/ghcr.io/owner/tool by path prefix, from the ghcr.io upstream only', { timeout: STEP_TIMEOUT }, async () => {
     resetCounters();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const ref = `docker://${longshore.host}/ghcr.io/${ownerTool.repository}:${ownerTool.tag}`;
     const raw = await skopeo.run(['inspect', '--raw', '--tls-verify=false', ref]);
     assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
@@ -149,7 +149,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
 
   it('dockerd pulls ocitest through the mirror from the docker.io upstream', { timeout: STEP_TIMEOUT }, async () => {
     resetCounters();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const ref = `${hub.ocitest.repository.replace(/^library\//, '')}:${hub.ocitest.tag}`;
     const pulled = await dockerd.docker(['pull', ref]);
     assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics(mark)}`);
@@ -160,7 +160,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
   it('refuses a host that is not configured, by ns or by path, without connecting to any upstream', { timeout: STEP_TIMEOUT }, async () => {
     resetCounters();
     const tokenRequests = [hub.tokens.requestCount, ghcr.tokens.requestCount];
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     for (const path of [
       '/v2/library/alpine/manifests/3.19?ns=quay.io',
       `/v2/owner/img/blobs/${platformOf(ownerImg, 'amd64').layers[1]!.digest}?ns=evil.example:443`,

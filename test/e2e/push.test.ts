@@ -99,14 +99,14 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
 
   it('pushes alpine, pulled through the mirror, to team/app:1.4', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.alpine;
-    let mark = longshore.logMark();
+    let mark = await longshore.settledMark();
     const pulled = await docker(mark, 'pull', `alpine:${image.tag}`);
     assert.match(pulled, /Downloaded newer image/, `docker pull alpine:${image.tag} did not download:\n${pulled}`);
     assert.equal(await inspect(mark, `alpine:${image.tag}`, '{{.Id}}'), platformOf(image, 'amd64').config.digest);
 
     await docker(mark, 'tag', `alpine:${image.tag}`, local('team/app:1.4'));
     upstream.proxy.reset();
-    mark = longshore.logMark();
+    mark = await longshore.settledMark();
     const output = await docker(mark, 'push', local('team/app:1.4'));
     const reported = /1\.4: digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(output);
     assert.ok(reported, `docker push reported no digest:\n${output}\n${diagnostics(mark)}`);
@@ -143,13 +143,13 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     const digest = requirePushedDigest();
     const image = upstream.alpine;
     const originalId = platformOf(image, 'amd64').config.digest;
-    let mark = longshore.logMark();
+    let mark = await longshore.settledMark();
     await docker(mark, 'image', 'rm', `alpine:${image.tag}`, local('team/app:1.4'));
     const gone = await dockerd.docker(['image', 'inspect', originalId]);
     assert.notEqual(gone.code, 0, `image ${originalId} is still present after removing both names`);
 
     upstream.proxy.reset();
-    mark = longshore.logMark();
+    mark = await longshore.settledMark();
     const output = await docker(mark, 'pull', local('team/app:1.4'));
     assert.match(output, /Downloaded newer image/, `docker pull did not download:\n${output}`);
     assert.match(output, new RegExp(`Digest: ${digest}`), `docker pull reported another digest:\n${output}`);
@@ -162,10 +162,10 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
 
   it('refuses a push to the proxied name library/alpine with 405', { timeout: STEP_TIMEOUT }, async () => {
     requirePushedDigest();
-    let mark = longshore.logMark();
+    let mark = await longshore.settledMark();
     await docker(mark, 'tag', local('team/app:1.4'), local('library/alpine:mine'));
     upstream.proxy.reset();
-    mark = longshore.logMark();
+    mark = await longshore.settledMark();
     const result = await dockerd.docker(['push', local('library/alpine:mine')]);
     await longshore.logSettled();
     assert.notEqual(result.code, 0, `docker push to a proxied name succeeded:\n${result.stdout}\n${diagnostics(mark)}`);
@@ -197,7 +197,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     assert.ok(pushedOnly.length > 0, 'every pushed layer digest is also upstream; nothing to check');
 
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const answers: string[] = [];
     const expected: string[] = [];
     const details: string[] = [];
@@ -315,7 +315,7 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
     it(`copies the ${format} of library/${which} --all from the cache into ${name}, byte for byte`, { timeout: STEP_TIMEOUT }, async () => {
       const image = upstream[which];
       upstream.proxy.reset();
-      const mark = longshore.logMark();
+      const mark = await longshore.settledMark();
       await run(mark, 'copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false',
         ref(`${image.repository}:${image.tag}`), ref(`${name}:${image.tag}`));
       copied.add(name);
@@ -338,7 +338,7 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   it('copies team/multi:1.0 to team/multi-copy:1.0 mounting its layers instead of uploading them', { timeout: STEP_TIMEOUT }, async () => {
     requireCopied('team/multi');
     const image = upstream.ocitest;
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', ref('team/multi:1.0'), ref('team/multi-copy:1.0'));
     copied.add('team/multi-copy');
 

@@ -138,7 +138,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   it('copies alpine --all by index digest cold, byte-identical, fetching each blob upstream once', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.alpine;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const dest = newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image, `@${image.index.digest}`), `dir:${dest}`);
     expectDirCopy(dest, image);
@@ -147,7 +147,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
 
   it('inspects alpine: index digest, amd64 layers and the repository tags', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.alpine;
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     // Without --no-tags, skopeo lists the repository's tags with GET /v2/<name>/tags/list and
     // fails the whole inspect unless that succeeds (only 401/403 are tolerated).
     const info = expectInspectOf(await run(mark, 'inspect', '--tls-verify=false', source(image)), image, mark);
@@ -156,13 +156,13 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
 
   it('inspects alpine with --no-tags: index digest and amd64 layers', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.alpine;
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     expectInspectOf(await run(mark, 'inspect', '--no-tags', '--tls-verify=false', source(image)), image, mark);
   });
 
   it('inspect --raw returns the upstream index byte for byte', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.alpine;
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const raw = await run(mark, 'inspect', '--raw', '--tls-verify=false', source(image));
     assert.ok(raw.equals(image.index.bytes),
       `inspect --raw gave ${raw.length} bytes with digest ${sha256(raw)}, published ${image.index.size} bytes with ${image.index.digest}`);
@@ -171,7 +171,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   it('copies the OCI image --all to dir: cold, byte-identical, fetching each blob upstream once', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const dest = newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image), `dir:${dest}`);
     expectDirCopy(dest, image);
@@ -181,7 +181,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   it('copies the OCI image --all to oci: from cache, with no blob GET upstream', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const dest = newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image), `oci:${dest}:${image.tag}`);
     expectOciCopy(dest, image, image.tag);
@@ -191,7 +191,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   it('copies the OCI image --all by index digest from cache without any upstream request', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const dest = newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image, `@${image.index.digest}`), `dir:${dest}`);
     expectDirCopy(dest, image);

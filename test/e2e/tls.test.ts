@@ -67,7 +67,7 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
   });
 
   it('skopeo with --cert-dir inspects and copies over HTTPS', { timeout: STEP_TIMEOUT }, async () => {
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const ref = `docker://${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`;
     const raw = await skopeo.run(['inspect', '--raw', '--cert-dir', certDir, ref]);
     assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
@@ -79,7 +79,7 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
   it('containerd with hosts.toml `ca` pulls docker.io/library/ocitest through the HTTPS mirror', { timeout: STEP_TIMEOUT }, async () => {
     const containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
     const hostsDir = writeHostsDir(join(dir, 'hosts'), `https://${longshore.host}`, 'docker.io', [`ca = ${JSON.stringify(caPath)}`]);
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const ref = `docker.io/${upstream.ocitest.repository}:${upstream.ocitest.tag}`;
     const result = await containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', ref]);
     assert.equal(result.code, 0, `${result.stderr}\n${diagnostics(mark)}`);
@@ -98,7 +98,7 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     mkdirSync(hostDir, { recursive: true });
     copyFileSync(caPath, join(hostDir, 'ca.crt'));
     const dockerd = teardown.add('dockerd', await Dockerd.start({ registryMirrors: [`https://${longshore.host}`] }), (d) => d.stop());
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     const pulled = await dockerd.docker(['pull', `${upstream.alpine.repository.replace(/^library\//, '')}:${upstream.alpine.tag}`]);
     assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `alpine:${upstream.alpine.tag}`]);

@@ -78,7 +78,7 @@ describe('graceful shutdown', () => {
       assert.equal(response.statusCode, 200);
       assert.equal(fake.count({ host: 'cdn' }), cdnBefore + 1);
 
-      const mark = server.logMark();
+      const mark = await server.settledMark();
       process.kill(server.process.pid, 'SIGTERM');
       await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, 30_000, 'the shutdown log line');
       assert.equal(await tryConnect(server.port), 'ECONNREFUSED');

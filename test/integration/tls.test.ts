@@ -149,7 +149,7 @@ describe('TLS on the mirror', () => {
     const kept = trusting();
     const before = await fetchTls(httpsUrl('/healthz'), kept);
     assert.equal(before.fingerprint256, first.fingerprint256);
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     copyFileSync(renewed.certPath, certPath);
     copyFileSync(renewed.keyPath, keyPath);
     process.kill(longshore.process.pid, 'SIGHUP');
@@ -168,7 +168,7 @@ describe('TLS on the mirror', () => {
   });
 
   it('keeps the certificate in use when a reload finds a key that does not match, and never logs the key', async () => {
-    const mark = longshore.logMark();
+    const mark = await longshore.settledMark();
     copyFileSync(first.keyPath, keyPath); // renewed certificate, first key
     process.kill(longshore.process.pid, 'SIGHUP');
     const failed = await waitFor(async () => longshore.recordsSince(mark, 'tls reload failed; keeping the certificate in use')[0], { what: 'the failed reload', timeoutMs: 30_000 });

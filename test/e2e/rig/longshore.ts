@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
 import { ServiceProcess } from './service-process.js';
 import { waitFor } from './wait.js';
 
@@ -47,7 +48,10 @@ export class Longshore {
   /** Every JSON log record so far, oldest first. */
   readonly records: ReadonlyArray<Record<string, unknown>>;
 
-  private constructor(process: ServiceProcess, port: number, dir: string, dataDir: string, records: Array<Record<string, unknown>>) {
+  /** Sentinel requests of settledMark(): HTTPS instances use a self-signed test certificate. */
+  private readonly sentinelDispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+
+  private constructor(process: ServiceProcess, port: number, dir: string, dataDir: string, records: Array<Record<string, unknown>>, private readonly scheme: 'http' | 'https') {
     this.process = process;
     this.port = port;
     this.dir = dir;
@@ -101,7 +105,7 @@ export class Longshore {
         timeoutMs: 60_000,
         failFast: () => server.assertRunning(),
       });
-      return new Longshore(server, port, dir, String(config.dataDir), records);
+      return new Longshore(server, port, dir, String(config.dataDir), records, (config as { tls?: unknown }).tls ? 'https' : 'http');
     } catch (err) {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -118,9 +122,23 @@ export class Longshore {
     return `http://${this.host}`;
   }
 
-  /** Position in the log, for requestsSince() and recordsSince(). */
-  logMark(): number {
-    return this.records.length;
+  /**
+   * A position in the log that every request answered so far lies before, for requestsSince() and
+   * recordsSince(). A request is logged when its response closes, which can be after the client read
+   * it: a plain count of log lines taken right after a client command may come before that command's
+   * last lines (a failed `docker login`'s /token 401 was once counted in the next test's requests). The
+   * server logs in order, so once a sentinel request's line is in, every earlier request's line is too.
+   */
+  async settledMark(): Promise<number> {
+    const id = randomUUID();
+    const res = await request(`${this.scheme}://${this.host}/healthz?settle=${id}`, { dispatcher: this.sentinelDispatcher });
+    await res.body.dump();
+    return waitFor(async () => {
+      for (let i = this.records.length - 1; i >= 0; i--) {
+        if (this.records[i]!.msg === 'request' && String(this.records[i]!.path).endsWith(id)) return i + 1;
+      }
+      return undefined;
+    }, { what: 'the sentinel request in the log', timeoutMs: 30_000, intervalMs: 20, failFast: () => this.process.assertRunning() });
   }
 
   /** Log records with message `msg` written after `mark`. */
