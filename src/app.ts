@@ -108,6 +108,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   // one that answers costs each of them time.
   // With auth on, the dashboard and admin API are for users allowed to pull everything (see below).
   let adminOnly: RequestHandler | undefined;
+  let closeAuth: (() => Promise<void>) | undefined;
   if (config.auth.enabled) {
     // Loaded only when used: the JWT and bcrypt code would add ~8 MB to every mirror's resident memory.
     const [{ ClientAuth }, { tokenRouter }, { authenticate }, { requireAdmin }] = await Promise.all([
@@ -121,6 +122,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       const repo = router.route(name, ns);
       return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
     });
+    closeAuth = () => clientAuth.close();
     app.use('/token', tokenRouter(clientAuth, log.child({ component: 'auth' })));
     app.use('/v2', authenticate(clientAuth));
     adminOnly = requireAdmin(clientAuth);
@@ -195,6 +197,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
       await Promise.all([...upstreams.values()].map((u) => u.client.close()));
+      await closeAuth?.();
       catalog.flush();
       db.close();
     },

@@ -3,6 +3,9 @@
 // intersection of the requested and the allowed actions), and the challenge that sends a client to
 // the token endpoint. Built only when `auth.enabled`; nothing of it runs otherwise.
 import type { AuthConfig } from '../config/schema.js';
+import { LongshoreError } from '../errors.js';
+import { LoginLimiter } from './login-limiter.js';
+import { PasswordPool, type PasswordChecker } from './password-pool.js';
 import { AccessRules, type Action, type Subject } from './rules.js';
 import { bearerChallenge, type RequestedScope } from './scope.js';
 import { loadSigningKey } from './signing-key.js';
@@ -17,6 +20,12 @@ export type RepositoryResolver = (name: string, ns: string | undefined) => strin
 
 const ALL_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 
+/** What tests replace: the password checker (instead of a pool of threads) and the limiter's clock. */
+export interface ClientAuthOverrides {
+  checker?: PasswordChecker;
+  now?: () => number;
+}
+
 export class ClientAuth {
   constructor(
     private readonly users: UserStore,
@@ -25,18 +34,23 @@ export class ClientAuth {
     private readonly verifier: TokenVerifier,
     readonly resolve: RepositoryResolver,
     private readonly settings: Pick<AuthConfig, 'realm' | 'service'>,
+    private readonly failures: LoginLimiter,
+    private readonly passwords?: PasswordPool,
   ) {}
 
-  static async create(config: AuthConfig, generatedKeyPath: string, resolve: RepositoryResolver): Promise<ClientAuth> {
+  static async create(config: AuthConfig, generatedKeyPath: string, resolve: RepositoryResolver, overrides: ClientAuthOverrides = {}): Promise<ClientAuth> {
     const key = await loadSigningKey(config.signingKeyFile, generatedKeyPath);
     const settings = { issuer: config.issuer, service: config.service, ttl: config.tokenTTL };
+    const pool = overrides.checker ? undefined : new PasswordPool({ threads: config.loginThreads, maxWaiting: config.loginQueue });
     return new ClientAuth(
-      UserStore.fromConfig(config.users, config.htpasswd),
+      UserStore.fromConfig(config.users, config.htpasswd, overrides.checker ?? pool),
       new AccessRules(config.rules),
       new TokenIssuer(key, settings),
       new TokenVerifier(key, settings),
       resolve,
       config,
+      new LoginLimiter({ maxFailures: config.loginFailures, windowMs: config.loginWindow, ...(overrides.now ? { now: overrides.now } : {}) }),
+      pool,
     );
   }
 
@@ -44,8 +58,34 @@ export class ClientAuth {
     return this.settings.service;
   }
 
-  login(username: string, password: string): Promise<boolean> {
-    return this.users.verify(username, password);
+  /**
+   * Whether the password is right. With `client` (the caller's address) failures are counted, and a
+   * client over `auth.loginFailures` is refused with LS_TOO_MANY_LOGINS before any password is checked.
+   * LS_LOGIN_QUEUE_FULL when every password thread is busy and the queue is full; neither counts as a failure.
+   */
+  async login(username: string, password: string, client?: string): Promise<boolean> {
+    if (client !== undefined) {
+      const wait = this.failures.blockedFor(client);
+      if (wait > 0) {
+        throw new LongshoreError('LS_TOO_MANY_LOGINS', 'too many failed logins from this address; try again later', { retryAfter: String(Math.ceil(wait / 1000)) });
+      }
+    }
+    const attempt = client === undefined ? undefined : { client, at: this.failures.attempt(client) };
+    let matches: boolean;
+    try {
+      matches = await this.users.verify(username, password);
+    } catch (err) {
+      // A check that could not run (queue full) is no failure of the client's.
+      if (attempt) this.failures.withdraw(attempt.client, attempt.at);
+      throw err;
+    }
+    if (matches && attempt) this.failures.withdraw(attempt.client, attempt.at);
+    return matches;
+  }
+
+  /** Terminates the password threads. */
+  async close(): Promise<void> {
+    await this.passwords?.close();
   }
 
   verify(token: string): Promise<VerifiedToken> {

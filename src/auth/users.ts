@@ -3,8 +3,8 @@
 // are too cheap to brute-force. Files are read once, at start-up.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import bcrypt from 'bcryptjs';
 import { ConfigError } from '../errors.js';
+import { inlineChecker, type PasswordChecker } from './password-pool.js';
 
 const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
 /** Compared against when the user is unknown, so that a wrong name costs as long as a wrong password. */
@@ -18,7 +18,8 @@ export interface UserEntry {
 export class UserStore {
   private readonly hashes = new Map<string, string>();
 
-  constructor(users: readonly UserEntry[], htpasswd?: string) {
+  /** `checker` compares hashes; the server passes a PasswordPool so that none is compared on the event loop. */
+  constructor(users: readonly UserEntry[], htpasswd?: string, private readonly checker: PasswordChecker = inlineChecker) {
     if (htpasswd !== undefined) {
       for (const entry of parseHtpasswd(htpasswd)) this.hashes.set(entry.username, entry.passwordHash);
     }
@@ -27,8 +28,8 @@ export class UserStore {
   }
 
   /** Reads `auth.htpasswd` (relative to `cwd`); errors name the file and line, never a hash. */
-  static fromConfig(users: readonly UserEntry[], htpasswdPath: string | null, cwd = process.cwd()): UserStore {
-    if (htpasswdPath === null) return new UserStore(users);
+  static fromConfig(users: readonly UserEntry[], htpasswdPath: string | null, checker?: PasswordChecker, cwd = process.cwd()): UserStore {
+    if (htpasswdPath === null) return new UserStore(users, undefined, checker);
     const path = resolve(cwd, htpasswdPath);
     let text: string;
     try {
@@ -37,7 +38,7 @@ export class UserStore {
       throw new ConfigError(`auth.htpasswd: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
     }
     try {
-      return new UserStore(users, text);
+      return new UserStore(users, text, checker);
     } catch (err) {
       throw new ConfigError(`auth.htpasswd: ${path}: ${(err as Error).message}`);
     }
@@ -49,7 +50,7 @@ export class UserStore {
 
   async verify(username: string, password: string): Promise<boolean> {
     const hash = this.hashes.get(username);
-    const matches = await bcrypt.compare(password, hash ?? DECOY_HASH);
+    const matches = await this.checker.check(password, hash ?? DECOY_HASH);
     return hash !== undefined && matches;
   }
 }

@@ -98,6 +98,18 @@ const authSchema = z.strictObject({
   })).default([]),
   /** PEM private key (EC P-256 or Ed25519) that signs tokens. Default null: one generated at first start and kept in the data dir. */
   signingKeyFile: z.string().min(1).nullable().default(null),
+  /**
+   * Failed logins from one client address within `loginWindow` after which its `/token` requests with
+   * credentials are answered 429 (with Retry-After) without checking the password; anonymous token
+   * requests still work. Behind a reverse proxy every client has the proxy's address. Default 10.
+   */
+  loginFailures: z.number().int().min(1).default(10),
+  /** The sliding window `loginFailures` counts in. Default 1 minute. */
+  loginWindow: duration('auth.loginWindow').refine((ms) => ms >= 1_000, 'must be at least 1s').default(60_000),
+  /** Threads that check passwords (bcrypt) off the event loop, started at the first login. Default 2. */
+  loginThreads: z.number().int().min(1).max(16).default(2),
+  /** Logins that may wait for a password thread; beyond them a login is answered 429 at once. Default 64. */
+  loginQueue: z.number().int().min(0).default(64),
 }).prefault({});
 
 /** HTTPS on `listen`. Paths are relative to the working directory; SIGHUP reloads both files. */

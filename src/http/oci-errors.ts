@@ -35,6 +35,10 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_UNAUTHORIZED: { status: 401, code: 'UNAUTHORIZED' },
   LS_DENIED: { status: 403, code: 'DENIED' },
   LS_TOKEN_REQUEST_INVALID: { status: 400, code: 'UNSUPPORTED' },
+  // Logins are refused before any password is checked: per client after auth.loginFailures, or all
+  // of them while the password threads' queue is full. Both carry Retry-After.
+  LS_TOO_MANY_LOGINS: { status: 429, code: 'TOOMANYREQUESTS' },
+  LS_LOGIN_QUEUE_FULL: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },
   LS_UPSTREAM_RATE_LIMITED: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },
