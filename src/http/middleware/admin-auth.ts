@@ -16,7 +16,7 @@ const REMEMBER_MS = 60_000;
 
 export function requireAdmin(auth: ClientAuth) {
   const remembered = new LRUCache<string, string>({ max: 256, ttl: REMEMBER_MS });
-  const who = async (header: string | undefined): Promise<string | null> => {
+  const who = async (header: string | undefined, client: string | undefined): Promise<string | null> => {
     const token = bearerToken(header);
     if (token) {
       try {
@@ -31,12 +31,12 @@ export function requireAdmin(auth: ClientAuth) {
     const key = createHash('sha256').update(header!).digest('base64');
     const known = remembered.get(key);
     if (known !== undefined) return known;
-    if (!(await auth.login(credentials.username, credentials.password))) return null;
+    if (!(await auth.login(credentials.username, credentials.password, client))) return null;
     remembered.set(key, credentials.username);
     return credentials.username;
   };
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const subject = await who(req.headers.authorization);
+    const subject = await who(req.headers.authorization, req.socket.remoteAddress);
     if (subject === null) {
       res.setHeader('www-authenticate', 'Basic realm="Longshore", charset="UTF-8"');
       throw new LongshoreError('LS_UNAUTHORIZED', 'the dashboard and admin API need the credentials of a user allowed to pull every repository');
