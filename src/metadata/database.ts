@@ -70,7 +70,7 @@ const MIGRATIONS: readonly string[] = [
   `,
   // 4: who opened each upload session, so that local.maxUploadsPerClient counts resumed sessions too.
   `
-  ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';  -- user name, else remote address
+  ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';  -- 'user:<name>', else 'address:<ip>'
   `,
 ];
 

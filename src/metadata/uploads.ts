@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 export interface UploadRow {
   id: string;
   repository: string;
-  /** The user name with client auth on, else the remote address; '' for sessions of an older version. */
+  /** 'user:<name>' with client auth on, else 'address:<remote address>'; '' for sessions of an older version. */
   client: string;
   received: number;
   touched: number;
