@@ -19,6 +19,7 @@ import { registryRouter } from './http/router.js';
 import { Evictor } from './cache/evictor.js';
 import { reconcile } from './cache/recovery.js';
 import { Catalog } from './metadata/catalog.js';
+import { LocalUsage } from './metadata/local-usage.js';
 import { UploadTable } from './metadata/uploads.js';
 import { openDatabase } from './metadata/database.js';
 import { Metrics } from './observability/metrics.js';
@@ -86,7 +87,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, config.local.prefixes);
-  const localRegistry = new LocalRegistry(local, new UploadTable(db), config.local, config.maxManifestSize, log.child({ component: 'local' }));
+  const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
   const reads = new RoutedRegistry(localRegistry, registry);
   const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));

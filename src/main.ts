@@ -9,6 +9,7 @@ import { parseListen } from './config/listen.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
+import { applyServerLimits } from './http/server-limits.js';
 import { createLogger, prettyDestination } from './observability/logger.js';
 import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
 import { keepParserOnBaselineCompiler } from './upstream/parser-compiler.js';
@@ -35,11 +36,12 @@ async function main(): Promise<void> {
     console.error(`longshore: ${err.message}`);
     process.exit(2);
   });
-  const serverOptions = { keepAliveTimeout: 65_000 };
-  const httpsServer = keyPair ? createHttpsServer({ ...serverOptions, ...keyPair }, longshore.handler) : undefined;
-  const server = httpsServer ?? createServer(serverOptions, longshore.handler);
+  const httpsServer = keyPair ? createHttpsServer(keyPair, longshore.handler) : undefined;
+  const server = httpsServer ?? createServer(longshore.handler);
   // tls.httpListen: plain HTTP beside HTTPS, e.g. for clients on the same host.
-  const plain = config.tls?.httpListen ? createServer(serverOptions, longshore.handler) : undefined;
+  const plain = config.tls?.httpListen ? createServer(longshore.handler) : undefined;
+  const httpLog = log.child({ component: 'http' });
+  for (const s of [server, ...(plain ? [plain] : [])]) applyServerLimits(s, config.server, httpLog);
   const drains = [server, ...(plain ? [plain] : [])].map((s) => new ServerDrain(s));
   const { host, port } = parseListen(config.listen);
   server.listen(port, host, () => {

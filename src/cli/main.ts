@@ -20,12 +20,13 @@ import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { ConfigError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
+import { LocalUsage } from '../metadata/local-usage.js';
 import { UploadTable } from '../metadata/uploads.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
 import { LocalContent } from '../registry/local-content.js';
 import { LocalRegistry } from '../registry/local-registry.js';
-import { UpstreamRouter } from '../registry/routing.js';
+import { LOCAL, UpstreamRouter } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
 
@@ -92,7 +93,7 @@ export async function run(argv: readonly string[], print: (line: string) => void
         print(json ? JSON.stringify(report) : `would evict ${human(report.wouldFree)} (cache ${human(before)}, target ${human(limit)}); orphans: ${JSON.stringify(orphans)}`);
         return 0;
       }
-      const localGarbage = await new LocalRegistry(local, new UploadTable(db), config.local, config.maxManifestSize, log).collectGarbage();
+      const localGarbage = await new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
       const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
       const result = await evictor.run(target);
       const report = { orphans, localBlobsReleased: localGarbage.released, ...result };

@@ -155,6 +155,62 @@ export const configSchema = z.strictObject({
     allowBlobDelete: z.boolean().default(false),
     /** Upload sessions untouched this long are cancelled and their data removed. Default 1 hour. */
     uploadTimeout: duration('local.uploadTimeout').default(3_600_000),
+    /**
+     * Open upload sessions one client may hold: the authenticated user with client auth on, else the remote
+     * address (behind a reverse proxy, every client is the proxy). A `docker push` opens one per layer it
+     * sends in parallel (dockerd: 5 at a time by default), so 16 leaves room for a few pushes at once.
+     * Beyond it POST …/blobs/uploads/ answers 429 TOOMANYREQUESTS. Default 16.
+     */
+    maxUploadsPerClient: z.number().int().min(1).default(16),
+    /** Open upload sessions per repository, whoever holds them; the same answer beyond it. Default 64 (four clients' worth). */
+    maxUploadsPerRepository: z.number().int().min(1).default(64),
+    /**
+     * Largest single blob upload, in bytes. A chunk that would take an upload past it is refused with 413 and
+     * not written (the upload keeps the bytes it had). Default 32 GiB: above the largest layers seen in
+     * practice (CUDA and ML images ship layers of 10–20 GiB), far below what fills a disk unnoticed.
+     */
+    maxUploadSize: size('local.maxUploadSize').default(32 * 1024 * 1024 * 1024),
+    /**
+     * Quota for pushed content: bytes of content that local repositories hold plus bytes in open upload
+     * sessions. A push past it is refused with 507 DENIED (dockerd does not retry DENIED). Content shared
+     * with local repositories counts once; cached (pulled) content never counts. Default null: no quota
+     * (cache.minFreeSpace still protects the disk from the cache, not from pushes).
+     */
+    maxSize: size('local.maxSize').nullable().default(null),
+  }).prefault({}),
+  /** The HTTP(S) listeners (`listen` and `tls.httpListen`): timeouts and a connection cap against clients that hold resources. */
+  server: z.strictObject({
+    /**
+     * A request's line and headers must arrive within this, counted from its first byte (for a new
+     * connection, from the connect): a slowloris client that trickles headers is cut. Node's default is
+     * 60 s; real clients send their headers in one packet. Default 20 s.
+     */
+    headersTimeout: duration('server.headersTimeout').default(20_000),
+    /**
+     * Cap on receiving a whole request. Default 0: none, because a push of a large layer over a slow link
+     * may take hours while making steady progress (Node's default of 300 s cut such pushes with 408); a
+     * stalled body is cut by idleTimeout instead.
+     */
+    requestTimeout: duration('server.requestTimeout').default(0),
+    /**
+     * While a request body is being received, the connection is closed after this long without a byte
+     * from the client. Not applied while the mirror itself works on the answer (waiting for an upstream,
+     * hashing an upload). Default 60 s, as the upstream idle timeout.
+     */
+    idleTimeout: duration('server.idleTimeout').refine((ms) => ms > 0, 'must be more than 0').default(60_000),
+    /**
+     * How long a kept-alive connection may wait for its next request. Default 5 s (Node's own): idle
+     * connections hold slots of maxConnections. Behind a load balancer, set it above the balancer's idle
+     * timeout (AWS ALB: 60 s → 65s) so that the balancer closes first.
+     */
+    keepAliveTimeout: duration('server.keepAliveTimeout').default(5_000),
+    /**
+     * Open connections per listener; a connection beyond it is closed at once. Each costs a socket, a file
+     * descriptor and buffers; dockerd and containerd open a handful per pull or push. Default 1024.
+     */
+    maxConnections: z.number().int().min(1).default(1024),
+  }).refine((s) => s.requestTimeout === 0 || s.headersTimeout <= s.requestTimeout, {
+    message: 'headersTimeout must not exceed requestTimeout', path: ['headersTimeout'],
   }).prefault({}),
   cache: z.strictObject({
     /** Byte budget for cached content; null means unbounded (only minFreeSpace limits it). Default null. */
@@ -179,4 +235,5 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
+export type ServerConfig = z.output<typeof configSchema>['server'];
 export type TlsConfig = NonNullable<z.output<typeof tlsSchema>>;

@@ -27,6 +27,12 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_UPLOAD_UNKNOWN: { status: 404, code: 'BLOB_UPLOAD_UNKNOWN' },
   LS_UPLOAD_RANGE: { status: 416, code: 'BLOB_UPLOAD_INVALID' },
   LS_UPLOAD_INVALID: { status: 400, code: 'BLOB_UPLOAD_INVALID' },
+  // Abuse limits on pushes (local.maxUploadsPer*, maxUploadSize, maxSize). dockerd retries a failed layer
+  // push unless the code is UNAUTHORIZED, UNSUPPORTED, DENIED, TOOMANYREQUESTS or NAME_UNKNOWN (moby
+  // distribution/errors.go, retryOnError): a refusal that a retry cannot change says DENIED.
+  LS_TOO_MANY_UPLOADS: { status: 429, code: 'TOOMANYREQUESTS' },
+  LS_UPLOAD_TOO_LARGE: { status: 413, code: 'DENIED' },
+  LS_QUOTA_EXCEEDED: { status: 507, code: 'DENIED' },
   LS_MANIFEST_INVALID: { status: 400, code: 'MANIFEST_INVALID' },
   LS_MANIFEST_TOO_LARGE: { status: 413, code: 'MANIFEST_INVALID' },
   LS_MANIFEST_BLOB_UNKNOWN: { status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },

@@ -68,6 +68,10 @@ const MIGRATIONS: readonly string[] = [
     touched     INTEGER NOT NULL   -- last write, ms since epoch (uploadTimeout counts from here)
   ) WITHOUT ROWID;
   `,
+  // 4: who opened each upload session, so that local.maxUploadsPerClient counts resumed sessions too.
+  `
+  ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';  -- 'user:<name>', else 'address:<ip>'
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

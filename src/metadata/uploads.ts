@@ -1,11 +1,13 @@
-// Blob upload sessions of local repositories, as rows: which repository, how many bytes the session's
-// file holds that a request completed, and when it was last written. LocalRegistry keeps the live
-// sessions in memory and writes each change here, so that a restart resumes them.
+// Blob upload sessions of local repositories, as rows: which repository, who opened it (for the per-client
+// cap), how many bytes the session's file holds that a request completed, and when it was last written.
+// LocalRegistry keeps the live sessions in memory and writes each change here, so that a restart resumes them.
 import type Database from 'better-sqlite3';
 
 export interface UploadRow {
   id: string;
   repository: string;
+  /** 'user:<name>' with client auth on, else 'address:<remote address>'; '' for sessions of an older version. */
+  client: string;
   received: number;
   touched: number;
 }
@@ -17,10 +19,10 @@ export class UploadTable {
   private readonly allStmt;
 
   constructor(db: Database.Database) {
-    this.insertStmt = db.prepare('INSERT INTO uploads (id, repository, received, touched) VALUES (@id, @repository, @received, @touched)');
+    this.insertStmt = db.prepare('INSERT INTO uploads (id, repository, client, received, touched) VALUES (@id, @repository, @client, @received, @touched)');
     this.updateStmt = db.prepare('UPDATE uploads SET received = ?, touched = ? WHERE id = ?');
     this.deleteStmt = db.prepare('DELETE FROM uploads WHERE id = ?');
-    this.allStmt = db.prepare('SELECT id, repository, received, touched FROM uploads');
+    this.allStmt = db.prepare('SELECT id, repository, client, received, touched FROM uploads');
   }
 
   insert(row: UploadRow): void {

@@ -2,17 +2,22 @@
 // in the same digest-keyed store as cached content but never evicted. Uploads stream to a file of their
 // own (never buffered), are hashed when completed, and become visible only by rename after the digest
 // matches. Upload sessions are rows in the uploads table as well as objects here: a restart resumes them.
+// Abuse limits: open sessions per client and per repository, bytes per upload, and a quota on pushed
+// content plus open uploads (`local.maxUploadsPerClient`, `maxUploadsPerRepository`, `maxUploadSize`,
+// `maxSize`). Chunks are admitted against the last two before they are written, so the disk never holds
+// more than the limits allow, also while a body without Content-Length streams in.
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { hashFile } from '../cache/recovery.js';
 import type { Config } from '../config/schema.js';
 import { LongshoreError } from '../errors.js';
+import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
+import { copyAdmitted } from '../storage/admitted-copy.js';
 import type { LocalContent } from './local-content.js';
 import { MANIFEST_TYPES, MediaType, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
@@ -26,6 +31,8 @@ const LOCAL_ACCEPT_KEY = '';
 export interface UploadSession {
   id: string;
   repository: string;
+  /** Who opened it, for local.maxUploadsPerClient: the user name with client auth on, else the remote address. */
+  client: string;
   path: string;
   /** Bytes received so far. */
   offset: number;
@@ -40,10 +47,18 @@ export interface PushedManifest {
 
 export class LocalRegistry implements Registry {
   private readonly uploads = new Map<string, UploadSession>();
+  /** Open sessions per client and per repository, for the caps; kept with `uploads`. */
+  private readonly perClient = new Map<string, number>();
+  private readonly perRepository = new Map<string, number>();
+  /** Bytes in open upload sessions, chunks being written included: the uploads' share of local.maxSize. */
+  private uploadBytes = 0;
+  /** Manifests being stored whose bytes this request counts (the first of concurrent identical pushes). */
+  private readonly countingManifests = new Set<Digest>();
 
   constructor(
     private readonly local: LocalContent,
     private readonly uploadRows: UploadTable,
+    private readonly usage: LocalUsage,
     private readonly settings: Config['local'],
     private readonly maxManifestSize: number,
     private readonly log: Logger,
@@ -74,7 +89,7 @@ export class LocalRegistry implements Registry {
         received = size;
         this.uploadRows.update(row.id, received, row.touched);
       }
-      this.uploads.set(row.id, { id: row.id, repository: row.repository, path, offset: received, touched: row.touched, busy: false });
+      this.track({ id: row.id, repository: row.repository, client: row.client, path, offset: received, touched: row.touched, busy: false });
       kept.add(row.id);
     }
     for (const name of await readdir(dir)) {
@@ -153,13 +168,39 @@ export class LocalRegistry implements Registry {
 
   // ---- blob uploads ----------------------------------------------------------------------------
 
-  async startUpload(repo: RepositoryRef): Promise<UploadSession> {
+  /** Opens a session for `client` (see UploadSession.client), within the per-client and per-repository caps. */
+  async startUpload(repo: RepositoryRef, client: string): Promise<UploadSession> {
+    const { maxUploadsPerClient, maxUploadsPerRepository } = this.settings;
+    if ((this.perClient.get(client) ?? 0) >= maxUploadsPerClient) {
+      throw new LongshoreError('LS_TOO_MANY_UPLOADS', `this client has ${maxUploadsPerClient} open upload sessions, the limit (local.maxUploadsPerClient); finish or cancel one first`,
+        { limit: maxUploadsPerClient, setting: 'local.maxUploadsPerClient' });
+    }
+    if ((this.perRepository.get(repo.name) ?? 0) >= maxUploadsPerRepository) {
+      throw new LongshoreError('LS_TOO_MANY_UPLOADS', `${repo.name} has ${maxUploadsPerRepository} open upload sessions, the limit (local.maxUploadsPerRepository); finish or cancel one first`,
+        { repository: repo.name, limit: maxUploadsPerRepository, setting: 'local.maxUploadsPerRepository' });
+    }
     const id = randomUUID();
-    const session: UploadSession = { id, repository: repo.name, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false };
-    await writeFile(session.path, '', { flag: 'wx' });
-    this.uploadRows.insert({ id, repository: repo.name, received: 0, touched: session.touched });
-    this.uploads.set(id, session);
+    const session: UploadSession = { id, repository: repo.name, client, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false };
+    // Counted before the first await, so that concurrent starts cannot all pass the caps.
+    this.track(session);
+    try {
+      await writeFile(session.path, '', { flag: 'wx' });
+      this.uploadRows.insert({ id, repository: repo.name, client, received: 0, touched: session.touched });
+    } catch (err) {
+      this.forget(id);
+      throw err;
+    }
     return session;
+  }
+
+  /** Open upload sessions and the bytes they hold. */
+  openUploads(): { sessions: number; bytes: number } {
+    return { sessions: this.uploads.size, bytes: this.uploadBytes };
+  }
+
+  /** Bytes counted against local.maxSize: content local repositories hold, plus open uploads. */
+  usedBytes(): number {
+    return this.usage.bytes + this.uploadBytes;
   }
 
   session(repo: RepositoryRef, id: string): UploadSession {
@@ -173,39 +214,60 @@ export class LocalRegistry implements Registry {
   /**
    * Appends a chunk. With a Content-Range (`start-end`), the chunk must start at the current offset and
    * be exactly that long; otherwise the upload is left as it was and LS_UPLOAD_RANGE is thrown (416).
+   * A chunk that would take the upload past local.maxUploadSize, or pushed content past local.maxSize, is
+   * refused (LS_UPLOAD_TOO_LARGE, LS_QUOTA_EXCEEDED) and the upload left as it was: up front when its
+   * length is known (`length`, the Content-Length, or the range), without reading the body, which is then
+   * left unread; otherwise when the streamed bytes reach the limit, before the chunk that would pass it
+   * is written.
    */
-  async appendUpload(repo: RepositoryRef, id: string, body: Readable, range?: { start: number; end: number }): Promise<UploadSession> {
+  async appendUpload(repo: RepositoryRef, id: string, body: Readable, range?: { start: number; end: number }, length?: number): Promise<UploadSession> {
     const session = this.session(repo, id);
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     if (range && range.start !== session.offset) {
       body.resume();
       throw new LongshoreError('LS_UPLOAD_RANGE', `chunk starts at ${range.start}, but the upload has ${session.offset} bytes`, { offset: session.offset, start: range.start });
     }
-    session.busy = true;
     const start = session.offset;
+    const announced = range ? range.end - range.start + 1 : length;
+    if (announced !== undefined) this.admit(start, 0, announced);
+    session.busy = true;
+    let written = 0;
     try {
       const out = createWriteStream(session.path, { flags: 'r+', start });
-      await pipeline(body, out);
-      const written = out.bytesWritten;
-      if (range && written !== range.end - range.start + 1) {
-        await truncate(session.path, start);
-        throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${written}`, { offset: start });
+      await copyAdmitted(body, out, (bytes) => {
+        this.admit(start, written, bytes);
+        this.uploadBytes += bytes;
+        written += bytes;
+      });
+      if (range && written !== announced) {
+        throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${announced} bytes, the body had ${written}`, { offset: start });
       }
       session.offset = start + written;
       session.touched = this.now();
       this.uploadRows.update(id, session.offset, session.touched);
       return session;
     } catch (err) {
-      if (!(err instanceof LongshoreError)) await truncate(session.path, start).catch(() => undefined);
+      this.uploadBytes -= written;
+      await truncate(session.path, start).catch(() => undefined);
       throw err;
     } finally {
       session.busy = false;
     }
   }
 
-  /** Appends an optional last chunk, checks the digest, and moves the blob into the store. */
-  async completeUpload(repo: RepositoryRef, id: string, digest: Digest, body?: Readable): Promise<void> {
-    const session = body ? await this.appendUpload(repo, id, body) : this.session(repo, id);
+  /** Refuses `adding` more bytes to an upload at `start` that took `written` in this request so far. */
+  private admit(start: number, written: number, adding: number): void {
+    const { maxUploadSize, maxSize } = this.settings;
+    if (start + written + adding > maxUploadSize) {
+      throw new LongshoreError('LS_UPLOAD_TOO_LARGE', `an upload may hold at most ${maxUploadSize} bytes (local.maxUploadSize); this chunk was refused and the upload keeps its ${start} bytes`,
+        { offset: start, limit: maxUploadSize, setting: 'local.maxUploadSize' });
+    }
+    if (maxSize !== null && this.usedBytes() + adding > maxSize) throw quotaExceeded(maxSize, start);
+  }
+
+  /** Appends an optional last chunk (`length`: its Content-Length, if known), checks the digest, and moves the blob into the store. */
+  async completeUpload(repo: RepositoryRef, id: string, digest: Digest, body?: Readable, length?: number): Promise<void> {
+    const session = body ? await this.appendUpload(repo, id, body, undefined, length) : this.session(repo, id);
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     session.busy = true;
     try {
@@ -218,7 +280,8 @@ export class LocalRegistry implements Registry {
       } else {
         await this.local.store.adopt(session.path, digest);
       }
-      this.local.recordBlob({ digest, size: session.offset, upstream: LOCAL, repository: repo.name });
+      // The upload's bytes become content's: no net growth, so no quota check (content held already shrinks it).
+      this.recordLocalBlob(repo, digest, session.offset);
       this.forget(id);
     } catch (err) {
       // A wrong digest ends the upload (the client starts over); other failures leave it resumable.
@@ -235,9 +298,30 @@ export class LocalRegistry implements Registry {
     await rm(session.path, { force: true });
   }
 
+  private track(session: UploadSession): void {
+    this.uploads.set(session.id, session);
+    this.perClient.set(session.client, (this.perClient.get(session.client) ?? 0) + 1);
+    this.perRepository.set(session.repository, (this.perRepository.get(session.repository) ?? 0) + 1);
+    this.uploadBytes += session.offset;
+  }
+
+  /** Ends a session's bookkeeping: its slots under the caps and its bytes under the quota are free again. */
   private forget(id: string): void {
-    this.uploads.delete(id);
+    const session = this.uploads.get(id);
+    if (session) {
+      this.uploads.delete(id);
+      decrement(this.perClient, session.client);
+      decrement(this.perRepository, session.repository);
+      this.uploadBytes -= session.offset;
+    }
     this.uploadRows.delete(id);
+  }
+
+  /** Links a blob into a local repository, counting its bytes if no local repository held it yet. */
+  private recordLocalBlob(repo: RepositoryRef, digest: Digest, size: number): void {
+    const held = this.usage.holds(digest);
+    this.local.recordBlob({ digest, size, upstream: LOCAL, repository: repo.name });
+    if (!held) this.usage.added(size);
   }
 
   /** Cross-repository mount: links a blob `from` holds into `repo`. False when there is nothing to mount. */
@@ -245,7 +329,10 @@ export class LocalRegistry implements Registry {
     if (!this.local.holds(from.upstream, from.name, digest)) return false;
     const size = await this.local.blobSize(digest);
     if (size === undefined) return false;
-    this.local.recordBlob({ digest, size, upstream: LOCAL, repository: repo.name });
+    // Mounting from a proxied repository makes cached content pushed content.
+    const { maxSize } = this.settings;
+    if (maxSize !== null && !this.usage.holds(digest) && this.usedBytes() + size > maxSize) throw quotaExceeded(maxSize);
+    this.recordLocalBlob(repo, digest, size);
     return true;
   }
 
@@ -298,7 +385,17 @@ export class LocalRegistry implements Registry {
     if (missing.length > 0) {
       throw new LongshoreError('LS_MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) or manifest(s) not in ${repo.name}`, { missing: missing.slice(0, 10) });
     }
-    await this.local.putManifest({ digest, size: body.length, mediaType, upstream: LOCAL, repository: repo.name, refs: { blobs: refs.blobs, manifests: children } }, body);
+    // Store and catalog are written across an await: of concurrent identical pushes, the first counts the bytes.
+    const counts = !this.usage.holds(digest) && !this.countingManifests.has(digest);
+    const { maxSize } = this.settings;
+    if (counts && maxSize !== null && this.usedBytes() + body.length > maxSize) throw quotaExceeded(maxSize);
+    if (counts) this.countingManifests.add(digest);
+    try {
+      await this.local.putManifest({ digest, size: body.length, mediaType, upstream: LOCAL, repository: repo.name, refs: { blobs: refs.blobs, manifests: children } }, body);
+      if (counts) this.usage.added(body.length);
+    } finally {
+      if (counts) this.countingManifests.delete(digest);
+    }
     if (reference.kind === 'tag') this.local.catalog.putTag(LOCAL, repo.name, reference.tag, LOCAL_ACCEPT_KEY, digest, mediaType);
     if (subject) {
       const artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : typeof doc.config?.mediaType === 'string' ? doc.config.mediaType : undefined;
@@ -341,11 +438,25 @@ export class LocalRegistry implements Registry {
 
   /** Drops a repository's hold on content; content nobody holds any more is removed from the store. */
   private async release(repo: RepositoryRef, digest: Digest): Promise<void> {
-    if (this.local.catalog.unlink(LOCAL, repo.name, digest) > 0) return;
+    const size = this.local.catalog.contentInfo(digest)?.size ?? 0;
+    const holders = this.local.catalog.unlink(LOCAL, repo.name, digest);
+    if (!this.usage.holds(digest)) this.usage.removed(size);
+    if (holders > 0) return;
     await this.local.store.delete(digest);
     this.local.catalog.removeContent(digest);
     this.local.forget(digest);
   }
+}
+
+function quotaExceeded(limit: number, offset?: number): LongshoreError {
+  return new LongshoreError('LS_QUOTA_EXCEEDED', `pushed content and open uploads may hold at most ${limit} bytes (local.maxSize); delete content or cancel uploads to make room`,
+    { limit, setting: 'local.maxSize', ...(offset === undefined ? {} : { offset }) });
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }
 
 function notFound(kind: 'manifest' | 'blob', repo: RepositoryRef, reference: string): LongshoreError {

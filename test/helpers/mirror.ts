@@ -1,4 +1,5 @@
-// Runs a Longshore instance in-process on 127.0.0.1:0 with a fresh data dir, logs captured in memory.
+// Runs a Longshore instance in-process on 127.0.0.1:0 with a fresh data dir, logs captured in memory; the
+// server has the limits of config `server`, as main.ts gives them.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLongshore, type Longshore } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
+import { applyServerLimits } from '../../src/http/server-limits.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -14,6 +16,7 @@ export interface TestMirror {
   url: string;
   dataDir: string;
   longshore: Longshore;
+  server: Server;
   /** Every log line written so far, parsed. */
   logs(): Array<Record<string, unknown>>;
   rawLogs(): string;
@@ -36,12 +39,14 @@ export async function startMirror(config: Partial<ConfigInput> & Pick<ConfigInpu
   const log = createLogger(parsed.logLevel, sink);
   const longshore = await createLongshore(parsed, log);
   const server: Server = createServer(longshore.handler);
+  applyServerLimits(server, parsed.server, log);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     dataDir: dir,
     longshore,
+    server,
     rawLogs: () => raw,
     logs: () => raw.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
     async close(options = {}) {

@@ -1,7 +1,7 @@
 // Push and content management on local repositories (distribution-spec "Pushing blobs", "Pushing
 // manifests", "Content discovery", "Content management"), with the statuses and headers the spec names.
 import type { Request, Response } from 'express';
-import { LongshoreError } from '../../errors.js';
+import { isLongshoreError, LongshoreError } from '../../errors.js';
 import type { LocalRegistry } from '../../registry/local-registry.js';
 import { parseDigest, parseReference } from '../../registry/reference.js';
 import { LOCAL, type RepositoryRef, type UpstreamRouter } from '../../registry/routing.js';
@@ -29,6 +29,30 @@ function blobCreated(res: Response, name: string, digest: string): void {
   res.status(201).end();
 }
 
+/** Who holds an upload session, for local.maxUploadsPerClient: the authenticated user, else the remote address. */
+function clientOf(req: Request, res: Response): string {
+  const subject = (res.locals as RequestLocals).subject;
+  return subject !== undefined ? `user:${subject}` : `address:${req.socket.remoteAddress ?? ''}`;
+}
+
+/** Content-Length of a chunk, when the client sent one. */
+function contentLength(req: Request): number | undefined {
+  const header = req.headers['content-length'];
+  return header !== undefined && /^\d{1,16}$/.test(header) ? Number(header) : undefined;
+}
+
+/**
+ * A chunk refused by a limit was left unread (or read only up to the limit): the answer closes the
+ * connection instead of reading the rest, and says where the upload stands.
+ */
+function refusedChunk(err: unknown, registry: LocalRegistry, repo: RepositoryRef, res: Response, name: string, id: string): void {
+  if (!(err instanceof LongshoreError)) return;
+  if (err.code === 'LS_UPLOAD_TOO_LARGE' || err.code === 'LS_QUOTA_EXCEEDED') res.setHeader('connection', 'close');
+  if (err.code === 'LS_UPLOAD_RANGE' || err.code === 'LS_UPLOAD_TOO_LARGE' || err.code === 'LS_QUOTA_EXCEEDED') {
+    uploadHeaders(res, name, id, registry.session(repo, id).offset);
+  }
+}
+
 /** Content-Range of a chunk: "start-end" per the spec; "bytes start-end/total" is accepted too. */
 function chunkRange(header: string | undefined): { start: number; end: number } | undefined {
   if (header === undefined) return undefined;
@@ -47,10 +71,19 @@ export async function startUpload(registry: LocalRegistry, router: UpstreamRoute
     if (mounted) return blobCreated(res, name, mount);
     // Not mountable: the spec says to answer as for a new upload session.
   }
-  const session = await registry.startUpload(repo);
+  const session = await registry.startUpload(repo, clientOf(req, res));
   if (typeof digest === 'string') {
     const expected = parseDigest(digest);
-    await registry.completeUpload(repo, session.id, expected, req);
+    try {
+      await registry.completeUpload(repo, session.id, expected, req, contentLength(req));
+    } catch (err) {
+      if (isLongshoreError(err, 'LS_UPLOAD_TOO_LARGE') || isLongshoreError(err, 'LS_QUOTA_EXCEEDED')) {
+        // Nothing of a refused monolithic upload is worth keeping: its session would only hold a slot.
+        res.setHeader('connection', 'close');
+        await registry.cancelUpload(repo, session.id);
+      }
+      throw err;
+    }
     return blobCreated(res, name, expected);
   }
   req.resume();
@@ -62,14 +95,11 @@ export async function startUpload(registry: LocalRegistry, router: UpstreamRoute
 export async function patchUpload(registry: LocalRegistry, repo: RepositoryRef, name: string, id: string, req: Request, res: Response): Promise<void> {
   const range = chunkRange(req.headers['content-range']);
   try {
-    const session = await registry.appendUpload(repo, id, req, range);
+    const session = await registry.appendUpload(repo, id, req, range, contentLength(req));
     uploadHeaders(res, name, id, session.offset);
     res.status(202).end();
   } catch (err) {
-    if (err instanceof LongshoreError && err.code === 'LS_UPLOAD_RANGE') {
-      const session = registry.session(repo, id);
-      uploadHeaders(res, name, id, session.offset);
-    }
+    refusedChunk(err, registry, repo, res, name, id);
     throw err;
   }
 }
@@ -83,7 +113,12 @@ export async function completeUpload(registry: LocalRegistry, repo: RepositoryRe
   }
   const expected = parseDigest(digest);
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  await registry.completeUpload(repo, id, expected, hasBody ? req : undefined);
+  try {
+    await registry.completeUpload(repo, id, expected, hasBody ? req : undefined, contentLength(req));
+  } catch (err) {
+    refusedChunk(err, registry, repo, res, name, id);
+    throw err;
+  }
   if (!hasBody) req.resume();
   blobCreated(res, name, expected);
 }

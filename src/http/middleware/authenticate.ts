@@ -13,6 +13,7 @@ import type { Action } from '../../auth/rules.js';
 import { TokenInvalidError, type VerifiedToken } from '../../auth/tokens.js';
 import { LongshoreError } from '../../errors.js';
 import { bearerToken } from '../authorization.js';
+import type { RequestLocals } from './request-context.js';
 
 /** Relative to /v2. Uploads first: "…/blobs/uploads/<id>" would otherwise not match at all. */
 const UPLOAD_PATH = /^\/(.+)\/blobs\/uploads(?:\/[^/]*)?$/;
@@ -51,6 +52,7 @@ export function authenticate(auth: ClientAuth) {
         throw challenge(requirements[0] && scopeOf(requirements[0]), 'invalid_token');
       }
     }
+    if (token?.subject) (res.locals as RequestLocals).subject = token.subject;
     if (req.path === '/_catalog') {
       if (!token || token.subject === null) throw challenge('registry:catalog:*');
       if (!auth.rules.permitsEverywhere(token.subject, 'pull')) throw new LongshoreError('LS_DENIED', 'listing the catalog is denied');

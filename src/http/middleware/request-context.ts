@@ -14,6 +14,8 @@ export interface RequestLocals {
   cache?: CacheOutcome;
   /** A low-cardinality route name for metrics: manifest, blob, base, metrics, health, … */
   route?: string;
+  /** With client auth on: the authenticated user, if any (set by authenticate). */
+  subject?: string;
   /** Set by getManifest on manifest requests: what a pull asked for. */
   pull?: { upstream: string; repository: string; reference: string };
 }
