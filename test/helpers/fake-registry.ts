@@ -42,8 +42,11 @@ type BlobFault =
   | { kind: 'hold'; after: number; release: Promise<void> }
   /** The whole blob, without Content-Length (chunked). */
   | { kind: 'unsized' }
-  /** 200 without Content-Length, then bytes forever until the connection closes; `sent` counts them. */
-  | { kind: 'endless'; sent?: number };
+  /**
+   * 200 without Content-Length, then bytes until the connection closes; `sent` counts them. `upTo`
+   * ends the body there instead, so that a test run against code without a cap fails instead of filling the disk.
+   */
+  | { kind: 'endless'; sent?: number; upTo?: number };
 
 export class FakeRegistry {
   readonly requests: RecordedRequest[] = [];
@@ -290,6 +293,7 @@ export class FakeRegistry {
       const chunk = Buffer.alloc(64 * 1024, 7);
       const more = () => {
         while (!res.destroyed) {
+          if (fault.upTo !== undefined && (fault.sent ?? 0) >= fault.upTo) return void res.end();
           fault.sent = (fault.sent ?? 0) + chunk.length;
           if (!res.write(chunk)) return void res.once('drain', more);
         }
