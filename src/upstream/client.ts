@@ -245,6 +245,10 @@ export class UpstreamClient {
             await this.backoff(attempt, method, path, err.message);
             continue;
           }
+        } else if (isLongshoreError(err)) {
+          // Any other typed failure (a refused redirect or realm, denied credentials) means the upstream
+          // answered: a half-open circuit whose probe ended so must close, or it would never admit again.
+          this.breaker.success();
         }
         throw err;
       }

@@ -105,6 +105,23 @@ describe('blob redirects from an upstream on a public address', () => {
     });
   }
 
+  it('closes a half-open circuit when its probe is a refused redirect: the upstream did answer', async () => {
+    const probe = client({ retries: 0, breaker: { failures: 1, cooldown: 1 } });
+    fake.forceStatus = 503;
+    fake.forceCount = 1;
+    await rejectsWith(probe.blob('GET', 'library/alpine', digest), 'LS_UPSTREAM_UNAVAILABLE');
+    assert.equal(probe.breaker.state, 'open');
+    await new Promise((r) => setTimeout(r, 10));
+    fake.blobRedirect = () => `http://127.0.0.2:${victim.port}/secret`;
+    try {
+      await rejectsWith(probe.blob('GET', 'library/alpine', digest), 'LS_UPSTREAM_HOST_REFUSED');
+    } finally {
+      fake.blobRedirect = undefined;
+    }
+    assert.equal(probe.breaker.state, 'closed');
+    assert.deepEqual(await consume((await probe.blob('GET', 'library/alpine', digest)).body), content);
+  });
+
   it('refuses a redirect to a scheme other than http(s)', async () => {
     fake.blobRedirect = () => 'file:///etc/passwd';
     try {
