@@ -67,11 +67,16 @@ export const resolveHost: ResolveHost = (hostname) => dnsLookup(hostname, { all:
  * which matches every name ending in ".example.com" (any depth) but not example.com itself.
  */
 export function matchesHost(hostname: string, patterns: readonly string[]): boolean {
-  const host = hostname.toLowerCase().replace(/\.$/, '');
+  const host = normalHost(hostname);
   return patterns.some((raw) => {
-    const pattern = raw.toLowerCase();
+    const pattern = normalHost(raw);
     return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern;
   });
+}
+
+/** Lower case, without IPv6 brackets or a trailing dot: "[::1]" and "::1", "Example.com." and "example.com" are one host. */
+function normalHost(host: string): string {
+  return host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
 }
 
 /** Docker Hub's registry hosts, whose token service is on another host. */
