@@ -77,7 +77,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   });
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, {
-      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics),
+      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics, { maxBlobSize: config.maxBlobSize }),
       tagTTL: upstream.tagTTL,
       negativeTTL: upstream.negativeTTL,
       offline: upstream.offline ?? config.offline,

@@ -26,6 +26,9 @@ export const size = (what: string) =>
 /** "host:port", "[v6]:port" or a bare port. */
 const listen = z.string().regex(/^(?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:5000"');
 
+/** A host name or IP address, or "*.example.com": every name under example.com. */
+const hostPattern = z.string().regex(/^(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name, an IP address or "*.example.com"');
+
 const upstreamSchema = z.strictObject({
   /** Base URL of the upstream registry (scheme + host [+ port]); requests go to `${url}/v2/...`. */
   url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
@@ -52,6 +55,19 @@ const upstreamSchema = z.strictObject({
     /** How long an open circuit fails requests at once before one probe is let through. Default 30 s. */
     cooldown: duration('breaker.cooldown').default(30_000),
   }).prefault({}),
+  /**
+   * Hosts blob redirects may go to besides the upstream's own: exact names or IPs, or "*.example.com"
+   * (every name under example.com, not example.com itself). A target must also pass the address rule:
+   * its addresses are public, or of the class of the upstream's own addresses (loopback, private, …).
+   * Default null: any name that passes the address rule.
+   */
+  redirectHosts: z.array(hostPattern).nullable().default(null),
+  /**
+   * Hosts a token realm (WWW-Authenticate) may be on besides the upstream's own, same patterns; a realm
+   * elsewhere gets no request and the pull fails. Default null: none, except "auth.docker.io" when the
+   * url's host is registry-1.docker.io or index.docker.io.
+   */
+  tokenHosts: z.array(hostPattern).nullable().default(null),
   timeouts: z.strictObject({
     /** TCP + TLS connect. Default 10 s. */
     connect: duration('timeouts.connect').default(10_000),
@@ -148,6 +164,11 @@ export const configSchema = z.strictObject({
   offline: z.boolean().default(false),
   /** Largest manifest accepted from an upstream, in bytes. Default 4 MiB (distribution's limit). */
   maxManifestSize: size('maxManifestSize').default(4 * 1024 * 1024),
+  /**
+   * Largest blob accepted from an upstream, in bytes: a larger Content-Length is refused before anything
+   * is written, a body without one is cut off here. Default 64 GiB; it cannot be unbounded.
+   */
+  maxBlobSize: size('maxBlobSize').refine((bytes) => bytes > 0, 'must be more than 0 bytes').default(64 * 1024 ** 3),
   local: z.strictObject({
     /** Repository name prefixes that are local, pushable repositories ("team/", "local/"); never routed upstream. Default none. */
     prefixes: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/-]*$/, 'expected a repository name prefix such as "team/"')).default([]),

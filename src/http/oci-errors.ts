@@ -50,6 +50,7 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },
   LS_UPSTREAM_TIMEOUT: { status: 504, code: 'UNAVAILABLE' },
   LS_UPSTREAM_BAD_RESPONSE: { status: 502, code: 'UNAVAILABLE' },
+  LS_UPSTREAM_HOST_REFUSED: { status: 502, code: 'UNAVAILABLE' },
   LS_CONTENT_MISMATCH: { status: 502, code: 'UNAVAILABLE' },
   LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
 };

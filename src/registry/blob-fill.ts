@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { LongshoreError } from '../errors.js';
+import { LongshoreError, isLongshoreError } from '../errors.js';
 import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
 import type { Digest } from './reference.js';
@@ -118,7 +118,7 @@ export class BlobFill {
         if (!result.fromSource) this.localFailure = true;
         // Every byte received before the break is on disk and hashed: continue from there.
         const complete = this.size !== undefined && this.written >= this.size;
-        if (!result.fromSource || complete || !this.options.resume || resumes >= (this.options.maxResumes ?? 0)) throw result.error;
+        if (!result.fromSource || complete || !resumable(result.error) || !this.options.resume || resumes >= (this.options.maxResumes ?? 0)) throw result.error;
         this.options.onResume?.(this.written, resumes + 1, result.error);
         source = await this.options.resume(this.written);
       }
@@ -281,6 +281,14 @@ export class BlobFill {
   release(): void {
     if (--this.users === 0) void this.writer.close();
   }
+}
+
+/**
+ * A broken transfer (reset, timeout, early end) is worth a Range request; a body the client refused for
+ * what it is (over maxBlobSize, longer than declared) would be refused again.
+ */
+function resumable(err: Error): boolean {
+  return !isLongshoreError(err) || err.code === 'LS_UPSTREAM_UNAVAILABLE' || err.code === 'LS_UPSTREAM_TIMEOUT';
 }
 
 class FillReader extends Readable implements RecyclingStream {

@@ -3,17 +3,28 @@
 // token fetched from the realm (with the mirror's credentials, if configured) is cached per scope until it
 // expires. Registries that challenge with Basic get the configured credentials directly.
 // Routes never see any of this; only UpstreamClient calls it.
+//
+// The realm is the upstream's to name, so it is checked before anything is sent: only the upstream's own
+// host and the hosts of `tokenHosts` (destinations.ts) are contacted, and the credentials go over
+// https — or over http only when the upstream itself is plain http.
 import type { Dispatcher } from 'undici';
 import { request } from 'undici';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { LongshoreError } from '../errors.js';
 import { parseChallenges, type Challenge } from './challenge.js';
+import { matchesHost } from './destinations.js';
 
 /** The spec's default when a token response carries no expires_in. */
 const DEFAULT_TOKEN_LIFETIME_S = 60;
 /** Renew a token this long before the upstream says it expires, so none is used at its last second. */
 const EXPIRY_MARGIN_MS = 10_000;
 const MAX_TOKEN_RESPONSE = 64 * 1024;
+/**
+ * Scopes whose token is kept. A token is about 2 KB and every repository name pulled is a scope: without
+ * a bound, a client walking through names would grow the cache forever. Evicting one costs a token request.
+ */
+export const MAX_CACHED_TOKENS = 2_000;
 
 export interface Credentials {
   username: string;
@@ -25,26 +36,62 @@ interface CachedToken {
   expiresAt: number;
 }
 
+export interface UpstreamAuthOptions {
+  /** The upstream's name in config, for messages. */
+  upstream?: string;
+  upstreamUrl: URL;
+  credentials: Credentials | undefined;
+  /** Hosts a realm may be on besides the upstream's own (destinations.ts tokenHostsFor). */
+  tokenHosts: readonly string[];
+  dispatcher: Dispatcher;
+  headersTimeout: number;
+  log: Logger;
+  onTokenRequest?: (status: number, seconds: number) => void;
+  now?: () => number;
+  /** Default MAX_CACHED_TOKENS. */
+  maxTokens?: number;
+}
+
 export class UpstreamAuth {
   /** The challenge last seen from this upstream, to fetch tokens for new scopes without a 401 first. */
   private challenge: Challenge | undefined;
-  private readonly tokens = new Map<string, CachedToken>();
+  /** Bounded by count, and each entry dropped at its expiry (the TTL is only memory; `expiresAt` decides). */
+  private readonly tokens: LRUCache<string, CachedToken>;
+  /** One entry per scope with a token request in flight; each leaves when its request settles. */
   private readonly inflight = new Map<string, Promise<string | undefined>>();
+  private readonly upstream: string;
+  private readonly upstreamUrl: URL;
+  private readonly credentials: Credentials | undefined;
+  private readonly tokenHosts: readonly string[];
+  private readonly dispatcher: Dispatcher;
+  private readonly headersTimeout: number;
+  private readonly log: Logger;
+  private readonly onTokenRequest: (status: number, seconds: number) => void;
+  private readonly now: () => number;
 
-  constructor(
-    private readonly upstreamUrl: URL,
-    private readonly credentials: Credentials | undefined,
-    private readonly dispatcher: Dispatcher,
-    private readonly headersTimeout: number,
-    private readonly log: Logger,
-    private readonly onTokenRequest: (status: number, seconds: number) => void = () => undefined,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(options: UpstreamAuthOptions) {
+    this.upstream = options.upstream ?? options.upstreamUrl.host;
+    this.upstreamUrl = options.upstreamUrl;
+    this.credentials = options.credentials;
+    this.tokenHosts = options.tokenHosts;
+    this.dispatcher = options.dispatcher;
+    this.headersTimeout = options.headersTimeout;
+    this.log = options.log;
+    this.onTokenRequest = options.onTokenRequest ?? (() => undefined);
+    this.now = options.now ?? Date.now;
+    this.tokens = new LRUCache({ max: options.maxTokens ?? MAX_CACHED_TOKENS });
+  }
+
+  /** Scopes with a cached token (at most `maxTokens`). */
+  get cachedTokens(): number {
+    return this.tokens.size;
+  }
 
   /** The Authorization header for a scope, if one is known or can be obtained without a round trip to the registry. */
   async headerFor(scope: string): Promise<string | undefined> {
     const cached = this.tokens.get(scope);
     if (cached && cached.expiresAt > this.now()) return cached.header;
+    if (cached) this.tokens.delete(scope);
     if (!this.challenge) return undefined;
     return this.obtain(this.challenge, scope);
   }
@@ -87,6 +134,15 @@ export class UpstreamAuth {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', 'upstream token realm is not an http(s) URL');
     }
+    // Hosts, not origins: registries commonly serve tokens on another port of their own host.
+    if (url.hostname !== this.upstreamUrl.hostname && !matchesHost(url.hostname.replace(/^\[|\]$/g, ''), this.tokenHosts)) {
+      this.log.warn({ upstream: this.upstream, realmHost: url.hostname }, 'token realm on a host that is not allowed; nothing sent');
+      throw new LongshoreError('LS_UPSTREAM_HOST_REFUSED', `upstream ${this.upstream} names a token realm on ${url.hostname}, which is neither its own host nor in upstreams.${this.upstream}.tokenHosts`, {
+        upstream: this.upstream,
+        host: url.hostname,
+        setting: `upstreams.${this.upstream}.tokenHosts`,
+      });
+    }
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', scope);
 
@@ -117,7 +173,8 @@ export class UpstreamAuth {
     if (!token) throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', 'upstream token service sent no token');
     const lifetimeS = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S;
     const header = `Bearer ${token}`;
-    this.tokens.set(scope, { header, expiresAt: started + Math.max(lifetimeS * 1000 - EXPIRY_MARGIN_MS, lifetimeS * 500) });
+    const lifetimeMs = Math.max(lifetimeS * 1000 - EXPIRY_MARGIN_MS, lifetimeS * 500);
+    this.tokens.set(scope, { header, expiresAt: started + lifetimeMs }, { ttl: lifetimeMs });
     return header;
   }
 }

@@ -1,8 +1,10 @@
 // The HTTP client for one upstream registry, on undici. It owns everything that crosses the network:
 // the keep-alive pool, timeouts, token auth (auth.ts), redirects, and the translation of transport
 // failures and upstream statuses into typed errors. Nothing else builds upstream URLs, and the only
-// hosts it contacts are the configured upstream, the token realm its challenge names, and the targets
-// of its own redirects (Docker Hub answers blob GETs with a redirect to its CDN).
+// hosts it contacts are the configured upstream, the token realm its challenge names (if allowed:
+// auth.ts), and the targets of its own redirects (Docker Hub answers blob GETs with a redirect to its
+// CDN), which go through a separate agent whose every connection is checked (destinations.ts).
+// Blob bodies are capped at maxBlobSize, and at the size a manifest declared when the caller knows it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -13,6 +15,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../registry/reference.js';
 import { UpstreamAuth, readLimitedBuffer } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
+import { RedirectGuard, tokenHostsFor, type ClassifyAddress, type ResolveHost } from './destinations.js';
 
 const MAX_REDIRECTS = 5;
 /** How long an idle keep-alive connection to an upstream stays open. */
@@ -43,13 +46,29 @@ export interface RateLimitState {
   observedAt: number;
 }
 
+export interface UpstreamClientOptions {
+  /** Largest blob accepted (config `maxBlobSize`). Default 64 GiB. */
+  maxBlobSize?: number;
+  /** Address classes for redirect targets; tests inject one under which a loopback fake is "public". */
+  classifyAddress?: ClassifyAddress;
+  /** DNS for redirect targets and the upstream's own class; tests inject one to play DNS rebinding. */
+  resolveHost?: ResolveHost;
+}
+
+/** The schema's default for maxBlobSize, for clients built without a config (tests). */
+const DEFAULT_MAX_BLOB_SIZE = 64 * 1024 ** 3;
+
 type Method = 'GET' | 'HEAD';
 type BodyReadable = Dispatcher.ResponseData['body'];
 
 export class UpstreamClient {
   readonly url: URL;
   private readonly agent: Agent;
+  /** For redirect targets other than the upstream: its DNS lookup is RedirectGuard.lookup. */
+  private readonly redirectAgent: Agent;
+  private readonly redirects: RedirectGuard;
   private readonly auth: UpstreamAuth;
+  private readonly maxBlobSize: number;
   readonly breaker: CircuitBreaker;
   /** Docker Hub's pull rate limit as of the last response that carried it. */
   rateLimit: RateLimitState | undefined;
@@ -59,18 +78,38 @@ export class UpstreamClient {
     private readonly config: UpstreamConfig,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
+    options: UpstreamClientOptions = {},
   ) {
     this.url = new URL(config.url);
-    this.agent = new Agent({
-      connect: { timeout: config.timeouts.connect },
+    this.maxBlobSize = options.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE;
+    const agentOptions = {
       keepAliveTimeout: KEEP_ALIVE_MS,
       headersTimeout: config.timeouts.headers,
       bodyTimeout: config.timeouts.idle,
+    };
+    this.agent = new Agent({ ...agentOptions, connect: { timeout: config.timeouts.connect } });
+    this.redirects = new RedirectGuard({
+      upstream: name,
+      upstreamUrl: this.url,
+      redirectHosts: config.redirectHosts,
+      ...(options.resolveHost ? { resolve: options.resolveHost } : {}),
+      ...(options.classifyAddress ? { classify: options.classifyAddress } : {}),
+      onRefused: (host, address, addressClass) => log.warn({ upstream: name, host, address, addressClass }, 'upstream redirect refused; nothing sent'),
     });
+    this.redirectAgent = new Agent({ ...agentOptions, connect: { timeout: config.timeouts.connect, lookup: this.redirects.lookup } });
     const credentials = config.username !== null && config.password !== null ? { username: config.username, password: config.password } : undefined;
-    this.auth = new UpstreamAuth(this.url, credentials, this.agent, config.timeouts.headers, log, (status, seconds) => {
-      metrics?.upstreamRequests.inc({ upstream: name, method: 'GET', kind: 'token', status: String(status) });
-      metrics?.upstreamDuration.observe({ upstream: name, kind: 'token' }, seconds);
+    this.auth = new UpstreamAuth({
+      upstream: name,
+      upstreamUrl: this.url,
+      credentials,
+      tokenHosts: tokenHostsFor(this.url, config.tokenHosts),
+      dispatcher: this.agent,
+      headersTimeout: config.timeouts.headers,
+      log,
+      onTokenRequest: (status, seconds) => {
+        metrics?.upstreamRequests.inc({ upstream: name, method: 'GET', kind: 'token', status: String(status) });
+        metrics?.upstreamDuration.observe({ upstream: name, kind: 'token' }, seconds);
+      },
     });
     this.breaker = new CircuitBreaker(name, config.breaker.failures, config.breaker.cooldown);
   }
@@ -95,13 +134,21 @@ export class UpstreamClient {
     return { digest, mediaType, size: body.length, body };
   }
 
-  /** GET (streaming) or HEAD a blob. A GET's body must be consumed or destroyed by the caller. */
-  async blob(method: Method, repository: string, digest: Digest, requestId?: string): Promise<UpstreamBlob> {
+  /**
+   * GET (streaming) or HEAD a blob. A GET's body must be consumed or destroyed by the caller. A GET is
+   * refused before its body is read when its Content-Length is over maxBlobSize or `expectedSize` (the
+   * size a manifest declared for the blob, when the caller knows it); a body without Content-Length
+   * fails with the same error as soon as it passes either.
+   */
+  async blob(method: Method, repository: string, digest: Digest, requestId?: string, expectedSize?: number): Promise<UpstreamBlob> {
     const res = await this.send(method, repository, `blobs/${digest}`, {}, requestId);
     if (res.statusCode !== 200) throw await this.statusError(res, 'blob', repository, digest);
     const size = contentLength(res.headers);
-    if (method === 'HEAD') await discard(res.body);
-    return { size, body: res.body };
+    if (method === 'HEAD') {
+      await discard(res.body);
+      return { size, body: res.body };
+    }
+    return { size, body: this.capped(res.body, size, digest, 0, expectedSize) };
   }
 
   /** One page of the upstream's tag list; `next` is the query of the following page, if any. */
@@ -128,7 +175,7 @@ export class UpstreamClient {
    * The bytes of a blob from `offset` on, to resume a download whose stream broke. Asks with Range; an
    * upstream that ignores it and sends the whole blob (200) has the first `offset` bytes skipped here.
    */
-  async blobFrom(repository: string, digest: Digest, offset: number, requestId?: string): Promise<Readable> {
+  async blobFrom(repository: string, digest: Digest, offset: number, requestId?: string, expectedSize?: number): Promise<Readable> {
     const res = await this.send('GET', repository, `blobs/${digest}`, { range: `bytes=${offset}-` }, requestId);
     if (res.statusCode === 206) {
       const range = /^bytes (\d+)-/.exec(header(res.headers, 'content-range') ?? '');
@@ -136,10 +183,38 @@ export class UpstreamClient {
         res.body.destroy();
         throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} answered a resume at byte ${offset} with another range`, { digest, offset });
       }
-      return res.body;
+      return this.capped(res.body, contentLength(res.headers), digest, offset, expectedSize);
     }
-    if (res.statusCode === 200) return skipBytes(res.body, offset);
+    if (res.statusCode === 200) return skipBytes(this.capped(res.body, contentLength(res.headers), digest, 0, expectedSize), offset);
     throw await this.statusError(res, 'blob', repository, digest);
+  }
+
+  /**
+   * A blob body that is bytes [offset, …) of the blob, held to the blob's limit: over it, by
+   * Content-Length, is refused at once; a body without Content-Length fails as it passes it. The failure
+   * is not one a resume would repair (BlobFill gives up), and it destroys the upstream response.
+   */
+  private capped(body: BodyReadable, length: number | undefined, digest: Digest, offset: number, expectedSize: number | undefined): Readable {
+    const declared = expectedSize !== undefined && expectedSize < this.maxBlobSize;
+    const limit = declared ? expectedSize : this.maxBlobSize;
+    const tooLarge = (seen: number) => declared
+      ? new LongshoreError('LS_CONTENT_MISMATCH', `upstream ${this.name} sent more than the ${limit} bytes declared for blob ${digest}`, { upstream: this.name, digest, expected: limit, size: seen })
+      : new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} sent a blob larger than maxBlobSize (${limit} bytes)`, { upstream: this.name, digest, limit, size: seen, setting: 'maxBlobSize' });
+    if (length !== undefined) {
+      if (offset + length <= limit) return body; // undici ends the body at Content-Length
+      // undici's body emits an abort error when destroyed unread; no one is listening any more.
+      body.on('error', () => undefined).destroy();
+      throw tooLarge(offset + length);
+    }
+    let seen = offset;
+    const cap = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        seen += chunk.length;
+        if (seen > limit) return callback(tooLarge(seen));
+        callback(null, chunk);
+      },
+    });
+    return pipeline(body, cap, () => undefined);
   }
 
   /**
@@ -147,7 +222,7 @@ export class UpstreamClient {
    * grace period; undici's graceful close would wait for a stalled download until its idle timeout.
    */
   async close(): Promise<void> {
-    await this.agent.destroy();
+    await Promise.all([this.agent.destroy(), this.redirectAgent.destroy()]);
   }
 
   /**
@@ -170,6 +245,10 @@ export class UpstreamClient {
             await this.backoff(attempt, method, path, err.message);
             continue;
           }
+        } else if (isLongshoreError(err)) {
+          // Any other typed failure (a refused redirect or realm, denied credentials) means the upstream
+          // answered: a half-open circuit whose probe ended so must close, or it would never admit again.
+          this.breaker.success();
         }
         throw err;
       }
@@ -221,7 +300,7 @@ export class UpstreamClient {
       const res = await this.guard(request(url, {
         method,
         headers: auth ? { ...headers, authorization: auth } : headers,
-        dispatcher: this.agent,
+        dispatcher: this.redirects.isUpstream(url) ? this.agent : this.redirectAgent,
         // undici closes the connection after a HEAD unless told otherwise (servers that send a body
         // anyway); registries do not, and tag revalidation is a stream of HEADs: keep the connection.
         ...(method === 'HEAD' ? { reset: false } : {}),
@@ -237,9 +316,7 @@ export class UpstreamClient {
         throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} redirected more than ${MAX_REDIRECTS} times`);
       }
       const next = new URL(location, url);
-      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} redirected to a non-http URL`);
-      }
+      if (!this.redirects.isUpstream(next)) await this.redirects.checkTarget(next);
       // Credentials belong to the origin that asked for them; a CDN gets a pre-signed URL instead.
       if (next.origin !== url.origin) auth = undefined;
       url = next;

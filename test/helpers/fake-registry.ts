@@ -29,6 +29,10 @@ export interface FakeRegistryOptions {
    * distribution does with its per-repository links. Default false: any digest through any name.
    */
   isolate?: boolean;
+  /** Address the registry and CDN listen on (default 127.0.0.1); any 127/8 address works on Linux. */
+  host?: string;
+  /** Address the token server listens on (default: `host`), to put the realm on another host. */
+  tokenHost?: string;
 }
 
 interface StoredManifest {
@@ -40,7 +44,14 @@ type BlobFault =
   | { kind: 'corrupt' }
   /** Cuts the connection after `after` bytes; only the first `times` responses (default: all). */
   | { kind: 'truncate'; after: number; times?: number }
-  | { kind: 'hold'; after: number; release: Promise<void> };
+  | { kind: 'hold'; after: number; release: Promise<void> }
+  /** The whole blob, without Content-Length (chunked). */
+  | { kind: 'unsized' }
+  /**
+   * 200 without Content-Length, then bytes until the connection closes; `sent` counts them. `upTo`
+   * ends the body there instead, so that a test run against code without a cap fails instead of filling the disk.
+   */
+  | { kind: 'endless'; sent?: number; upTo?: number };
 
 export class FakeRegistry {
   readonly requests: RecordedRequest[] = [];
@@ -64,6 +75,10 @@ export class FakeRegistry {
   readonly members = new Map<string, Set<string>>();
   /** Hostile answers: "repo:tag" → the digest a manifest HEAD claims, whatever the tag points to. */
   readonly headDigestOverride = new Map<string, string>();
+  /** When set, blob GETs are redirected to this URL instead of the CDN (a hostile upstream). */
+  blobRedirect: ((digest: string) => string) | undefined;
+  /** When set, Bearer challenges name this realm instead of the token server's. */
+  realm: string | undefined;
   private readonly blobFaults = new Map<string, BlobFault>();
   private readonly sockets = new Set<Socket>();
   private servers: Server[] = [];
@@ -74,10 +89,11 @@ export class FakeRegistry {
   private constructor(private readonly options: Required<FakeRegistryOptions>) {}
 
   static async start(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
-    const fake = new FakeRegistry({ auth: 'bearer', users: {}, cdn: true, tokenLifetime: 300, isolate: false, ...options });
-    fake.registryUrl = await fake.listen((req, res) => fake.registry(req, res));
-    fake.tokenUrl = await fake.listen((req, res) => fake.token(req, res));
-    fake.cdnUrl = await fake.listen((req, res) => fake.cdn(req, res));
+    const host = options.host ?? '127.0.0.1';
+    const fake = new FakeRegistry({ auth: 'bearer', users: {}, cdn: true, tokenLifetime: 300, host, tokenHost: host, isolate: false, ...options });
+    fake.registryUrl = await fake.listen((req, res) => fake.registry(req, res), fake.options.host);
+    fake.tokenUrl = await fake.listen((req, res) => fake.token(req, res), fake.options.tokenHost);
+    fake.cdnUrl = await fake.listen((req, res) => fake.cdn(req, res), fake.options.host);
     return fake;
   }
 
@@ -139,7 +155,7 @@ export class FakeRegistry {
 
   // ---- servers ---------------------------------------------------------------------------------
 
-  private async listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  private async listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host: string): Promise<string> {
     const server = createServer((req, res) => {
       if (this.blackhole) return; // never answers
       handler(req, res);
@@ -149,9 +165,9 @@ export class FakeRegistry {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     this.servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return `http://${host}:${(server.address() as AddressInfo).port}`;
   }
 
   private record(host: RecordedRequest['host'], req: IncomingMessage, res: ServerResponse): URL {
@@ -193,7 +209,7 @@ export class FakeRegistry {
   private challenge(res: ServerResponse, repository: string): void {
     const header = this.options.auth === 'basic'
       ? 'Basic realm="fake"'
-      : `Bearer realm="${this.tokenUrl}/token",service="fake-registry",scope="repository:${repository}:pull"`;
+      : `Bearer realm="${this.realm ?? `${this.tokenUrl}/token`}",service="fake-registry",scope="repository:${repository}:pull"`;
     res.setHeader('www-authenticate', header);
     json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] });
   }
@@ -269,6 +285,10 @@ export class FakeRegistry {
       res.writeHead(200, { 'content-length': content.length, 'docker-content-digest': digest, 'content-type': 'application/octet-stream' });
       return void res.end();
     }
+    if (this.blobRedirect) {
+      res.writeHead(307, { location: this.blobRedirect(digest) });
+      return void res.end();
+    }
     if (this.options.cdn) {
       res.writeHead(307, { location: `${this.cdnUrl}/blobs/${digest}?signature=${randomBytes(4).toString('hex')}` });
       return void res.end();
@@ -293,6 +313,19 @@ export class FakeRegistry {
       const start = Number(range[1]);
       res.writeHead(206, { 'content-length': content.length - start, 'content-range': `bytes ${start}-${content.length - 1}/${content.length}`, 'content-type': 'application/octet-stream' });
       return void res.end(content.subarray(start));
+    }
+    if (fault?.kind === 'unsized' || fault?.kind === 'endless') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      if (fault.kind === 'unsized') return void res.end(content);
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const more = () => {
+        while (!res.destroyed) {
+          if (fault.upTo !== undefined && (fault.sent ?? 0) >= fault.upTo) return void res.end();
+          fault.sent = (fault.sent ?? 0) + chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+      };
+      return more();
     }
     res.writeHead(200, { 'content-length': content.length, 'content-type': 'application/octet-stream' });
     if (!fault) return void res.end(content);

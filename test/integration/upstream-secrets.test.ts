@@ -105,7 +105,8 @@ describe('upstream token realm on a weaker scheme', () => {
 
   it('does not send an https upstream\'s credentials to a plain-http realm', async () => {
     const { port } = server.address() as AddressInfo;
-    const auth = new UpstreamAuth(new URL('https://registry.example'), HUB, agent, 5_000, pino({ level: 'silent' }));
+    // The realm's host is allowed (tokenHosts); only its scheme is weaker.
+    const auth = new UpstreamAuth({ upstreamUrl: new URL('https://registry.example'), credentials: HUB, tokenHosts: ['127.0.0.1'], dispatcher: agent, headersTimeout: 5_000, log: pino({ level: 'silent' }) });
     const header = await auth.onUnauthorized(`Bearer realm="http://127.0.0.1:${port}/token",service="x"`, 'repository:library/alpine:pull', undefined);
     assert.equal(header, 'Bearer anonymous-token');
     assert.equal(seen.length, 1);
