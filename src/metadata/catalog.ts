@@ -51,7 +51,7 @@ export interface ContentRecord {
   upstream: string;
   repository: string;
   /** For manifests: what they reference. */
-  refs?: { blobs: readonly string[]; manifests: readonly string[] } | undefined;
+  refs?: { blobs: readonly string[]; manifests: readonly string[]; sizes?: Readonly<Record<string, number>> | undefined } | undefined;
 }
 
 export class Catalog {
@@ -88,6 +88,7 @@ export class Catalog {
   private readonly unreferencedStmt;
   private readonly holdersStmt;
   private readonly referencedByStmt;
+  private readonly declaredSizeStmt;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -103,7 +104,7 @@ export class Catalog {
        ON CONFLICT (digest) DO UPDATE SET media_type = COALESCE(excluded.media_type, content.media_type)`,
     );
     this.linkStmt = db.prepare('INSERT OR IGNORE INTO repository_content (upstream, repository, digest) VALUES (?, ?, ?)');
-    this.refStmt = db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest, child, kind) VALUES (?, ?, ?)');
+    this.refStmt = db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest, child, kind, size) VALUES (?, ?, ?, ?)');
     this.tagsStmt = db.prepare<[string, string, string], TagRow>(
       'SELECT digest, media_type, accept_key, checked_at FROM tags WHERE upstream = ? AND repository = ? AND tag = ? ORDER BY checked_at DESC',
     );
@@ -172,6 +173,10 @@ export class Catalog {
       SELECT 1 AS one FROM manifest_refs r
       JOIN repository_content m ON m.upstream = ? AND m.repository = ? AND m.digest = r.manifest
       WHERE r.child = ? LIMIT 1`);
+    this.declaredSizeStmt = db.prepare<[string, string, string], { size: number }>(`
+      SELECT r.size AS size FROM manifest_refs r
+      JOIN repository_content m ON m.upstream = ? AND m.repository = ? AND m.digest = r.manifest
+      WHERE r.child = ? AND r.size IS NOT NULL LIMIT 1`);
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
@@ -203,8 +208,8 @@ export class Catalog {
       this.putContentStmt.run({ digest: record.digest, size: record.size, mediaType: record.mediaType ?? null, now: this.now() });
       this.linkStmt.run(record.upstream, record.repository, record.digest);
       if (record.refs) {
-        for (const child of record.refs.blobs) this.refStmt.run(record.digest, child, 'blob');
-        for (const child of record.refs.manifests) this.refStmt.run(record.digest, child, 'manifest');
+        for (const child of record.refs.blobs) this.refStmt.run(record.digest, child, 'blob', record.refs.sizes?.[child] ?? null);
+        for (const child of record.refs.manifests) this.refStmt.run(record.digest, child, 'manifest', null);
       }
     })();
   }
@@ -347,6 +352,11 @@ export class Catalog {
   /** Whether a manifest that `repository` holds references `digest` directly. */
   referencedBy(upstream: string, repository: string, digest: Digest): boolean {
     return this.referencedByStmt.get(upstream, repository, digest) !== undefined;
+  }
+
+  /** The size a manifest that `repository` holds declares for the blob, if one does. */
+  declaredSize(upstream: string, repository: string, digest: Digest): number | undefined {
+    return this.declaredSizeStmt.get(upstream, repository, digest)?.size;
   }
 
   /** True when repositories of `upstream` hold the content and no repository of another upstream does. */

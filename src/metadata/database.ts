@@ -72,6 +72,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';  -- 'user:<name>', else 'address:<ip>'
   `,
+  // 5: the size a manifest's descriptor declares for each blob it references, so that a download of
+  // that blob is cut off at the declared size (an upstream sending more is lying); NULL when unknown.
+  `
+  ALTER TABLE manifest_refs ADD COLUMN size INTEGER;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

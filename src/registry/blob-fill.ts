@@ -221,6 +221,10 @@ export class BlobFill {
       source.once('end', onEnd);
       source.once('error', onError);
       source.once('close', onClose);
+      // A body can fail before anyone listens (the upstream client's size cap trips on the first chunk
+      // while the temp file is being created): its error and close were emitted already, never again.
+      if (source.errored) onError(source.errored);
+      else if (source.destroyed) onClose();
     });
   }
 

@@ -61,6 +61,11 @@ export class LocalContent {
     this.links.set(linkKey(upstream, repository, digest), true);
   }
 
+  /** The size a manifest the repository holds declares for a blob, when one does. */
+  declaredSize(upstream: string, repository: string, digest: Digest): number | undefined {
+    return this.catalog.declaredSize(upstream, repository, digest);
+  }
+
   /**
    * True for content pushed to local repositories and held by no proxied one. An upstream's word (a
    * HEAD naming its digest) never makes it servable under the upstream's names: it must be fetched.

@@ -91,6 +91,8 @@ export class AcceptSet {
 export interface ManifestReferences {
   blobs: string[];
   manifests: string[];
+  /** The size each referenced blob's descriptor declares, where it declares a valid one. */
+  sizes?: Record<string, number>;
 }
 
 /**
@@ -111,15 +113,20 @@ export function manifestReferences(body: Buffer): ManifestReferences {
     typeof d === 'object' && d !== null && typeof (d as { digest?: unknown }).digest === 'string'
       ? (d as { digest: string }).digest
       : undefined;
+  const sizes: Record<string, number> = {};
   const push = (list: string[], d: unknown) => {
     const digest = digestOf(d);
-    if (digest !== undefined && !list.includes(digest)) list.push(digest);
+    if (digest === undefined || list.includes(digest)) return;
+    list.push(digest);
+    const size = (d as { size?: unknown }).size;
+    if (list === refs.blobs && typeof size === 'number' && Number.isSafeInteger(size) && size >= 0) sizes[digest] = size;
   };
   push(refs.blobs, m.config);
   if (Array.isArray(m.layers)) for (const l of m.layers) push(refs.blobs, l);
   if (Array.isArray(m.blobs)) for (const l of m.blobs) push(refs.blobs, l);
   if (Array.isArray(m.manifests)) for (const l of m.manifests) push(refs.manifests, l);
   push(refs.manifests, m.subject);
+  if (Object.keys(sizes).length > 0) refs.sizes = sizes;
   return refs;
 }
 

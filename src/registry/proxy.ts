@@ -378,7 +378,7 @@ export class ProxyRegistry implements Registry {
 
   /** With the disk short of space: the blob straight from the upstream, verified on the way, not cached. */
   private async passThrough(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
-    const upstream = await this.upstream(repo.upstream).client.blob('GET', repo.name, digest, ctx.requestId);
+    const upstream = await this.upstream(repo.upstream).client.blob('GET', repo.name, digest, ctx.requestId, this.local.declaredSize(repo.upstream, repo.name, digest));
     this.log.warn({ requestId: ctx.requestId, digest, size: upstream.size }, 'disk short of space; streaming from upstream without caching');
     this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'passed-through' });
     return {
@@ -389,6 +389,8 @@ export class ProxyRegistry implements Registry {
       stream: () => {
         const verifier = new DigestVerifier(digest, upstream.size);
         upstream.body.on('error', (err) => verifier.destroy(err));
+        // It may have failed already (the size cap), before this listener existed.
+        if (upstream.body.errored) verifier.destroy(upstream.body.errored);
         upstream.body.on('data', (chunk: Buffer) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, chunk.length));
         return upstream.body.pipe(verifier);
       },
@@ -402,7 +404,9 @@ export class ProxyRegistry implements Registry {
     const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
     const pending = (async () => {
       const started = this.now();
-      const upstream = await this.noteAbsence(repo, digest, () => client.blob('GET', repo.name, digest, ctx.requestId));
+      // A manifest of this repository declares the blob's size: an upstream sending more is cut off there.
+      const declared = this.local.declaredSize(repo.upstream, repo.name, digest);
+      const upstream = await this.noteAbsence(repo, digest, () => client.blob('GET', repo.name, digest, ctx.requestId, declared));
       let writer;
       try {
         writer = await this.local.store.createWriter(digest, upstream.size);
@@ -413,14 +417,14 @@ export class ProxyRegistry implements Registry {
       const fill = new BlobFill(digest, upstream.size, writer, upstream.body,
         (size) => this.local.recordBlob({ digest, size, upstream: repo.upstream, repository: repo.name }),
         {
-          resume: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId),
+          resume: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId, declared),
           maxResumes: resumeAttempts,
           onResume: (offset, attempt, cause) => {
             this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'resumed' });
             log.warn({ offset, attempt, cause: cause.message }, 'resuming blob download');
           },
           onBytes: (count) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, count),
-          relayFrom: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId),
+          relayFrom: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId, declared),
           chunks: this.local.store.chunks,
         });
       this.running.add(fill);

@@ -263,3 +263,28 @@ describe('downloads in progress are joined only through the same upstream', () =
     assert.deepEqual(slowReply.body, layer);
   });
 });
+
+describe('a blob download is cut off at the size its manifest declares', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => {
+    fake = await FakeRegistry.start({ auth: 'none', cdn: false });
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  it('stops reading an upstream body without Content-Length once it passes the declared size', { timeout: 20_000 }, async () => {
+    const image = publishSingle(fake, 'library/declared', 'v1', [randomBytes(10_000)]);
+    const fault = { kind: 'endless' as const, sent: 0, upTo: 256 * 1024 * 1024 };
+    fake.setBlobFault(image.layers[0]!, fault);
+    assert.equal((await get(`${mirror.url}/v2/library/declared/manifests/v1`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+    const reply = await get(`${mirror.url}/v2/library/declared/blobs/${image.layers[0]}`).catch((err: Error) => err);
+    assert.ok(reply instanceof Error || reply.status >= 500 || reply.body.length <= 10_000, 'no more than the declared bytes reach the client');
+    assert.ok(fault.sent < 16 * 1024 * 1024, `the upstream was cut off early (sent ${fault.sent} bytes)`);
+    assert.equal(mirror.longshore.catalog.content(image.layers[0] as `sha256:${string}`), undefined, 'nothing stored');
+  });
+});
