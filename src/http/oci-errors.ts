@@ -35,6 +35,7 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_UNAUTHORIZED: { status: 401, code: 'UNAUTHORIZED' },
   LS_DENIED: { status: 403, code: 'DENIED' },
   LS_TOKEN_REQUEST_INVALID: { status: 400, code: 'UNSUPPORTED' },
+  LS_REQUEST_BODY_INVALID: { status: 400, code: 'UNSUPPORTED' },
   LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },
   LS_UPSTREAM_RATE_LIMITED: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },
