@@ -12,7 +12,7 @@ import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
-import { ociErrorHandler } from './http/middleware/errors.js';
+import { endpointNotFound, ociErrorHandler } from './http/middleware/errors.js';
 import { requestContext, requestStart, type RequestLocals } from './http/middleware/request-context.js';
 import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
@@ -157,6 +157,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     }));
     app.use('/ui', dashboardRouter());
   }
+  // Anything no route took: an OCI error too, not Express's HTML page that echoes the method and path.
+  app.use(endpointNotFound);
   app.use(ociErrorHandler(log.child({ component: 'http' })));
   // Client auth is Express middleware, so with auth on every request goes through Express.
   const fastPath = config.auth.enabled ? undefined : manifestFastPath({ registry: reads, upstreams: router, start, log: log.child({ component: 'http' }) });

@@ -45,6 +45,7 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   // of them while the password threads' queue is full. Both carry Retry-After.
   LS_TOO_MANY_LOGINS: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_LOGIN_QUEUE_FULL: { status: 429, code: 'TOOMANYREQUESTS' },
+  LS_REQUEST_BODY_INVALID: { status: 400, code: 'UNSUPPORTED' },
   LS_UPSTREAM_DENIED: { status: 403, code: 'DENIED' },
   LS_UPSTREAM_RATE_LIMITED: { status: 429, code: 'TOOMANYREQUESTS' },
   LS_UPSTREAM_UNAVAILABLE: { status: 502, code: 'UNAVAILABLE' },

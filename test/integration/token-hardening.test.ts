@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
@@ -61,30 +61,29 @@ describe('token endpoint: password checks off the event loop', () => {
   });
 
   it('keeps the event loop and /healthz responsive during 24 parallel wrong-password logins', async () => {
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
+    // Measured as event-loop utilisation (the share of wall time the loop was busy), not as delays: on
+    // this 2-core machine other processes and the password threads themselves preempt the main thread,
+    // so a delay bound failed now and then (489 ms seen under a load average of 6) without bcrypt ever
+    // running on the loop. Utilisation counts only time the loop spent running callbacks.
+    const before = performance.eventLoopUtilization();
     let done = false;
     const attack = Promise.all(Array.from({ length: 24 }, () => get(`${mirror.url}/token?service=longshore`, { authorization: basic('alice', 'guess') })))
       .finally(() => (done = true));
-    const health: number[] = [];
+    let healthChecks = 0;
     while (!done) {
-      const started = performance.now();
       const reply = await get(`${mirror.url}/healthz`);
       assert.equal(reply.status, 200);
-      health.push(performance.now() - started);
+      healthChecks++;
       await new Promise((r) => setTimeout(r, 20));
     }
     const replies = await attack;
-    delay.disable();
+    const busy = performance.eventLoopUtilization(before).utilization;
     assert.deepEqual([...new Set(replies.map((r) => r.status))], [401], 'every wrong password is checked and refused');
     // Before the fix bcryptjs ran on the event loop in 100 ms slices, round-robin between the 24 logins:
-    // the loop was ~90 ms late on average throughout, and /healthz waited behind all of them (2.4 s).
-    // The bounds are loose, as tests are not benchmarks; after the fix they measure ~10 ms and ~50 ms.
-    const maxDelayMs = delay.max / 1e6;
-    const meanDelayMs = delay.mean / 1e6;
-    assert.ok(maxDelayMs < 400, `event loop stalled for ${maxDelayMs.toFixed(0)} ms`);
-    assert.ok(meanDelayMs < 50, `event loop late by ${meanDelayMs.toFixed(0)} ms on average`);
-    assert.ok(health.length > 0 && Math.max(...health) < 1_000, `/healthz took up to ${Math.max(...health).toFixed(0)} ms`);
+    // the loop was busy nearly all the time (utilisation ~0.95) and /healthz waited behind them (2.4 s).
+    // After it the loop only parses requests: ~0.05–0.15 here. The bound is loose, as tests are not benchmarks.
+    assert.ok(busy < 0.5, `the event loop was busy ${(busy * 100).toFixed(0)} % of the time`);
+    assert.ok(healthChecks > 1, '/healthz was answered while the logins were being checked');
     // The right password still works afterwards.
     assert.equal((await get(`${mirror.url}/token?service=longshore`, { authorization: basic('alice', PASSWORD) })).status, 200);
   });
