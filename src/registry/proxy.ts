@@ -142,9 +142,13 @@ export class ProxyRegistry implements Registry {
       this.noteAbsence(repo, digest, async () => {
         // Stored for another repository: served here once the upstream confirms this one holds it too.
         const elsewhere = this.local.privateToLocal(digest) ? undefined : this.local.manifest(digest);
-        if (elsewhere && (await this.confirm(repo, 'manifest', digest, ctx))) {
-          const answer = await this.local.answerStored(elsewhere, 'GET', 'revalidated');
-          if (answer) return answer;
+        if (elsewhere) {
+          if (await this.confirm(repo, 'manifest', digest, ctx)) {
+            const answer = await this.local.answerStored(elsewhere, 'GET', 'revalidated');
+            if (answer) return answer;
+          }
+          // The upstream just said it has no such manifest in this repository: no GET to hear it again.
+          this.rememberedAbsent(repo, digest);
         }
         return this.fetchManifest(repo, { kind: 'digest', digest }, acceptAll, ctx);
       }));

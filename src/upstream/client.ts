@@ -338,7 +338,7 @@ export class UpstreamClient {
     const where = { upstream: this.name, repository, reference, status };
     if (status === 404) {
       return kind === 'manifest'
-        ? new LongshoreError('LS_MANIFEST_NOT_FOUND', `manifest ${repository}:${reference} not found upstream at ${this.name}`, where)
+        ? new LongshoreError('LS_MANIFEST_NOT_FOUND', `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference} not found upstream at ${this.name}`, where)
         : new LongshoreError('LS_BLOB_NOT_FOUND', `blob ${reference} not found upstream at ${this.name}`, where);
     }
     if (status === 401 || status === 403) {

@@ -87,3 +87,30 @@ describe('fuzz findings', () => {
     assert.equal(status.headers.range, '0-0');
   });
 });
+
+describe('a monolithic upload with a malformed digest', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } }, local: { prefixes: ['team/'] } });
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  // Found by reading what the fuzzer exercised: the session (a file, a row, a slot of the client's
+  // maxUploadsPerClient) was created before the digest was parsed, and stayed for uploadTimeout.
+  it('is refused 400 DIGEST_INVALID without leaving an upload session behind', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    for (const digest of ['sha256:nothex', 'md5:abc', '']) {
+      const body = Buffer.from('some bytes');
+      const reply = await sendRaw(mirror.url, { method: 'POST', target: `/v2/team/app/blobs/uploads/?digest=${encodeURIComponent(digest)}`, headers: [['content-type', 'application/octet-stream'], ['content-length', String(body.length)]], body });
+      assert.ok(reply.status === 400, `${digest}: ${reply.status}`);
+    }
+    assert.deepEqual(await readdir(join(mirror.dataDir, 'uploads')), []);
+  });
+});

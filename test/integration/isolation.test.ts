@@ -70,8 +70,9 @@ describe('content isolation between repositories', () => {
         assert.notDeepEqual(reply.body, fake.manifests.get(digest)!.body);
       }
     }
-    // the upstream was asked, for library/alpine, and said no
-    assert.ok(fake.count({ host: 'registry', path: new RegExp(`^/v2/library/alpine/manifests/${secret.index}$`), status: 404 }) >= 1);
+    // the upstream was asked, for library/alpine, and said no — once, with a HEAD, not again with a GET
+    assert.equal(fake.count({ host: 'registry', method: 'HEAD', path: `/v2/library/alpine/manifests/${secret.index}`, status: 404 }), 1);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: /^\/v2\/library\/alpine\/manifests\// }), 0);
   });
 
   it('does not serve or reveal a cached private blob under a public name', async () => {

@@ -71,9 +71,10 @@ export async function startUpload(registry: LocalRegistry, router: UpstreamRoute
     if (mounted) return blobCreated(res, name, mount);
     // Not mountable: the spec says to answer as for a new upload session.
   }
+  // A malformed digest is refused before a session (a file, a row, a client's slot) exists.
+  const expected = typeof digest === 'string' ? parseDigest(digest) : undefined;
   const session = await registry.startUpload(repo, clientOf(req, res));
-  if (typeof digest === 'string') {
-    const expected = parseDigest(digest);
+  if (expected !== undefined) {
     try {
       await registry.completeUpload(repo, session.id, expected, req, contentLength(req));
     } catch (err) {
