@@ -80,6 +80,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics, { maxBlobSize: config.maxBlobSize }),
       tagTTL: upstream.tagTTL,
       negativeTTL: upstream.negativeTTL,
+      passThroughCredentials: upstream.passThroughCredentials,
+      credentialTTL: upstream.credentialTTL,
       offline: upstream.offline ?? config.offline,
       resumeAttempts: upstream.resumeAttempts,
     });

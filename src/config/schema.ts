@@ -43,6 +43,16 @@ const upstreamSchema = z.strictObject({
    * name cost one upstream request. 0 turns it off. Default 30 s.
    */
   negativeTTL: duration('negativeTTL').default(30_000),
+  /**
+   * Forward each client's own credentials (HTTP Basic, as `docker login <mirror>` sends them) to this
+   * upstream and to no one else, instead of the mirror's; anonymous clients are anonymous upstream.
+   * Cached content of this upstream is served to a client only after the upstream accepted that
+   * client's credentials for the repository. Cannot be combined with `auth.enabled` (clients then send
+   * the mirror's tokens, not their upstream credentials). Default false.
+   */
+  passThroughCredentials: z.boolean().default(false),
+  /** How long the upstream's verdict on a client's credentials for one repository is trusted. Default 1 minute. */
+  credentialTTL: duration('credentialTTL').default(60_000),
   /** Never contact this upstream: serve what is cached, answer everything else MANIFEST_UNKNOWN/BLOB_UNKNOWN. Inherits the top-level `offline`. */
   offline: z.boolean().optional(),
   /** Extra attempts for an idempotent request that failed before any byte reached a client. Default 2. */
@@ -247,6 +257,9 @@ export const configSchema = z.strictObject({
     /** How often the budget is checked besides after each download. Default 1 minute. */
     checkInterval: duration('cache.checkInterval').default(60_000),
   }).refine((c) => c.lowWatermark < c.highWatermark, { message: 'lowWatermark must be below highWatermark', path: ['lowWatermark'] }).prefault({}),
+}).refine((c) => !c.auth.enabled || Object.values(c.upstreams).every((u) => !u.passThroughCredentials), {
+  message: 'passThroughCredentials cannot be combined with auth.enabled: clients then send the mirror\'s tokens, not their upstream credentials',
+  path: ['auth', 'enabled'],
 }).refine((c) => c.defaultUpstream in c.upstreams, {
   message: 'defaultUpstream must name one of the configured upstreams',
   path: ['defaultUpstream'],

@@ -69,6 +69,8 @@ export function toOciError(err: unknown): OciErrorResponse {
   const headers: Record<string, string> = {};
   const retryAfter = known?.detail?.retryAfter;
   if (typeof retryAfter === 'string' && /^\d+$/.test(retryAfter)) headers['retry-after'] = retryAfter;
+  // A pass-through upstream's refusal asks the client for its credentials (registry/proxy.ts).
+  if (known?.code === 'LS_UNAUTHORIZED' && known.detail?.challenge === 'basic') headers['www-authenticate'] = 'Basic realm="longshore", charset="UTF-8"';
   const detail = known?.detail && Object.keys(known.detail).length > 0 ? known.detail : undefined;
   return {
     status: wire.status,

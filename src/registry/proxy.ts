@@ -29,6 +29,10 @@ export interface UpstreamEntry {
   resumeAttempts: number;
   /** ms an upstream "not found" for a (repository, reference) is answered without asking again. */
   negativeTTL: number;
+  /** Act with each client's own credentials (see config passThroughCredentials). */
+  passThroughCredentials: boolean;
+  /** ms the upstream's verdict on a client's credentials for a repository is trusted. */
+  credentialTTL: number;
 }
 
 /** Tells when the data directory is short of space, and asks for room to be made. */
@@ -46,6 +50,8 @@ type Method = 'GET' | 'HEAD';
 const NOT_FOUND = new Set(['LS_MANIFEST_NOT_FOUND', 'LS_BLOB_NOT_FOUND', 'LS_NAME_NOT_FOUND', 'LS_UPSTREAM_DENIED']);
 /** Remembered "not found" answers, at most (about 200 bytes each). */
 const NEGATIVE_ENTRIES = 10_000;
+/** Remembered verdicts on clients' pass-through credentials, at most (about 150 bytes each). */
+const VERDICT_ENTRIES = 10_000;
 
 interface PendingFill {
   digest: Digest;
@@ -65,6 +71,8 @@ export class ProxyRegistry implements Registry {
   private readonly confirmations = new SingleFlight<boolean>();
   /** Upstream "not found" answers, per (upstream, repository, reference), for the upstream's negativeTTL. */
   private readonly absent = new LRUCache<string, { error: LongshoreError; until: number }>({ max: NEGATIVE_ENTRIES });
+  /** Pass-through upstreams: whether the upstream accepted a client's credentials for a repository. */
+  private readonly verdicts = new LRUCache<string, { allowed: boolean; until: number }>({ max: VERDICT_ENTRIES });
   /** The same downloads once their upstream answered, for counting readers. */
   private readonly running = new Set<BlobFill>();
 
@@ -108,6 +116,8 @@ export class ProxyRegistry implements Registry {
    */
   manifestHit(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method): ManifestAnswer | undefined {
     const entry = this.upstream(repo.upstream);
+    // Whose credentials the upstream accepted is known only to manifest(), which has the request's.
+    if (entry.passThroughCredentials) return undefined;
     let stored: StoredManifest | undefined;
     if (reference.kind === 'digest') {
       if (this.local.holds(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
@@ -121,6 +131,7 @@ export class ProxyRegistry implements Registry {
   }
 
   async manifest(repo: RepositoryRef, reference: Reference, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+    await this.admit(repo, ctx, (client) => client.manifest('HEAD', repo.name, referenceText(reference), MANIFEST_TYPES.join(', '), this.maxManifestSize, ctx.requestId));
     const answer = reference.kind === 'digest'
       ? await this.manifestByDigest(repo, reference.digest, accept, method, ctx)
       : await this.manifestByTag(repo, reference.tag, accept, method, ctx);
@@ -212,7 +223,7 @@ export class ProxyRegistry implements Registry {
 
   /** Asks the upstream what a tag points to now: a HEAD when a cached answer may still be right, else a GET. */
   private async resolveTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, cachedDigest: Digest | undefined, ctx: RequestContext): Promise<ManifestAnswer> {
-    const { client } = this.upstream(repo.upstream);
+    const client = this.clientFor(repo, ctx);
     if (cachedDigest !== undefined || method === 'HEAD') {
       const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize, ctx.requestId);
       // The upstream's answer confirms that this repository holds the digest — unless the digest is of
@@ -243,7 +254,7 @@ export class ProxyRegistry implements Registry {
 
   /** GETs a manifest, checks its digest, and stores it. */
   private async fetchManifest(repo: RepositoryRef, reference: Reference, acceptHeader: string, ctx: RequestContext): Promise<ManifestAnswer> {
-    const { client } = this.upstream(repo.upstream);
+    const client = this.clientFor(repo, ctx);
     const ref = referenceText(reference);
     const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize, ctx.requestId);
     const body = fetched.body!;
@@ -260,6 +271,7 @@ export class ProxyRegistry implements Registry {
   }
 
   async statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo> {
+    await this.admit(repo, ctx, (client) => client.blob('HEAD', repo.name, digest, ctx.requestId));
     if (this.local.holds(repo.upstream, repo.name, digest)) {
       const size = await this.local.blobSize(digest);
       if (size !== undefined) return { digest, size, outcome: 'hit' };
@@ -271,12 +283,13 @@ export class ProxyRegistry implements Registry {
     this.rememberedAbsent(repo, digest);
     // Answered from an upstream HEAD: a HEAD never downloads the blob. When the blob is stored (for
     // another repository), the upstream's 200 is the confirmation that this repository holds it too.
-    const head = await this.noteAbsence(repo, digest, () => this.upstream(repo.upstream).client.blob('HEAD', repo.name, digest, ctx.requestId));
+    const head = await this.noteAbsence(repo, digest, () => this.clientFor(repo, ctx).blob('HEAD', repo.name, digest, ctx.requestId));
     if (!this.local.privateToLocal(digest) && (await this.local.blobSize(digest)) !== undefined) this.local.link(repo.upstream, repo.name, digest);
     return { digest, size: head.size, outcome: 'upstream' };
   }
 
   async openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
+    await this.admit(repo, ctx, (client) => client.blob('HEAD', repo.name, digest, ctx.requestId));
     const key = fillKey(repo.upstream, digest);
     let held = this.local.holds(repo.upstream, repo.name, digest);
     for (;;) {
@@ -328,7 +341,7 @@ export class ProxyRegistry implements Registry {
   private confirm(repo: RepositoryRef, kind: 'manifest' | 'blob', digest: Digest, ctx: RequestContext): Promise<boolean> {
     if (this.upstream(repo.upstream).offline) return Promise.resolve(false);
     return this.confirmations.join(`${repo.upstream}/${repo.name}@${digest}`, async () => {
-      const { client } = this.upstream(repo.upstream);
+      const client = this.clientFor(repo, ctx);
       try {
         const head = kind === 'manifest'
           ? await client.manifest('HEAD', repo.name, digest, MANIFEST_TYPES.join(', '), this.maxManifestSize, ctx.requestId)
@@ -344,6 +357,43 @@ export class ProxyRegistry implements Registry {
       this.local.link(repo.upstream, repo.name, digest);
       return true;
     }).promise;
+  }
+
+  /** The upstream client acting for this request: with the client's own credentials on a pass-through upstream. */
+  private clientFor(repo: RepositoryRef, ctx: RequestContext): UpstreamClient {
+    const entry = this.upstream(repo.upstream);
+    return entry.passThroughCredentials ? entry.client.as(ctx.credentials) : entry.client;
+  }
+
+  /**
+   * Pass-through upstreams: a request goes on (to cache or upstream) only when the upstream accepted
+   * this client's credentials — or its anonymity — for the repository within credentialTTL; otherwise
+   * `probe` asks it (a HEAD, with those credentials). A refusal is answered 401 with a Basic challenge,
+   * so that clients send the credentials they hold for this mirror. Offline, nothing can be asked.
+   */
+  private async admit(repo: RepositoryRef, ctx: RequestContext, probe: (client: UpstreamClient) => Promise<unknown>): Promise<void> {
+    const entry = this.upstream(repo.upstream);
+    if (!entry.passThroughCredentials) return;
+    const key = verdictKey(repo, ctx.credentials);
+    const known = this.verdicts.get(key);
+    if (known && known.until > this.now()) {
+      if (known.allowed) return;
+      throw refusal(repo, ctx);
+    }
+    if (entry.offline) throw refusal(repo, ctx);
+    const until = this.now() + entry.credentialTTL;
+    try {
+      await probe(entry.client.as(ctx.credentials));
+    } catch (err) {
+      if (isLongshoreError(err, 'LS_UPSTREAM_DENIED')) {
+        this.verdicts.set(key, { allowed: false, until });
+        throw refusal(repo, ctx);
+      }
+      // "Not found" means the credentials were good enough to be told so.
+      if (isLongshoreError(err) && NOT_FOUND.has(err.code)) this.verdicts.set(key, { allowed: true, until });
+      throw err;
+    }
+    this.verdicts.set(key, { allowed: true, until });
   }
 
   /** A stored manifest `repo` holds; undefined otherwise. */
@@ -366,7 +416,10 @@ export class ProxyRegistry implements Registry {
   }
 
   private rememberAbsence(repo: RepositoryRef, reference: string, error: LongshoreError): void {
-    const ttl = this.upstream(repo.upstream).negativeTTL;
+    const entry = this.upstream(repo.upstream);
+    // One client's refused credentials say nothing about the next client's.
+    if (entry.passThroughCredentials && error.code === 'LS_UPSTREAM_DENIED') return;
+    const ttl = entry.negativeTTL;
     if (ttl > 0) this.absent.set(absentKey(repo, reference), { error, until: this.now() + ttl });
   }
 
@@ -382,7 +435,7 @@ export class ProxyRegistry implements Registry {
 
   /** With the disk short of space: the blob straight from the upstream, verified on the way, not cached. */
   private async passThrough(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
-    const upstream = await this.upstream(repo.upstream).client.blob('GET', repo.name, digest, ctx.requestId, this.local.declaredSize(repo.upstream, repo.name, digest));
+    const upstream = await this.clientFor(repo, ctx).blob('GET', repo.name, digest, ctx.requestId, this.local.declaredSize(repo.upstream, repo.name, digest));
     this.log.warn({ requestId: ctx.requestId, digest, size: upstream.size }, 'disk short of space; streaming from upstream without caching');
     this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'passed-through' });
     return {
@@ -403,7 +456,8 @@ export class ProxyRegistry implements Registry {
   }
 
   private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
-    const { client, resumeAttempts } = this.upstream(repo.upstream);
+    const { resumeAttempts } = this.upstream(repo.upstream);
+    const client = this.clientFor(repo, ctx);
     const key = fillKey(repo.upstream, digest);
     const log = this.log.child({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, digest });
     const pending = (async () => {
@@ -465,13 +519,14 @@ export class ProxyRegistry implements Registry {
    * offline), the tags this mirror has resolved for the repository are listed instead.
    */
   async tags(repo: RepositoryRef, query: TagListQuery, ctx: RequestContext): Promise<TagListAnswer> {
+    await this.admit(repo, ctx, (client) => client.tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId));
     const entry = this.upstream(repo.upstream);
     if (!entry.offline) {
       const params = new URLSearchParams();
       if (query.n !== undefined) params.set('n', String(query.n));
       if (query.last !== undefined) params.set('last', query.last);
       try {
-        const page = await entry.client.tagList(repo.name, params.toString(), this.maxManifestSize, ctx.requestId);
+        const page = await this.clientFor(repo, ctx).tagList(repo.name, params.toString(), this.maxManifestSize, ctx.requestId);
         return { ...page, outcome: 'upstream' };
       } catch (err) {
         if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
@@ -504,6 +559,18 @@ function acceptedRow(rows: readonly TagRow[], accept: AcceptSet): TagRow | undef
 function withOutcome(answer: ManifestAnswer, method: Method, outcome: CacheOutcome): ManifestAnswer {
   const { body, ...rest } = answer;
   return method === 'GET' && body ? { ...rest, body, outcome } : { ...rest, outcome };
+}
+
+function verdictKey(repo: RepositoryRef, credentials: RequestContext['credentials']): string {
+  const who = credentials ? createHash('sha256').update(`${credentials.username}\0${credentials.password}`).digest('base64') : 'anonymous';
+  return `${repo.upstream}\0${repo.name}\0${who}`;
+}
+
+function refusal(repo: RepositoryRef, ctx: RequestContext): LongshoreError {
+  const message = ctx.credentials
+    ? `upstream ${repo.upstream} refused these credentials for ${repo.name}`
+    : `upstream ${repo.upstream} needs your credentials for ${repo.name}: log in to this mirror with your ${repo.upstream} account`;
+  return new LongshoreError('LS_UNAUTHORIZED', message, { upstream: repo.upstream, repository: repo.name, challenge: 'basic' });
 }
 
 function fillKey(upstream: string, digest: Digest): string {

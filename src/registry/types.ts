@@ -53,6 +53,8 @@ export interface TagListQuery {
 
 export interface RequestContext {
   requestId: string;
+  /** The client's HTTP Basic credentials, if it sent any: forwarded only to pass-through upstreams. */
+  credentials?: { username: string; password: string } | undefined;
 }
 
 export interface Registry {

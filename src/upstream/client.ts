@@ -5,7 +5,9 @@
 // auth.ts), and the targets of its own redirects (Docker Hub answers blob GETs with a redirect to its
 // CDN), which go through a separate agent whose every connection is checked (destinations.ts).
 // Blob bodies are capped at maxBlobSize, and at the size a manifest declared when the caller knows it.
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -13,11 +15,13 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../registry/reference.js';
-import { UpstreamAuth, readLimitedBuffer } from './auth.js';
+import { UpstreamAuth, readLimitedBuffer, type Credentials } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
 import { RedirectGuard, tokenHostsFor, type ClassifyAddress, type ResolveHost } from './destinations.js';
 
 const MAX_REDIRECTS = 5;
+/** Clients with pass-through credentials whose token caches are kept at once. */
+const MAX_CREDENTIAL_VIEWS = 256;
 /** How long an idle keep-alive connection to an upstream stays open. */
 const KEEP_ALIVE_MS = 30_000;
 /** First retry waits about this long; each further one twice as long, plus jitter. */
@@ -67,7 +71,10 @@ export class UpstreamClient {
   /** For redirect targets other than the upstream: its DNS lookup is RedirectGuard.lookup. */
   private readonly redirectAgent: Agent;
   private readonly redirects: RedirectGuard;
-  private readonly auth: UpstreamAuth;
+  private auth: UpstreamAuth;
+  /** Views acting with one client's own credentials (pass-through upstreams), by credential hash. */
+  private readonly views = new LRUCache<string, UpstreamClient>({ max: MAX_CREDENTIAL_VIEWS });
+  private readonly newAuth: (credentials: Credentials | undefined) => UpstreamAuth;
   private readonly maxBlobSize: number;
   readonly breaker: CircuitBreaker;
   /** Docker Hub's pull rate limit as of the last response that carried it. */
@@ -98,10 +105,10 @@ export class UpstreamClient {
     });
     this.redirectAgent = new Agent({ ...agentOptions, connect: { timeout: config.timeouts.connect, lookup: this.redirects.lookup } });
     const credentials = config.username !== null && config.password !== null ? { username: config.username, password: config.password } : undefined;
-    this.auth = new UpstreamAuth({
+    this.newAuth = (as) => new UpstreamAuth({
       upstream: name,
       upstreamUrl: this.url,
-      credentials,
+      credentials: as,
       tokenHosts: tokenHostsFor(this.url, config.tokenHosts),
       dispatcher: this.agent,
       headersTimeout: config.timeouts.headers,
@@ -111,7 +118,24 @@ export class UpstreamClient {
         metrics?.upstreamDuration.observe({ upstream: name, kind: 'token' }, seconds);
       },
     });
+    this.auth = this.newAuth(credentials);
     this.breaker = new CircuitBreaker(name, config.breaker.failures, config.breaker.cooldown);
+  }
+
+  /**
+   * This client acting with a client's own credentials, for pass-through upstreams — or with none: an
+   * anonymous client is anonymous upstream, never the mirror's configured account. Each view has its
+   * own token cache and shares the connection pool and circuit breaker. Views are few and bounded.
+   */
+  as(credentials: Credentials | undefined): UpstreamClient {
+    const key = credentials ? createHash('sha256').update(`${credentials.username}\0${credentials.password}`).digest('base64') : '';
+    let view = this.views.get(key);
+    if (!view) {
+      view = Object.create(this) as UpstreamClient;
+      view.auth = this.newAuth(credentials);
+      this.views.set(key, view);
+    }
+    return view;
   }
 
   /** GET or HEAD a manifest by tag or digest, asking with the given Accept list. */

@@ -29,6 +29,12 @@ export interface FakeRegistryOptions {
    * distribution does with its per-repository links. Default false: any digest through any name.
    */
   isolate?: boolean;
+  /**
+   * Who may pull what, as Docker Hub decides it: user name ("" for anonymous) → repository prefixes.
+   * When set, anonymous token requests are answered too, and a token grants its scope only when the
+   * user may pull the repository (otherwise the registry answers 401 with it).
+   */
+  acl?: Record<string, string[]>;
   /** Address the registry and CDN listen on (default 127.0.0.1); any 127/8 address works on Linux. */
   host?: string;
   /** Address the token server listens on (default: `host`), to put the realm on another host. */
@@ -86,7 +92,7 @@ export class FakeRegistry {
   tokenUrl = '';
   cdnUrl = '';
 
-  private constructor(private readonly options: Required<FakeRegistryOptions>) {}
+  private constructor(private readonly options: Required<Omit<FakeRegistryOptions, 'acl'>> & Pick<FakeRegistryOptions, 'acl'>) {}
 
   static async start(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
     const host = options.host ?? '127.0.0.1';
@@ -186,6 +192,16 @@ export class FakeRegistry {
 
   private token(req: IncomingMessage, res: ServerResponse): void {
     const url = this.record('token', req, res);
+    if (this.options.acl) {
+      const user = basicUser(req.headers.authorization);
+      if (user && this.options.users[user.name] !== user.password) return json(res, 401, { errors: [{ code: 'UNAUTHORIZED' }] });
+      const scope = url.searchParams.get('scope') ?? '';
+      const repository = /^repository:([^:]+):/.exec(scope)?.[1];
+      const allowed = repository !== undefined && (this.options.acl[user?.name ?? ''] ?? []).some((prefix) => repository.startsWith(prefix));
+      const token = randomBytes(16).toString('hex');
+      this.tokens.set(token, { scope: allowed ? scope : '', expires: Date.now() + this.options.tokenLifetime * 1000 });
+      return json(res, 200, { token, expires_in: this.options.tokenLifetime, issued_at: new Date().toISOString() });
+    }
     if (Object.keys(this.options.users).length > 0) {
       const user = basicUser(req.headers.authorization);
       if (!user || this.options.users[user.name] !== user.password) return json(res, 401, { errors: [{ code: 'UNAUTHORIZED' }] });

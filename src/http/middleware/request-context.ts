@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { RecentPulls } from '../../admin/recent-pulls.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
+import { basicCredentials } from '../authorization.js';
 
 export interface RequestLocals {
   requestId: string;
@@ -18,6 +19,8 @@ export interface RequestLocals {
   subject?: string;
   /** Set by getManifest on manifest requests: what a pull asked for. */
   pull?: { upstream: string; repository: string; reference: string };
+  /** The client's Basic credentials (see RequestContext); never logged. */
+  credentials?: { username: string; password: string } | undefined;
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -37,6 +40,8 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
     locals.requestId = requestId;
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) locals.credentials = basicCredentials(authorization);
     res.setHeader('x-request-id', requestId);
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
