@@ -224,8 +224,13 @@ export class ProxyRegistry implements Registry {
   /** Asks the upstream what a tag points to now: a HEAD when a cached answer may still be right, else a GET. */
   private async resolveTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, cachedDigest: Digest | undefined, ctx: RequestContext): Promise<ManifestAnswer> {
     const client = this.clientFor(repo, ctx);
-    if (cachedDigest !== undefined || method === 'HEAD') {
+    // Always a HEAD first, even for a cold GET: Docker Hub counts only manifest GETs against the pull
+    // rate limit, so a name that does not exist (an attacker's random names) or a tag whose digest is
+    // already stored costs the mirror's quota nothing. The body is then fetched by digest.
+    let headDigest: Digest | undefined;
+    {
       const head = await client.manifest('HEAD', repo.name, tag, accept.upstreamHeader(), this.maxManifestSize, ctx.requestId);
+      headDigest = head.digest;
       // The upstream's answer confirms that this repository holds the digest — unless the digest is of
       // pushed content no proxied repository holds: that is fetched, never taken on an upstream's word.
       const confirmed = head.digest && (this.local.holds(repo.upstream, repo.name, head.digest) || !this.local.privateToLocal(head.digest));
@@ -247,7 +252,16 @@ export class ProxyRegistry implements Registry {
         return { digest: head.digest, mediaType: head.mediaType, size: head.size, outcome: 'upstream' };
       }
     }
-    const fetched = await this.fetchManifest(repo, { kind: 'tag', tag }, accept.upstreamHeader(), ctx);
+    let fetched: ManifestAnswer | undefined;
+    if (headDigest !== undefined) {
+      try {
+        fetched = await this.fetchManifest(repo, { kind: 'digest', digest: headDigest }, accept.upstreamHeader(), ctx);
+      } catch (err) {
+        // The tag moved between the HEAD and the GET: fetch what it points to now.
+        if (!isLongshoreError(err, 'LS_MANIFEST_NOT_FOUND')) throw err;
+      }
+    }
+    fetched ??= await this.fetchManifest(repo, { kind: 'tag', tag }, accept.upstreamHeader(), ctx);
     this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, fetched.digest, fetched.mediaType);
     return withOutcome(fetched, method, 'miss');
   }

@@ -289,3 +289,28 @@ describe('a blob download is cut off at the size its manifest declares', () => {
     assert.equal(mirror.longshore.catalog.content(image.layers[0] as `sha256:${string}`), undefined, 'nothing stored');
   });
 });
+
+describe('random names do not spend the upstream pull quota', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  // Docker Hub counts manifest GETs against the pull rate limit; HEADs are free. Before, every request
+  // for a name that does not exist cost one GET (150 random names: 150 pulls of the mirror's quota).
+  it('asks about a name with a HEAD and never GETs a manifest the upstream does not have', async () => {
+    for (let i = 0; i < 30; i++) {
+      const reply = await get(`${mirror.url}/v2/nobody/random-${i}/manifests/latest`, { accept: ALL_MANIFEST_TYPES });
+      assert.equal(reply.status, 404);
+    }
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: /\/manifests\// }), 0);
+    assert.equal(fake.count({ host: 'registry', method: 'HEAD', status: 404, path: /\/manifests\// }), 30);
+  });
+});

@@ -41,7 +41,10 @@ describe('pull-through read path', () => {
     assert.equal(reply.headers.etag, `"${image.index}"`);
     assert.equal(Number(reply.headers['content-length']), reply.body.length);
     assert.deepEqual(reply.body, fake.manifests.get(image.index)!.body);
-    assert.equal(fake.count({ host: 'registry', method: 'GET', status: 200, path: '/v2/library/alpine/manifests/3.19' }), 1);
+    // resolved with a HEAD (free on Docker Hub), fetched once by the digest it named
+    assert.equal(fake.count({ host: 'registry', method: 'HEAD', status: 200, path: '/v2/library/alpine/manifests/3.19' }), 1);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', status: 200, path: `/v2/library/alpine/manifests/${image.index}` }), 1);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: '/v2/library/alpine/manifests/3.19' }), 0);
     // the client's Accept list went upstream as sent
     const upstreamGet = fake.requests.find((r) => r.host === 'registry' && r.method === 'GET' && r.path.includes('/manifests/'));
     assert.equal(upstreamGet?.headers.accept, ALL_MANIFEST_TYPES);
@@ -310,7 +313,8 @@ describe('bad input and upstream failures', () => {
     fake.reset();
     const changed = await get(`${mirror.url}/v2/library/busybox/manifests/latest`, { accept: ALL_MANIFEST_TYPES });
     assert.equal(changed.headers['docker-content-digest'], moved.index);
-    assert.equal(fake.count({ host: 'registry', method: 'GET', path: '/v2/library/busybox/manifests/latest' }), 1);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: /^\/v2\/library\/busybox\/manifests\// }), 1);
+    assert.equal(fake.count({ host: 'registry', method: 'GET', path: `/v2/library/busybox/manifests/${moved.index}` }), 1);
   });
 
   it('keeps one upstream connection across tag revalidations (HEADs)', async () => {
