@@ -1,9 +1,11 @@
 // A Longshore fleet: three real Longshore processes sharing one config file, behind real HAProxy running
 // deploy/haproxy/haproxy.cfg, in front of a real docker-registry (through the counting proxy).
 //  1. Concurrent cold pulls of two images that share their base layers under different repository
-//     names: each blob is fetched from upstream once fleet-wide (blobs are routed by digest), the
-//     second repository's request for a shared layer is confirmed with an upstream HEAD (content
-//     isolation), and more than one node serves.
+//     names: each blob and each manifest is fetched from upstream once fleet-wide (blobs are routed by
+//     digest, manifests by repository), and more than one node serves.
+//     Then content isolation on a blob's owner: under a third repository name, a cached shared layer is
+//     served only after the upstream confirms (a HEAD, no second GET) that this repository holds it,
+//     and a layer the third repository does not hold upstream is refused though the owner has it.
 //  2. kill -9 of a node: pulls started right after still succeed (HAProxy retries on another node).
 //  3. The node restarts on its port and cache: it takes its share back, and a warm pull costs no
 //     upstream bytes.
@@ -14,9 +16,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { Fleet } from './rig/fleet.js';
-import { buildImageFamily, platformOf, type TestImage } from './rig/images.js';
+import { buildImageFamily, platformOf, sha256Digest, type TestImage } from './rig/images.js';
 import { pullImage } from './rig/puller.js';
 import { Skopeo } from './rig/skopeo.js';
 import { Teardown } from './rig/teardown.js';
@@ -34,16 +36,18 @@ const LOOP_MAX_MS = 240_000;
 describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
   const teardown = new Teardown();
   // Two images sharing their two base layers, published under different repository names.
-  const [first, second] = buildImageFamily({ repository: 'library/app', tags: ['1', '2'], format: 'docker' }) as [TestImage, TestImage];
+  const [first, second, third] = buildImageFamily({ repository: 'library/app', tags: ['1', '2', '3'], format: 'docker' }) as [TestImage, TestImage, TestImage];
   const a: TestImage = first;
   const b: TestImage = { ...second, repository: 'other/app' };
+  /** Published, never pulled: its name is new to every node. */
+  const c: TestImage = { ...third, repository: 'third/app' };
   let upstream: UpstreamStack;
   let fleet: Fleet;
   let skopeo: Skopeo;
   const agent = new Agent({ connections: 16 });
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack({ extraImages: [a, b] }), (s) => s.stop());
+    upstream = teardown.add('upstream stack', await startUpstreamStack({ extraImages: [a, b, c] }), (s) => s.stop());
     fleet = teardown.add('fleet', await Fleet.start({ upstreamUrl: upstream.proxy.url, ...upstream.mirrorCredentials }), (f) => f.stop());
     const workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-fleet-skopeo-')), async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(workDir);
@@ -76,7 +80,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     return fleet.nodes.map((n, i) => n.requestsSince(marks[i]!).filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:')).length);
   }
 
-  it('cold pulls of two images sharing layers under two names: each blob fetched upstream once, isolation confirmed, several nodes serving', { timeout: STEP_TIMEOUT }, async () => {
+  it('cold pulls of two images sharing layers under two names: each blob and manifest fetched upstream once, several nodes serving', { timeout: STEP_TIMEOUT }, async () => {
     assert.equal(shared.length, 2, 'the two images share their base layers');
     upstream.proxy.reset();
     const marks = await Promise.all(fleet.nodes.map((n) => n.settledMark()));
@@ -89,18 +93,32 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const expected = [...new Set([...blobsOf(a), ...blobsOf(b)])];
     assert.deepEqual([...counts.entries()].map(([d, n]) => `${d} x${n}`).sort(), expected.map((d) => `${d} x1`).sort(),
       `each blob fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
-    // Isolation: the owner of a shared layer got it for one repository and did not serve it to the other
-    // blindly; the upstream confirmed that the other repository holds it too (a HEAD, not a second GET).
-    for (const digest of shared) {
-      const seen = upstream.proxy.ofKind('blob').filter((r) => r.reference === digest && r.status === 200)
-        .map((r) => `${r.method} ${r.repository}`).sort();
-      const [get] = seen.filter((s) => s.startsWith('GET '));
-      const other = get === `GET ${a.repository}` ? b.repository : a.repository;
-      assert.ok(seen.includes(`HEAD ${other}`), `${digest}: the upstream confirmed ${other} holds it (${seen.join(', ')})\n${diagnostics()}`);
-    }
+    // One owner per repository: each tag and each manifest is fetched once, not once per node.
+    const manifestGets = new Map<string, number>();
+    for (const r of upstream.proxy.manifestGets().filter((m) => m.status === 200)) manifestGets.set(r.path, (manifestGets.get(r.path) ?? 0) + 1);
+    const expectedManifests = [a, b].flatMap((image) => [`/v2/${image.repository}/manifests/${image.tag}`, `/v2/${image.repository}/manifests/${platformOf(image, 'amd64').manifest.digest}`]);
+    assert.deepEqual([...manifestGets.entries()].map(([path, n]) => `${path} x${n}`).sort(), expectedManifests.map((path) => `${path} x1`).sort(),
+      `each manifest fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
     const served = blobGetsPerNode(marks);
     assert.ok(served.filter((n) => n > 0).length >= 2, `blob GETs per node: ${served.join(', ')}: more than one node serves`);
+  });
+
+  it('content isolation on the owner: a new repository name gets a cached layer only after an upstream HEAD, and never a layer it does not hold', { timeout: STEP_TIMEOUT }, async () => {
+    const base = shared[0]!;
+    const own = blobsOf(a).find((d) => !blobsOf(c).includes(d))!;
+    upstream.proxy.reset();
+    const held = await request(`${fleet.haproxy.url}/v2/${c.repository}/blobs/${base}`, { dispatcher: agent });
+    const body = Buffer.from(await held.body.arrayBuffer());
+    assert.equal(held.statusCode, 200, diagnostics());
+    assert.equal(sha256Digest(body), base);
+    const about = (digest: string) => upstream.proxy.ofKind('blob').filter((r) => r.reference === digest && r.status !== 401).map((r) => `${r.method} ${r.repository} -> ${r.status}`);
+    assert.deepEqual(about(base), [`HEAD ${c.repository} -> 200`], `confirmed with the upstream, served from the owner's cache\n${diagnostics()}`);
+
+    const refused = await request(`${fleet.haproxy.url}/v2/${c.repository}/blobs/${own}`, { dispatcher: agent });
+    await refused.body.dump();
+    assert.equal(refused.statusCode, 404, `${own} is cached on its owner for ${a.repository}, but ${c.repository} does not hold it`);
+    assert.deepEqual(about(own), [`HEAD ${c.repository} -> 404`], diagnostics());
   });
 
   let killed = -1;
