@@ -17,6 +17,7 @@ import { startMirror, type MirrorServer, type ServerKind } from './lib/servers.j
 import { GiB, formatBytes, formatRate } from './lib/units.js';
 import { publishMissing, startUpstream, type BenchUpstream } from './lib/upstream.js';
 import { coalescingScenario } from './scenarios/coalescing.js';
+import { fleetScenario } from './scenarios/fleet.js';
 import { manifestLoadScenario } from './scenarios/manifest-load.js';
 import { pullScenarios } from './scenarios/pull.js';
 import { resourcesScenario } from './scenarios/resources.js';
@@ -48,7 +49,10 @@ async function main(): Promise<void> {
   const mode = options.quick ? 'quick' : 'full';
   const sizes = options.quick ? QUICK : FULL;
 
-  const missing = [...missingTools(['docker-registry', 'skopeo', 'openssl']), ...(findOnPath('curl') ? [] : ['curl not found (Debian package curl)'])];
+  const missing = [
+    ...missingTools(['docker-registry', 'skopeo', 'openssl', ...(options.only.has(8) ? ['haproxy' as const] : [])]),
+    ...(findOnPath('curl') ? [] : ['curl not found (Debian package curl)']),
+  ];
   if (missing.length > 0) throw new Error(`the bench needs: ${missing.join('; ')}`);
   if (!hasProc()) throw new Error('the bench reads /proc for RSS and CPU time: run it on Linux');
   const wrkPath = findOnPath('wrk');
@@ -142,6 +146,7 @@ async function main(): Promise<void> {
   if (only.has(5)) await runScenario(5, `warm manifest load (GET: ${loadgen}, HEAD: net)`, () => manifestLoadScenario(ctx, loadgen));
   if (only.has(6)) results.push(...resourcesScenario(ctx));
   if (only.has(7)) await runScenario(7, `stream-through over a ${formatRate(options.throttle)} link`, () => streamThroughScenario(ctx));
+  if (only.has(8)) await runScenario(8, 'the same cold storm through one node and through a three-node fleet', () => fleetScenario(ctx));
   results.sort((a, b) => a.id - b.id);
 
   await teardown();

@@ -1,6 +1,7 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
 import type { RequestListener } from 'node:http';
+import { hostname } from 'node:os';
 import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
@@ -47,6 +48,8 @@ export interface Longshore {
   localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
+  /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
+  startDraining(): void;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
   close(graceMs?: number): Promise<void>;
 }
@@ -74,7 +77,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       rateLimitLimit: u.client.rateLimit?.limit,
       circuitOpen: u.client.breaker.state !== 'closed',
     })),
-  });
+  }, config.nodeName ?? hostname());
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, {
       client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics, { maxBlobSize: config.maxBlobSize }),
@@ -135,7 +138,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);
   });
-  const ready = readyz(db, paths.tmp);
+  let draining = false;
+  const ready = readyz(db, paths.tmp, () => draining);
   app.get('/readyz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     ready(req, res);
@@ -191,6 +195,9 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     localRegistry,
     metrics,
     upstreams,
+    startDraining() {
+      draining = true;
+    },
     async close(graceMs = 30_000) {
       if (closed) return;
       closed = true;

@@ -1,6 +1,7 @@
 // Process entry: load and validate the config, build the app, listen, and shut down gracefully on
-// SIGTERM/SIGINT: refuse new connections, let responses and downloads in progress finish within
-// `shutdownGrace`, close SQLite (which checkpoints and removes its WAL file), exit 0.
+// SIGTERM/SIGINT: answer /readyz with 503, keep serving for `drainDelay` (so a load balancer takes the
+// node out of rotation first), refuse new connections, let responses and downloads in progress finish
+// within `shutdownGrace`, close SQLite (which checkpoints and removes its WAL file), exit 0.
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -75,9 +76,15 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    // /readyz answers 503 from here on; with a drainDelay the node keeps serving until the load
+    // balancer's health check has taken it out of rotation, and only then refuses connections.
+    longshore.startDraining();
+    for (const d of drains) d.announce();
+    log.info({ signal, downloads: longshore.registry.activeFills, graceMs: config.shutdownGrace, drainDelayMs: config.drainDelay }, 'shutting down');
+    if (config.drainDelay > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelay));
     const deadline = Date.now() + config.shutdownGrace;
     const connections = Promise.all(drains.map((d) => d.close(config.shutdownGrace))).then((done) => done.every(Boolean));
-    log.info({ signal, downloads: longshore.registry.activeFills, graceMs: config.shutdownGrace }, 'shutting down');
+    if (config.drainDelay > 0) log.info({ downloads: longshore.registry.activeFills }, 'drain delay over; refusing new connections');
     try {
       if (!(await connections)) log.warn('shutdown grace ran out; open connections were cut');
       await longshore.close(Math.max(0, deadline - Date.now()));

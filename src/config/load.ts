@@ -14,6 +14,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   LONGSHORE_LOG_LEVEL: 'logLevel',
   LONGSHORE_LOG_FORMAT: 'logFormat',
   LONGSHORE_DEFAULT_UPSTREAM: 'defaultUpstream',
+  LONGSHORE_NODE_NAME: 'nodeName',
 };
 
 export interface LoadOptions {

@@ -159,6 +159,16 @@ export const configSchema = z.strictObject({
   logFormat: z.enum(['json', 'pretty']).default('json'),
   /** On SIGTERM, how long responses and downloads in progress may take to finish before the process exits anyway. Default 30 s. */
   shutdownGrace: duration('shutdownGrace').default(30_000),
+  /**
+   * On SIGTERM, how long the node keeps accepting connections and serving, with /readyz answering 503,
+   * before it closes its listener and starts the `shutdownGrace` drain. A load balancer that health-checks
+   * /readyz takes the node out of rotation within that time, so no client meets a refused connection.
+   * Set it above the balancer's time to mark a server down (deploy/haproxy/haproxy.cfg: about 1.5 s →
+   * "3s"). Default 0: the listener closes at once, as a single node without a balancer wants.
+   */
+  drainDelay: duration('drainDelay').default(0),
+  /** Names this node: the `node` label on every metric. Default null: the hostname. LONGSHORE_NODE_NAME overrides it. */
+  nodeName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a node name such as "longshore-0"').nullable().default(null),
   ui: z.strictObject({
     /** Serve the dashboard at /ui/ and the read-only admin API at /api/v1/. Default true. */
     enabled: z.boolean().default(true),

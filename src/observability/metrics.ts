@@ -2,6 +2,8 @@
 // global default registry), so tests and several instances in one process never share counters.
 // Gauges that describe state (cache size, downloads, rate limit, circuits) are read at scrape time
 // through collect callbacks, so nothing on a request's path keeps them up to date.
+// In a fleet every series carries a `node` label (config `nodeName`, else the hostname), so one
+// Prometheus scraping all nodes can break each metric down per node.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface StateProbes {
@@ -96,7 +98,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(probes: StateProbes) {
+  /** `node`: the value of the `node` label on every series; none when undefined. */
+  constructor(probes: StateProbes, node?: string) {
+    if (node !== undefined) this.registry.setDefaultLabels({ node });
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     new Gauge({

@@ -37,7 +37,7 @@ describe('metrics', () => {
 
   before(async () => {
     fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    mirror = await startMirror({ nodeName: 'node-7', upstreams: { 'docker.io': { url: fake.registryUrl } } });
   });
   after(async () => {
     await mirror.close();
@@ -85,9 +85,10 @@ describe('metrics', () => {
     publishImage(fake, 'library/rl', '1');
     await get(`${mirror.url}/v2/library/rl/manifests/1`, { accept: ALL_MANIFEST_TYPES });
     const m = await scrape(mirror);
-    assert.equal(m.get('longshore_upstream_ratelimit_remaining{upstream="docker.io"}'), fake.rateLimitRemaining);
-    assert.equal(m.get('longshore_upstream_ratelimit_limit{upstream="docker.io"}'), 100);
-    assert.equal(m.get('longshore_upstream_circuit_open{upstream="docker.io"}'), 0);
+    // Every series carries the node's name (nodeName), for a Prometheus that scrapes a whole fleet.
+    assert.equal(m.get('longshore_upstream_ratelimit_remaining{upstream="docker.io",node="node-7"}'), fake.rateLimitRemaining);
+    assert.equal(m.get('longshore_upstream_ratelimit_limit{upstream="docker.io",node="node-7"}'), 100);
+    assert.equal(m.get('longshore_upstream_circuit_open{upstream="docker.io",node="node-7"}'), 0);
     assert.ok(sum(m, 'longshore_upstream_requests_total', 'kind="token"') >= 1);
   });
 

@@ -109,6 +109,37 @@ describe('graceful shutdown', () => {
     }
   });
 
+  // Behind a load balancer: between SIGTERM and the closing of the listener, the balancer's health check
+  // must see /readyz fail while requests still succeed, so it moves traffic away before any connection is
+  // refused. The 5 s delay only has to outlast three loopback requests.
+  it('with a drainDelay, answers /readyz 503 at once and keeps serving, then refuses connections and exits 0', { timeout: 120_000 }, async () => {
+    const server = await startServer({ drainDelay: '5s' });
+    try {
+      const ready = await request(`${server.url}/readyz`, { dispatcher: agent });
+      assert.equal(ready.statusCode, 200);
+      await ready.body.dump();
+      const mark = await server.settledMark();
+      process.kill(server.process.pid, 'SIGTERM');
+      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, 30_000, 'the shutdown log line');
+
+      const draining = await request(`${server.url}/readyz`, { dispatcher: agent, reset: true });
+      assert.equal(draining.statusCode, 503);
+      assert.equal(((await draining.body.json()) as { status: string }).status, 'draining');
+      assert.equal(await tryConnect(server.port), 'connected', 'the listener stays open during the drain delay');
+      const live = await request(`${server.url}/healthz`, { dispatcher: agent });
+      assert.equal(live.statusCode, 200, 'liveness is not readiness: the process is alive while it drains');
+      assert.equal(live.headers.connection, 'close', 'kept-alive clients are asked to go');
+      await live.body.dump();
+      assert.equal(server.recordsSince(mark, 'drain delay over; refusing new connections').length, 0);
+
+      await waitFor(() => server.recordsSince(mark, 'drain delay over; refusing new connections').length === 1, 30_000, 'the end of the drain delay');
+      assert.equal(await tryConnect(server.port), 'ECONNREFUSED');
+      assert.deepEqual(await server.process.exited, { code: 0, signal: null });
+    } finally {
+      await server.stop();
+    }
+  });
+
   // The timeout only catches a hang: the upstream stays held for good, so an exit that waited for it
   // would come after the 10-minute idle timeout.
   it('gives up after shutdownGrace: cuts the transfer, caches nothing, still closes SQLite and exits 0', { timeout: 120_000 }, async () => {

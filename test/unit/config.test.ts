@@ -165,6 +165,22 @@ describe('operations settings', () => {
   });
 });
 
+describe('fleet settings', () => {
+  it('defaults: no drain delay, the hostname as node name; LONGSHORE_NODE_NAME names the node', async () => {
+    const config = parseConfig({});
+    assert.equal(config.drainDelay, 0);
+    assert.equal(config.nodeName, null);
+    assert.equal(parseConfig({ drainDelay: '3s' }).drainDelay, 3000);
+    const dir = await mkdtemp(join(tmpdir(), 'longshore-config-'));
+    try {
+      assert.equal(loadConfig({ argv: [], env: { LONGSHORE_NODE_NAME: 'longshore-2' }, cwd: dir }).nodeName, 'longshore-2');
+      assert.throws(() => loadConfig({ argv: [], env: { LONGSHORE_NODE_NAME: 'two words' }, cwd: dir }), /nodeName/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('listen addresses', () => {
   it('parses host:port, [v6]:port, :port and a bare port', () => {
     assert.deepEqual(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });

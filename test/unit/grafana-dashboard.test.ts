@@ -53,4 +53,27 @@ describe('Grafana dashboard', () => {
       for (const target of panel.targets) assert.equal(target.datasource?.uid, '${DS_PROMETHEUS}');
     }
   });
+
+  it('breaks a fleet down per node: requests, hit ratio, upstream bytes and disk, by the node label Longshore exports', async () => {
+    const dashboard = JSON.parse(await readFile(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+      panels: Panel[];
+      templating: { list: Array<{ name: string; query: { query: string } }> };
+    };
+    assert.equal(dashboard.templating.list.find((v) => v.name === 'node')?.query.query, 'label_values(longshore_http_requests_total, node)');
+    const row = dashboard.panels.findIndex((p) => p.type === 'row' && p.title === 'Fleet: per node');
+    assert.ok(row >= 0, 'a "Fleet: per node" row');
+    const fleet = dashboard.panels.slice(row + 1);
+    const perNode = (metric: string) => fleet.find((p) => p.targets?.some((t) => t.expr.includes('sum by (node)') && t.expr.includes(metric)));
+    assert.ok(perNode('longshore_http_requests_total{')?.title.match(/requests/i), 'requests per node');
+    assert.ok(fleet.some((p) => /hit ratio/i.test(p.title) && p.targets?.[0]?.expr.includes('sum by (node)')), 'hit ratio per node');
+    assert.ok(perNode('longshore_upstream_bytes_total'), 'upstream bytes per node');
+    assert.ok(perNode('longshore_cache_size_bytes'), 'disk per node');
+    for (const panel of fleet) {
+      for (const target of panel.targets ?? []) assert.match(target.expr, /node=~"\$node"/, `${panel.title} honours the node variable`);
+    }
+
+    const metrics = new Metrics({ cache: () => ({ bytes: 0, objects: 0 }), downloads: () => ({ inFlight: 0, followers: 0 }), upstreams: () => [] }, 'node-a');
+    metrics.httpRequests.inc({ route: 'blob', method: 'GET', status: '200', cache: 'hit' });
+    assert.match(await metrics.registry.metrics(), /longshore_http_requests_total\{[^}]*node="node-a"/);
+  });
 });

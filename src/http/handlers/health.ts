@@ -1,5 +1,7 @@
 // Liveness and readiness, cheap enough to poll every second: /healthz touches nothing; /readyz runs one
-// prepared SQLite statement and one access(2) on the data directory.
+// prepared SQLite statement and one access(2) on the data directory. From SIGTERM on, /readyz answers
+// 503 while the node still serves (config `drainDelay`): a load balancer's health check takes the node
+// out of rotation before its listener closes. /healthz stays 200: the process is alive, just leaving.
 import { accessSync, constants } from 'node:fs';
 import type { Request, Response } from 'express';
 import type Database from 'better-sqlite3';
@@ -8,9 +10,14 @@ export function healthz(_req: Request, res: Response): void {
   res.status(200).json({ status: 'ok' });
 }
 
-export function readyz(db: Database.Database, writableDir: string) {
+/** `draining`: true once the process has been told to stop. */
+export function readyz(db: Database.Database, writableDir: string, draining: () => boolean) {
   const ping = db.prepare('SELECT 1 AS ok');
   return (_req: Request, res: Response): void => {
+    if (draining()) {
+      res.status(503).json({ status: 'draining', checks: {} });
+      return;
+    }
     const checks: Record<string, string> = {};
     try {
       ping.get();

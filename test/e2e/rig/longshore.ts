@@ -25,6 +25,13 @@ export interface LongshoreOptions {
    * instance's, to restart on the same port and cache; a dataDir given here is not removed by stop().
    */
   config?: Record<string, unknown>;
+  /**
+   * Run with this config file instead of a generated one (the fleet's nodes share one file);
+   * `upstreamUrl`, `upstream` and `config` are then ignored.
+   */
+  configFile?: string;
+  /** LONGSHORE_* variables for this process, e.g. the node's LONGSHORE_LISTEN and LONGSHORE_DATA_DIR. */
+  env?: Record<string, string>;
 }
 
 /** One `msg: "request"` log line: how Longshore answered a client request. */
@@ -73,18 +80,18 @@ export class Longshore {
       },
       ...options.config,
     };
-    writeFileSync(configPath, JSON.stringify(config, null, 2));
+    if (options.configFile === undefined) writeFileSync(configPath, JSON.stringify(config, null, 2));
     const records: Array<Record<string, unknown>> = [];
 
     let listening: { port: number } | undefined;
     // LONGSHORE_* variables override the config file; the test's config must be the only input.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LONGSHORE_')));
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LONGSHORE_'))), ...options.env };
     let server: ServiceProcess;
     try {
       server = await ServiceProcess.start({
         name: 'longshore',
         command: process.execPath,
-        args: ['--import', 'tsx', join(REPO_ROOT, 'src', 'main.ts'), '--config', configPath],
+        args: ['--import', 'tsx', join(REPO_ROOT, 'src', 'main.ts'), '--config', options.configFile ?? configPath],
         cwd: REPO_ROOT,
         env,
         keepLines: 500,
@@ -105,7 +112,8 @@ export class Longshore {
         timeoutMs: 60_000,
         failFast: () => server.assertRunning(),
       });
-      return new Longshore(server, port, dir, String(config.dataDir), records, (config as { tls?: unknown }).tls ? 'https' : 'http');
+      const dataDir = options.configFile === undefined ? String(config.dataDir) : options.env?.LONGSHORE_DATA_DIR ?? '';
+      return new Longshore(server, port, dir, dataDir, records, (config as { tls?: unknown }).tls ? 'https' : 'http');
     } catch (err) {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });

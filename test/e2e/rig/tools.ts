@@ -16,6 +16,7 @@ const DEBIAN_PACKAGE = {
   openssl: 'openssl',
   chromium: 'chromium',
   podman: 'podman',
+  haproxy: 'haproxy',
 } as const;
 
 export type Tool = keyof typeof DEBIAN_PACKAGE;
