@@ -93,10 +93,11 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const expected = [...new Set([...blobsOf(a), ...blobsOf(b)])];
     assert.deepEqual([...counts.entries()].map(([d, n]) => `${d} x${n}`).sort(), expected.map((d) => `${d} x1`).sort(),
       `each blob fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
-    // One owner per repository: each tag and each manifest is fetched once, not once per node.
+    // One owner per repository: each manifest is fetched once, not once per node (a tag is resolved with
+    // a HEAD, then its index fetched by digest).
     const manifestGets = new Map<string, number>();
     for (const r of upstream.proxy.manifestGets().filter((m) => m.status === 200)) manifestGets.set(r.path, (manifestGets.get(r.path) ?? 0) + 1);
-    const expectedManifests = [a, b].flatMap((image) => [`/v2/${image.repository}/manifests/${image.tag}`, `/v2/${image.repository}/manifests/${platformOf(image, 'amd64').manifest.digest}`]);
+    const expectedManifests = [a, b].flatMap((image) => [`/v2/${image.repository}/manifests/${image.index.digest}`, `/v2/${image.repository}/manifests/${platformOf(image, 'amd64').manifest.digest}`]);
     assert.deepEqual([...manifestGets.entries()].map(([path, n]) => `${path} x${n}`).sort(), expectedManifests.map((path) => `${path} x1`).sort(),
       `each manifest fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
