@@ -9,7 +9,9 @@
 // upstream, never the mirror's account. carol's skopeo pulls private/app:1 through Longshore; dave's
 // and an anonymous skopeo are refused (401), also once everything is cached, and nothing is downloaded
 // on their behalf; carol is then served from cache. The token server's records show whose credentials
-// asked for which repository.
+// asked for which repository. The clients send their credentials at all only because Longshore's
+// GET /v2/ asks for them (401, Basic challenge); skopeo without credentials answers it with empty ones,
+// which are anonymous.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Dockerd } from './rig/dockerd.js';
 import { buildMultiArchImage, platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
+import { Longshore, type LoggedRequest } from './rig/longshore.js';
 import { Skopeo } from './rig/skopeo.js';
 import { Teardown } from './rig/teardown.js';
 import { describeWithTools } from './rig/tools.js';
@@ -79,6 +81,12 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       .join('\n');
   }
 
+  /** Requests Longshore answered since `mark`, once the lines of all answered so far are in the log. */
+  async function answeredSince(mark: number): Promise<LoggedRequest[]> {
+    await longshore.settledMark();
+    return longshore.requestsSince(mark);
+  }
+
   const appRef = (suffix = `:${app.tag}`) => `docker://${longshore.host}/${app.repository}${suffix}`;
   const creds = (user: { username: string; password: string }) => ['--creds', `${user.username}:${user.password}`];
   /** Token requests since `mark` (an index into the token server's records). */
@@ -124,17 +132,24 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     clientTokensFrom = upstream.tokens.requestCount;
   });
 
-  it('an anonymous skopeo is refused private/app (401) and the mirror\'s account is not used for it', { timeout: STEP_TIMEOUT }, async () => {
+  it('an anonymous skopeo is refused private/app (401), gets library/alpine anonymously, and the mirror\'s account is not used', { timeout: STEP_TIMEOUT }, async () => {
     upstream.proxy.reset();
     const tokenMark = upstream.tokens.requestCount;
     const mark = await longshore.settledMark();
     const inspect = await skopeo.run(['inspect', '--raw', '--tls-verify=false', appRef()]);
     assert.notEqual(inspect.code, 0, `an anonymous client read private/app\n${diagnostics(mark)}`);
     assert.match(inspect.stderr, /unauthorized|authentication required|401/i, inspect.stderr);
-    const answered = longshore.requestsSince(mark).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
+    const answered = (await answeredSince(mark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
     assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnostics(mark));
     assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== 'anonymous'), [], diagnostics(mark));
     assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnostics(mark));
+
+    // anonymous is anonymous upstream, not refused outright: library/ is open to anonymous pulls there
+    const alpine = await skopeo.run(['inspect', '--raw', '--tls-verify=false', `docker://${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`]);
+    assert.equal(alpine.code, 0, `${alpine.stderr}\n${diagnostics(mark)}`);
+    assert.deepEqual(alpine.stdout, upstream.alpine.index.bytes);
+    const alpineTokens = tokensSince(tokenMark).filter((r) => r.scopes.includes(`repository:${upstream.alpine.repository}:pull`));
+    assert.ok(alpineTokens.length > 0 && alpineTokens.every((r) => r.account === null), diagnostics(mark));
   });
 
   it('skopeo --creds carol inspects and copies private/app:1 through Longshore, with carol\'s account upstream', { timeout: STEP_TIMEOUT }, async () => {
@@ -172,6 +187,10 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     }
     const copy = await copyAll(DAVE);
     assert.notEqual(copy.code, 0, `dave copied private/app\n${diagnostics(mark)}`);
+    // skopeo did send dave's credentials: the upstream's token service judged them (and granted nothing)
+    const daveTokens = tokensSince(tokenMark).filter((r) => r.account === DAVE.username && r.scopes.includes(PRIVATE_SCOPE));
+    assert.ok(daveTokens.length > 0, diagnostics(mark));
+    assert.ok(daveTokens.every((r) => r.status === 200 && r.granted.every((g) => g.actions.length === 0)), diagnostics(mark));
 
     // dave's own Basic credentials on a cached blob, by raw HTTP: 401 with a Basic challenge, no bytes
     const layer = platformOf(app, 'amd64').layers[0]!;
@@ -183,13 +202,10 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="longshore"/);
     assert.ok(!body.includes(layer.bytes.subarray(0, 64)));
 
-    const answered = longshore.requestsSince(mark).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
+    const answered = (await answeredSince(mark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
     assert.ok(answered.length > 0, diagnostics(mark));
     assert.deepEqual(answered.filter((r) => r.status !== 401).map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnostics(mark));
-    // the upstream judged dave's credentials (a token request, which granted nothing) and sent nothing
-    const daveTokens = tokensSince(tokenMark).filter((r) => r.account === DAVE.username && r.scopes.includes(PRIVATE_SCOPE));
-    assert.ok(daveTokens.length > 0, diagnostics(mark));
-    assert.ok(daveTokens.every((r) => r.granted.every((g) => g.actions.length === 0)), diagnostics(mark));
+    // only dave's credentials asked for private/app, and the upstream sent nothing of it
     assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== DAVE.username), [], diagnostics(mark));
     assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnostics(mark));
     assert.deepEqual(privateUpstream().filter((r) => r.method === 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnostics(mark));
@@ -204,11 +220,11 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     expectWholeImage(copy.files);
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnostics(mark));
     assert.equal(upstream.tokens.requestCount, tokenMark, diagnostics(mark));
-    const served = longshore.requestsSince(mark).filter((r) => r.method === 'GET' && r.path.startsWith(`/v2/${app.repository}/blobs/`));
+    const served = (await answeredSince(mark)).filter((r) => r.method === 'GET' && r.path.startsWith(`/v2/${app.repository}/blobs/`));
     assert.ok(served.length >= layerDigests.size && served.every((r) => r.status === 200 && r.cache === 'hit'), diagnostics(mark));
   });
 
-  it('docker login <mirror> -u carol, then docker pull of private/app:1', { timeout: STEP_TIMEOUT }, async () => {
+  it('docker login <mirror> -u carol, then docker pull of private/app:1; with a wrong password the pull is refused', { timeout: STEP_TIMEOUT }, async () => {
     // dockerd as a direct-registry client: 127.0.0.0/8 is an insecure registry by default.
     const dockerd = await Dockerd.start();
     try {
@@ -222,6 +238,22 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       assert.equal(pull.code, 0, `${pull.stderr}\n${diagnostics(mark)}`);
       const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref]);
       assert.equal(id.stdout.trim(), platformOf(app, 'amd64').config.digest);
+
+      // A wrong password passes `docker login` (the ping cannot judge it: only the upstream can, per
+      // repository) but gets nothing: the pull is refused 401, cached as the image is.
+      await dockerd.dockerOk(['image', 'rm', ref]);
+      upstream.proxy.reset();
+      const tokenMark = upstream.tokens.requestCount;
+      const wrongMark = await longshore.settledMark();
+      const wrongLogin = await dockerd.docker(['login', '--username', CAROL.username, '--password', 'not-carols-password', longshore.host]);
+      assert.equal(wrongLogin.code, 0, wrongLogin.stderr);
+      const refused = await dockerd.docker(['pull', ref]);
+      assert.notEqual(refused.code, 0, `a wrong password pulled private/app\n${diagnostics(wrongMark)}`);
+      const answered = (await answeredSince(wrongMark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
+      assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnostics(wrongMark));
+      const judged = tokensSince(tokenMark).filter((r) => r.scopes.includes(PRIVATE_SCOPE));
+      assert.ok(judged.length > 0 && judged.every((r) => r.account === CAROL.username && r.status === 401), diagnostics(wrongMark));
+      assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnostics(wrongMark));
     } finally {
       await dockerd.stop();
     }
@@ -230,7 +262,7 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
   it('the mirror\'s account never asked for a token, and no client password is in Longshore\'s log', () => {
     assert.deepEqual(tokensSince(clientTokensFrom).filter((r) => r.account === upstream.mirrorCredentials.username).map((r) => r.scopes.join(' ')), [], describeTokens());
     const log = JSON.stringify(longshore.records) + longshore.process.recentOutput();
-    for (const { username, password } of [CAROL, DAVE]) {
+    for (const { username, password } of [CAROL, DAVE, { username: CAROL.username, password: 'not-carols-password' }]) {
       assert.ok(!log.includes(password), `${username}'s password is in the log`);
       assert.ok(!log.includes(Buffer.from(`${username}:${password}`).toString('base64')), `${username}'s Basic credentials are in the log`);
     }
