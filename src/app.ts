@@ -133,7 +133,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app.use('/v2', authenticate(clientAuth));
     adminOnly = requireAdmin(clientAuth);
   }
-  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
+  const askForCredentials = Object.values(config.upstreams).some((u) => u.passThroughCredentials);
+  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }), askForCredentials }));
   app.get('/healthz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);

@@ -32,9 +32,15 @@ export interface RouterDeps {
   maxManifestSize: number;
   upstreams: UpstreamRouter;
   log: Logger;
+  /**
+   * Some upstream has passThroughCredentials: GET /v2/ without credentials answers 401 with a Basic
+   * challenge. docker, podman and skopeo send the credentials they hold only to a registry whose ping
+   * asked for them; without it every client would be anonymous upstream.
+   */
+  askForCredentials?: boolean;
 }
 
-export function registryRouter({ registry, local, localPrefixes, maxManifestSize, upstreams, log }: RouterDeps): express.Router {
+export function registryRouter({ registry, local, localPrefixes, maxManifestSize, upstreams, log, askForCredentials = false }: RouterDeps): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
@@ -66,7 +72,12 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
 
   // API version check: clients probe it before anything else.
   router.get('/', (_req, res) => {
-    (res.locals as RequestLocals).route = 'base';
+    const locals = res.locals as RequestLocals;
+    locals.route = 'base';
+    // Any credentials will do here: only the upstream can judge them, per repository (registry/proxy.ts).
+    if (askForCredentials && locals.credentials === undefined) {
+      throw new LongshoreError('LS_UNAUTHORIZED', 'log in to this mirror with your upstream account', { challenge: 'basic' });
+    }
     res.status(200).json({});
   });
 

@@ -59,6 +59,24 @@ describe('pass-through credentials', () => {
     assert.ok(tokenCredentials(hub).every((c) => c === 'anonymous'), tokenCredentials(hub).join(', '));
   });
 
+  it('asks for credentials at GET /v2/: docker, podman and skopeo send theirs only to a registry whose ping asked', async () => {
+    const ping = await get(`${mirror.url}/v2/`);
+    assert.equal(ping.status, 401);
+    assert.equal(errorCode(ping), 'UNAUTHORIZED');
+    assert.match(String(ping.headers['www-authenticate']), /^Basic realm="longshore"/);
+    // skopeo and podman answer a Basic challenge with empty credentials when they hold none: anonymous
+    assert.equal((await get(`${mirror.url}/v2/`, { authorization: `Basic ${Buffer.from(':').toString('base64')}` })).status, 401);
+    assert.equal((await get(`${mirror.url}/v2/`, { authorization: basic(DAVE) })).status, 200);
+    assert.equal(hub.requests.length, 0, 'the ping asks the upstream nothing');
+  });
+
+  it('treats empty Basic credentials as anonymous, not as a user upstream', async () => {
+    const empty = `Basic ${Buffer.from(':').toString('base64')}`;
+    const reply = await get(`${mirror.url}/v2/library/alpine/manifests/3.19`, { accept: ALL_MANIFEST_TYPES, authorization: empty });
+    assert.equal(reply.status, 200);
+    assert.ok(tokenCredentials(hub).every((c) => c === 'anonymous'), tokenCredentials(hub).join(', '));
+  });
+
   it('pulls a private image with the client\'s credentials, which reach the upstream\'s token service', async () => {
     const index = await get(`${mirror.url}/v2/private/app/manifests/1`, { accept: ALL_MANIFEST_TYPES, authorization: basic(CAROL) });
     assert.equal(index.status, 200);

@@ -41,7 +41,9 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
     const requestId = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
     locals.requestId = requestId;
     const authorization = req.headers.authorization;
-    if (authorization !== undefined) locals.credentials = basicCredentials(authorization);
+    // skopeo and podman answer a Basic challenge with empty credentials when they hold none: anonymous.
+    const basic = authorization === undefined ? undefined : basicCredentials(authorization);
+    if (basic !== undefined && (basic.username !== '' || basic.password !== '')) locals.credentials = basic;
     res.setHeader('x-request-id', requestId);
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;

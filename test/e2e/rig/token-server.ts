@@ -16,12 +16,20 @@ export interface TokenUser {
   password: string;
   /** Actions granted on every repository, e.g. ['pull'] or ['pull', 'push', 'delete']; '*' grants all. */
   actions: readonly string[];
+  /**
+   * Repository-name prefixes the actions apply to, e.g. ['library/'] or ['private/', 'library/']; a
+   * token for any other repository grants nothing (200 with empty actions, as Docker Hub answers; the
+   * registry then refuses the token with 401). Default: every repository.
+   */
+  repositories?: readonly string[];
 }
 
 export interface TokenServerOptions {
   users: Record<string, TokenUser>;
   /** Grant `pull` on every repository to requests without credentials. Default false. */
   anonymousPull?: boolean;
+  /** With anonymousPull: the repository-name prefixes it applies to (see TokenUser.repositories). Default: every repository. */
+  anonymousRepositories?: readonly string[];
   /** Seconds a token is valid. Default 300. */
   tokenLifetimeSeconds?: number;
   service?: string;
@@ -52,6 +60,7 @@ export class TokenServer {
   readonly requests: TokenRequestRecord[] = [];
   tokenLifetimeSeconds: number;
   anonymousPull: boolean;
+  anonymousRepositories: readonly string[] | undefined;
   private readonly users: Record<string, TokenUser>;
   private readonly cert: SigningCert;
   private readonly dir: string;
@@ -62,6 +71,7 @@ export class TokenServer {
     this.issuer = options.issuer ?? 'longshore-e2e-token-issuer';
     this.tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 300;
     this.anonymousPull = options.anonymousPull ?? false;
+    this.anonymousRepositories = options.anonymousRepositories;
     this.users = options.users;
     this.dir = dir;
     this.cert = cert;
@@ -158,7 +168,12 @@ export class TokenServer {
   }
 
   private grant(account: string | null, requested: Access): Access {
-    const allowed = account === null ? (this.anonymousPull ? ['pull'] : []) : this.users[account]?.actions ?? [];
+    const user = account === null ? undefined : this.users[account];
+    const repositories = account === null ? this.anonymousRepositories : user?.repositories;
+    if (requested.type === 'repository' && repositories !== undefined && !repositories.some((prefix) => requested.name.startsWith(prefix))) {
+      return { ...requested, actions: [] };
+    }
+    const allowed = account === null ? (this.anonymousPull ? ['pull'] : []) : user?.actions ?? [];
     const all = allowed.includes('*');
     const actions = requested.type === 'repository' || all
       ? requested.actions.filter((action) => all || allowed.includes(action))

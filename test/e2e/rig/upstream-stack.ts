@@ -8,7 +8,7 @@ import { buildMultiArchImage, type TestImage } from './images.js';
 import { publishImage } from './publish.js';
 import type { Credentials } from './registry-client.js';
 import { Teardown } from './teardown.js';
-import { TokenServer } from './token-server.js';
+import { TokenServer, type TokenUser } from './token-server.js';
 import { startUpstreamRegistry, type UpstreamRegistry } from './upstream-registry.js';
 
 export interface UpstreamStack {
@@ -31,18 +31,33 @@ export interface UpstreamStackOptions {
   extraImages?: readonly TestImage[];
   /** The mirror's pull-only account. Default mirror / mirror-secret. */
   mirrorCredentials?: Credentials;
+  /** Repository-name prefixes the mirror's account may pull, e.g. ['library/']. Default: every repository. */
+  mirrorRepositories?: readonly string[];
+  /** More token-server accounts, e.g. clients' own; the names must differ from the mirror's and the publisher's. */
+  users?: Record<string, TokenUser>;
+  /** Anonymous `pull`, on the repositories with these name prefixes ([''] for all). Default: none. */
+  anonymousPull?: readonly string[];
 }
 
 export async function startUpstreamStack(options: UpstreamStackOptions = {}): Promise<UpstreamStack> {
   const mirrorCredentials = options.mirrorCredentials ?? { username: 'mirror', password: 'mirror-secret' };
   const publisherCredentials = { username: 'publisher', password: 'publisher-secret' };
+  for (const name of Object.keys(options.users ?? {})) {
+    if (name === mirrorCredentials.username || name === publisherCredentials.username) throw new Error(`token-server user ${name} is the stack's own`);
+  }
   const teardown = new Teardown();
   try {
     const tokens = teardown.add('token server', await TokenServer.start({
       users: {
-        [mirrorCredentials.username]: { password: mirrorCredentials.password, actions: ['pull'] },
+        ...options.users,
+        [mirrorCredentials.username]: {
+          password: mirrorCredentials.password,
+          actions: ['pull'],
+          ...(options.mirrorRepositories === undefined ? {} : { repositories: options.mirrorRepositories }),
+        },
         [publisherCredentials.username]: { password: publisherCredentials.password, actions: ['pull', 'push', 'delete'] },
       },
+      ...(options.anonymousPull === undefined ? {} : { anonymousPull: true, anonymousRepositories: options.anonymousPull }),
     }), (t) => t.stop());
     const registry = teardown.add('upstream registry', await startUpstreamRegistry(tokens), (r) => r.stop());
     const proxy = teardown.add('counting proxy', await CountingProxy.start(registry.url), (p) => p.stop());
