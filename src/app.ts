@@ -1,5 +1,6 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
+import { mkdir } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { hostname } from 'node:os';
 import express, { type RequestHandler } from 'express';
@@ -31,6 +32,7 @@ import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
 import { LOCAL, UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
 import { StorePaths } from './storage/paths.js';
+import { DataLock } from './storage/data-lock.js';
 import { Scavenger, youngCollector } from './storage/scavenger.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -50,12 +52,26 @@ export interface Longshore {
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
+  /** Records in the data directory's lock where this server's admin API answers, for admin commands. */
+  announce(adminUrl: string): Promise<void>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
   close(graceMs?: number): Promise<void>;
 }
 
 export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
   const paths = new StorePaths(config.dataDir);
+  // Before anything touches the directory: one writer at a time (storage/data-lock.ts).
+  await mkdir(paths.root, { recursive: true });
+  const lock = await DataLock.acquire(paths.lock, 'server');
+  try {
+    return await build(config, log, paths, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock): Promise<Longshore> {
   // One scavenger for the process: it frees download and read buffers early (storage/scavenger.ts).
   const store = new ContentStore(paths, new Scavenger(youngCollector()));
   const leftovers = await store.init();
@@ -213,6 +229,8 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       await closeAuth?.();
       catalog.flush();
       db.close();
+      await lock.release();
     },
+    announce: (adminUrl) => lock.announce(adminUrl),
   };
 }

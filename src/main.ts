@@ -6,9 +6,9 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLongshore } from './app.js';
-import { parseListen } from './config/listen.js';
+import { localOrigin, parseListen } from './config/listen.js';
 import { loadConfig } from './config/load.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, isLongshoreError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
 import { applyServerLimits } from './http/server-limits.js';
 import { createLogger, prettyDestination } from './observability/logger.js';
@@ -32,9 +32,10 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel,
     config.logFormat === 'pretty' ? prettyDestination({ colorize: process.stdout.isTTY === true }) : undefined);
   const longshore = await createLongshore(config, log).catch((err: unknown) => {
-    // auth.htpasswd or auth.signingKeyFile, read while the services are built
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`longshore: ${err.message}`);
+    // auth.htpasswd or auth.signingKeyFile, read while the services are built; or another process
+    // owns the data directory
+    if (!(err instanceof ConfigError) && !isLongshoreError(err, 'LS_DATA_DIR_LOCKED')) throw err;
+    console.error(`longshore: ${(err as Error).message}`);
     process.exit(2);
   });
   const httpsServer = keyPair ? createHttpsServer(keyPair, longshore.handler) : undefined;
@@ -48,12 +49,18 @@ async function main(): Promise<void> {
   server.listen(port, host, () => {
     const address = server.address() as AddressInfo;
     log.info({ address: address.address, port: address.port, tls: keyPair !== undefined, dataDir: config.dataDir, upstreams: Object.keys(config.upstreams) }, 'listening');
+    if (!plain) announce(`${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`, keyPair ? 'https' : 'http');
   });
+  // Admin commands find the running server through the data directory's lock file.
+  const announce = (listen: string, scheme: 'http' | 'https') => {
+    longshore.announce(localOrigin(listen, scheme)).catch((err: unknown) => log.warn({ err }, 'could not record the admin URL in the lock file'));
+  };
   if (plain) {
     const plainAddress = parseListen(config.tls!.httpListen!);
     plain.listen(plainAddress.port, plainAddress.host, () => {
       const address = plain.address() as AddressInfo;
       log.info({ address: address.address, port: address.port }, 'listening without tls');
+      announce(`${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`, 'http');
     });
   }
   for (const s of [server, ...(plain ? [plain] : [])]) {

@@ -53,6 +53,8 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_UPSTREAM_BAD_RESPONSE: { status: 502, code: 'UNAVAILABLE' },
   LS_UPSTREAM_HOST_REFUSED: { status: 502, code: 'UNAVAILABLE' },
   LS_CONTENT_MISMATCH: { status: 502, code: 'UNAVAILABLE' },
+  // Admin commands and start-up only; never a registry request's answer.
+  LS_DATA_DIR_LOCKED: { status: 409, code: 'UNAVAILABLE' },
   LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
 };
 

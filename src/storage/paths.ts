@@ -9,6 +9,8 @@
 //                                  atomic. Anything left here at start-up is a crash leftover.
 //     uploads/<id>                 blob uploads to local repositories in progress, one file per
 //                                  session (its row is in the uploads table); kept across restarts
+//     longshore.lock               who owns the directory (storage/data-lock.ts): the serving mirror, or
+//                                  an admin command while none serves it
 //     auth/token-signing-key.pem   private key that signs client tokens (auth.enabled without
 //                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
@@ -22,6 +24,7 @@ export class StorePaths {
   readonly uploads: string;
   readonly database: string;
   readonly tokenSigningKey: string;
+  readonly lock: string;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
@@ -30,6 +33,7 @@ export class StorePaths {
     this.uploads = join(this.root, 'uploads');
     this.database = join(this.root, 'longshore.db');
     this.tokenSigningKey = join(this.root, 'auth', 'token-signing-key.pem');
+    this.lock = join(this.root, 'longshore.lock');
   }
 
   /** Callers pass digests validated by registry/reference.ts; the hex part is [a-f0-9]{64}. */

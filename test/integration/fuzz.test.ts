@@ -435,6 +435,7 @@ const UPSTREAM_PATH = new RegExp(`^/v2/(?:${NAME}/(?:manifests/(?:[A-Za-z0-9_][A
 /** Every file inside a data dir, relative, must be one the layout (src/storage/paths.ts) names. */
 const LAYOUT = [
   /^longshore\.db(?:-wal|-shm|-journal)?$/,
+  /^longshore\.lock$/,
   /^blobs$/, /^blobs\/sha256$/, /^blobs\/sha256\/[a-f0-9]{2}$/,
   /^tmp$/, /^tmp\/[a-f0-9]{24}$/,
   /^uploads$/, /^uploads\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,

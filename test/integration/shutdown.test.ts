@@ -2,7 +2,7 @@
 // production) against the in-process fake upstream, whose blob is held mid-transfer while SIGTERM lands.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Agent, request } from 'undici';
+import { createLongshore } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import { isLongshoreError } from '../../src/errors.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { Longshore } from '../e2e/rig/longshore.js';
 import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
 import { waitFor } from '../helpers/wait.js';
@@ -160,5 +164,24 @@ describe('graceful shutdown', () => {
       blob.release();
       await server.stop();
     }
+  });
+  it('owns its data directory while it runs: the lock names its admin URL, a second server is refused, the lock goes at exit', { timeout: 120_000 }, async () => {
+    const server = await startServer();
+    const lockPath = join(server.dataDir, 'longshore.lock');
+    try {
+      const readLock = () => (existsSync(lockPath) ? JSON.parse(readFileSync(lockPath, 'utf8')) as { pid: number; adminUrl?: string } : undefined);
+      await waitFor(() => readLock()?.adminUrl !== undefined, 30_000, 'the admin URL in the lock file');
+      const owner = readLock()!;
+      assert.equal(owner.pid, server.process.pid);
+      assert.equal(owner.adminUrl, server.url);
+      const config = parseConfig({ listen: '127.0.0.1:0', dataDir: server.dataDir, upstreams: { 'docker.io': { url: fake.registryUrl } } });
+      await assert.rejects(createLongshore(config, createLogger('silent')), (err: unknown) =>
+        isLongshoreError(err, 'LS_DATA_DIR_LOCKED') && err.message.includes(`pid ${server.process.pid}`) && err.message.includes(server.url));
+      assert.ok(existsSync(lockPath), 'the refused server left the lock alone');
+    } finally {
+      process.kill(server.process.pid, 'SIGTERM');
+      await waitFor(() => !server.process.running, 60_000, 'the server to exit');
+    }
+    assert.equal(existsSync(lockPath), false);
   });
 });
