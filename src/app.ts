@@ -91,9 +91,14 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
   }
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
-  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, config.local.prefixes);
   const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
+  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, {
+    prefixes: config.local.prefixes,
+    createOnPush: config.local.createOnPush,
+    local: localRegistry,
+    cached: (repo) => catalog.holdsRepository(repo.upstream, repo.name),
+  });
   const reads = new RoutedRegistry(localRegistry, registry);
   const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));
   uploadSweep.unref();
@@ -124,8 +129,9 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
       import('./http/middleware/admin-auth.js'),
     ]);
     // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
-    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
-      const repo = router.route(name, ns);
+    // A write is checked on the repository it would create (push rights decide who may create one).
+    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns, write) => {
+      const repo = router.routeFor(name, ns, write);
       return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
     });
     closeAuth = () => clientAuth.close();
@@ -133,7 +139,7 @@ export async function createLongshore(config: Config, log: Logger): Promise<Long
     app.use('/v2', authenticate(clientAuth));
     adminOnly = requireAdmin(clientAuth);
   }
-  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
+  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }) }));
   app.get('/healthz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);

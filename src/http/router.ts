@@ -28,13 +28,12 @@ export interface RouterDeps {
   registry: Registry;
   /** Writes and content management on local repositories. */
   local: LocalRegistry;
-  localPrefixes: readonly string[];
   maxManifestSize: number;
   upstreams: UpstreamRouter;
   log: Logger;
 }
 
-export function registryRouter({ registry, local, localPrefixes, maxManifestSize, upstreams, log }: RouterDeps): express.Router {
+export function registryRouter({ registry, local, maxManifestSize, upstreams, log }: RouterDeps): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
@@ -51,14 +50,14 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (kind === 'blobs' && reference === 'uploads') return next();
     const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
     (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
-    const repo = upstreams.route(name, ns);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      push.requireLocal(repo, localPrefixes);
+      const repo = upstreams.routeWrite(name, ns);
       if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
       if (kind === 'manifests' && req.method === 'DELETE') return push.deleteManifest(local, repo, reference, res);
       if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
       throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
     }
+    const repo = upstreams.route(name, ns);
     if (kind === 'manifests') return getManifest(registry, repo, reference, req, res, res.locals as RequestLocals);
     if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
     return getBlob(registry, repo, reference, req, res, log);
@@ -81,8 +80,7 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (!start && !session) return next();
     (res.locals as RequestLocals).route = 'upload';
     const name = (start ?? session)![1]!;
-    const repo = upstreams.route(name, undefined);
-    push.requireLocal(repo, localPrefixes);
+    const repo = upstreams.routeWrite(name, undefined);
     if (start) {
       if (req.method !== 'POST') throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on blob uploads; POST starts one`);
       return push.startUpload(local, upstreams, repo, name, req, res);
@@ -102,7 +100,7 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (!match || req.method !== 'GET') return next();
     (res.locals as RequestLocals).route = 'referrers';
     const repo = upstreams.route(match[1]!, undefined);
-    push.requireLocal(repo, localPrefixes);
+    push.requireLocal(repo);
     push.referrers(local, repo, match[2]!, req, res);
   });
 
