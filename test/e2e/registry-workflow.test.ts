@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
+import { Containerd, SNAPSHOTTER } from './rig/containerd.js';
 import { Dockerd } from './rig/dockerd.js';
 import { Longshore } from './rig/longshore.js';
 import { registryRequest } from './rig/registry-client.js';
@@ -21,6 +22,10 @@ import { describeWithTools, findOnPath } from './rig/tools.js';
 import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
 
 const exec = promisify(execFile);
+const MANIFEST_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.index.v1+json',
+];
 const STEP_TIMEOUT = 240_000;
 const MESSAGE = 'Olá da minha-aplicacao, construída sem rede';
 const ALICE_PASSWORD = 'alice-workflow-pw';
@@ -28,7 +33,7 @@ const ALICE_PASSWORD = 'alice-workflow-pw';
 // The classic builder, as the issue's measurement used (Debian's docker.io may lack buildx anyway).
 process.env.DOCKER_BUILDKIT = '0';
 
-describeWithTools('the Docker Registry workflow against the shipped configuration', ['dockerd', 'containerd', 'docker', 'docker-registry', 'skopeo', 'openssl', 'busybox'], () => {
+describeWithTools('the Docker Registry workflow against the shipped configuration', ['dockerd', 'containerd', 'ctr', 'docker', 'docker-registry', 'skopeo', 'podman', 'openssl', 'busybox'], () => {
   const teardown = new Teardown();
   let upstream: UpstreamStack;
   let longshore: Longshore;
@@ -128,6 +133,41 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       assert.deepEqual(JSON.parse(catalog.body.toString()).repositories, ['equipe/app', 'minha-aplicacao', 'skopeo/app']);
     });
 
+    it('lets podman push and ctr push create repositories too', { timeout: STEP_TIMEOUT }, async () => {
+      const podmanDir = mkdtempSync(join(dir, 'podman-'));
+      teardown.add('podman run dir', podmanDir, async (d) => {
+        await exec('umount', ['-R', join(d, 'run')]).catch(() => undefined);
+      });
+      writeFileSync(join(podmanDir, 'registries.conf'), 'unqualified-search-registries = []\n');
+      writeFileSync(join(podmanDir, 'auth.json'), '{}');
+      writeFileSync(join(podmanDir, 'policy.json'), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+      const podman = async (...args: string[]) => {
+        const base = ['--root', join(podmanDir, 'root'), '--runroot', join(podmanDir, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
+        const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: join(podmanDir, 'registries.conf'), REGISTRY_AUTH_FILE: join(podmanDir, 'auth.json'), TMPDIR: podmanDir };
+        await exec('podman', [...base, ...args], { timeout: 180_000, maxBuffer: 16 * 1024 * 1024, env }).catch((err: { stderr?: string; message: string }) => {
+          assert.fail(`podman ${args.join(' ')} failed: ${err.stderr ?? err.message}\n${diagnostics()}`);
+        });
+      };
+      const policy = ['--signature-policy', join(podmanDir, 'policy.json'), '--tls-verify=false'];
+      await podman('pull', ...policy, `${registry}/minha-aplicacao:latest`);
+      await podman('tag', `${registry}/minha-aplicacao:latest`, `${registry}/podman/app:1.0`);
+      await podman('push', ...policy, `${registry}/podman/app:1.0`);
+
+      const containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
+      const ctr = async (...args: string[]) => {
+        const result = await containerd.ctr(args);
+        assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr}\n${diagnostics()}`);
+      };
+      await ctr('images', 'pull', '--plain-http', '--snapshotter', SNAPSHOTTER, `${registry}/minha-aplicacao:latest`);
+      await ctr('images', 'tag', `${registry}/minha-aplicacao:latest`, `${registry}/ctr/app:1.0`);
+      await ctr('images', 'push', '--plain-http', `${registry}/ctr/app:1.0`);
+
+      for (const name of ['podman/app', 'ctr/app']) {
+        const reply = await registryRequest(`${longshore.url}/v2/${name}/manifests/1.0`, { accept: MANIFEST_TYPES });
+        assert.equal(reply.status, 200, `${name}\n${diagnostics()}`);
+      }
+    });
+
     it('keeps serving Docker Hub\'s alpine to registry-mirrors clients after someone pushes an "alpine"', { timeout: STEP_TIMEOUT }, async () => {
       await docker('tag', `${registry}/equipe/app:1.0`, `${registry}/alpine:3.19`);
       await docker('push', `${registry}/alpine:3.19`);
@@ -136,9 +176,8 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       const repoDigests = JSON.parse(await docker('image', 'inspect', '--format', '{{json .RepoDigests}}', 'alpine:3.19')) as string[];
       assert.ok(repoDigests.includes(`alpine@${upstream.alpine.index.digest}`), `${JSON.stringify(repoDigests)} should name the upstream's ${upstream.alpine.index.digest}\n${diagnostics()}`);
       // documented: the name as written on this registry is the pushed one
-      const accept = ['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.oci.image.manifest.v1+json'];
-      const mine = await registryRequest(`${longshore.url}/v2/alpine/manifests/3.19`, { accept });
-      const theirs = await registryRequest(`${longshore.url}/v2/library/alpine/manifests/3.19`, { accept });
+      const mine = await registryRequest(`${longshore.url}/v2/alpine/manifests/3.19`, { accept: MANIFEST_TYPES });
+      const theirs = await registryRequest(`${longshore.url}/v2/library/alpine/manifests/3.19`, { accept: MANIFEST_TYPES });
       assert.equal(theirs.headers.get('docker-content-digest'), upstream.alpine.index.digest);
       assert.notEqual(mine.headers.get('docker-content-digest'), upstream.alpine.index.digest);
     });
