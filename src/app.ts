@@ -107,9 +107,14 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   }
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
-  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, config.local.prefixes);
   const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
+  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, {
+    prefixes: config.local.prefixes,
+    createOnPush: config.local.createOnPush,
+    local: localRegistry,
+    cached: (repo) => catalog.holdsRepository(repo.upstream, repo.name),
+  });
   const reads = new RoutedRegistry(localRegistry, registry);
   const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));
   uploadSweep.unref();
@@ -140,8 +145,9 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       import('./http/middleware/admin-auth.js'),
     ]);
     // Rules and tokens name repositories as routed: "docker.io/library/alpine"; local ones as pushed.
-    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns) => {
-      const repo = router.route(name, ns);
+    // A write is checked on the repository it would create (push rights decide who may create one).
+    const clientAuth = await ClientAuth.create(config.auth, paths.tokenSigningKey, (name, ns, write) => {
+      const repo = router.routeFor(name, ns, write);
       return repo.upstream === LOCAL ? repo.name : `${repo.upstream}/${repo.name}`;
     });
     closeAuth = () => clientAuth.close();
@@ -150,7 +156,10 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     adminOnly = requireAdmin(clientAuth);
   }
   const askForCredentials = Object.values(config.upstreams).some((u) => u.passThroughCredentials);
-  app.use('/v2', registryRouter({ registry: reads, local: localRegistry, localPrefixes: config.local.prefixes, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }), askForCredentials }));
+  app.use('/v2', registryRouter({
+    registry: reads, local: localRegistry, maxManifestSize: config.maxManifestSize, upstreams: router, log: log.child({ component: 'http' }), askForCredentials,
+    upstreamHolds: (repo, ctx) => registry.upstreamHolds(repo, ctx),
+  }));
   app.get('/healthz', (req, res) => {
     (res.locals as RequestLocals).route = 'health';
     healthz(req, res);

@@ -14,9 +14,11 @@ import { UserStore } from './users.js';
 
 /**
  * The routed name of a repository as a request names it: path name and containerd's `ns`, e.g.
- * ("library/alpine", undefined) → "docker.io/library/alpine". Throws for names the router refuses.
+ * ("library/alpine", undefined) → "docker.io/library/alpine". `write`: for a push or delete, which may
+ * create a local repository under a name that reads still route upstream ("app" → "app", not
+ * "docker.io/library/app"). Throws for names the router refuses.
  */
-export type RepositoryResolver = (name: string, ns: string | undefined) => string;
+export type RepositoryResolver = (name: string, ns: string | undefined, write: boolean) => string;
 
 const ALL_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 
@@ -95,21 +97,28 @@ export class ClientAuth {
   /**
    * A token for `subject` granting, per requested repository scope, the requested actions the rules
    * allow ("*" asks for all of them). Scopes naming no repository this mirror routes are granted nothing.
+   * A scope asking for more than pull names up to two repositories: where reads of the name go now, and
+   * the local repository a push would create under it ("app": "docker.io/library/app" and "app"); the
+   * second is granted only when it differs and the rules allow something there.
    */
   async issue(subject: Subject, scopes: readonly RequestedScope[], ns: string | undefined): Promise<IssuedToken> {
     const access: AccessEntry[] = [];
     for (const scope of scopes) {
       if (scope.type !== 'repository') continue;
-      let name: string;
+      const wanted = scope.actions.includes('*') ? ALL_ACTIONS : scope.actions;
+      let names: string[];
       try {
-        name = this.resolve(scope.name, ns);
+        const read = this.resolve(scope.name, ns, false);
+        const written = wanted.some((a) => a !== 'pull') ? this.resolve(scope.name, ns, true) : read;
+        names = written === read ? [read] : [read, written];
       } catch {
         continue;
       }
-      const allowed = this.rules.allowed(subject, name);
-      const wanted = scope.actions.includes('*') ? ALL_ACTIONS : scope.actions;
-      const actions = ALL_ACTIONS.filter((a) => wanted.includes(a) && allowed.has(a));
-      access.push({ type: 'repository', name, actions });
+      names.forEach((name, i) => {
+        const allowed = this.rules.allowed(subject, name);
+        const actions = ALL_ACTIONS.filter((a) => wanted.includes(a) && allowed.has(a));
+        if (i === 0 || actions.length > 0) access.push({ type: 'repository', name, actions });
+      });
     }
     return this.issuer.issue(subject, access);
   }

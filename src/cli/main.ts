@@ -69,12 +69,16 @@ export async function run(argv: readonly string[], print: (line: string) => void
       const top = Number(option(args, '--top') ?? 10);
       const totals = catalog.totals();
       const manifests = catalog.allContent().filter((c) => catalog.content(c.digest)?.media_type !== null).length;
-      const repositories = catalog.repositorySizes(top);
+      // Local (pushed) repositories are primary data: marked, and never counted as evictable cache.
+      const repositories = catalog.repositorySizes(top).map((r) => ({ ...r, local: r.upstream === LOCAL }));
       const report = { bytes: totals.bytes, objects: totals.objects, manifests, blobs: totals.objects - manifests, maxBytes: config.cache.maxSize, repositories };
       if (json) print(JSON.stringify(report));
       else {
         print(`cache: ${human(totals.bytes)} in ${totals.objects} objects (${report.blobs} blobs, ${manifests} manifests)${config.cache.maxSize === null ? '' : ` of ${human(config.cache.maxSize)}`}`);
-        for (const r of repositories) print(`  ${human(r.bytes).padStart(10)}  ${String(r.objects).padStart(6)} objects  ${r.upstream}/${r.repository}`);
+        for (const r of repositories) {
+          const name = r.upstream === LOCAL ? `${r.repository} (local)` : `${r.upstream}/${r.repository}`;
+          print(`  ${human(r.bytes).padStart(10)}  ${String(r.objects).padStart(6)} objects  ${name}`);
+        }
       }
       return 0;
     }
@@ -84,7 +88,10 @@ export async function run(argv: readonly string[], print: (line: string) => void
       if (to !== undefined && target === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
       await store.init();
       const orphans = await reconcile(store, catalog, log);
-      const router = new UpstreamRouter(Object.keys(config.upstreams), config.defaultUpstream);
+      const router = new UpstreamRouter(Object.keys(config.upstreams), config.defaultUpstream, {
+        prefixes: config.local.prefixes,
+        local: { has: (name) => catalog.holdsRepository(LOCAL, name) },
+      });
       const local = new LocalContent(store, catalog);
       const before = catalog.totals().bytes;
       if (args.includes('--dry-run')) {

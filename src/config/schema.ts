@@ -192,6 +192,13 @@ export const configSchema = z.strictObject({
   local: z.strictObject({
     /** Repository name prefixes that are local, pushable repositories ("team/", "local/"); never routed upstream. Default none. */
     prefixes: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/-]*$/, 'expected a repository name prefix such as "team/"')).default([]),
+    /**
+     * A push to a name that is not local yet creates a local repository, as on `registry:2`, unless mirror
+     * clients may ask for that name: `library/…`, a name with a host component, or a name this mirror
+     * caches from the default upstream as it is (see src/registry/routing.ts). false: only
+     * `local.prefixes` (and repositories pushed before) accept pushes. Default true.
+     */
+    createOnPush: z.boolean().default(true),
     /** Allow DELETE /v2/<name>/blobs/<digest> on local repositories. Default false. */
     allowBlobDelete: z.boolean().default(false),
     /** Upload sessions untouched this long are cancelled and their data removed. Default 1 hour. */

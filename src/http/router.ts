@@ -4,7 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { LongshoreError } from '../errors.js';
 import type { LocalRegistry } from '../registry/local-registry.js';
-import type { UpstreamRouter } from '../registry/routing.js';
+import type { RepositoryRef, UpstreamRouter } from '../registry/routing.js';
 import type { Registry } from '../registry/types.js';
 import { getBlob, headBlob } from './handlers/blobs.js';
 import { getManifest } from './handlers/manifests.js';
@@ -28,7 +28,6 @@ export interface RouterDeps {
   registry: Registry;
   /** Writes and content management on local repositories. */
   local: LocalRegistry;
-  localPrefixes: readonly string[];
   maxManifestSize: number;
   upstreams: UpstreamRouter;
   log: Logger;
@@ -38,9 +37,11 @@ export interface RouterDeps {
    * asked for them; without it every client would be anonymous upstream.
    */
   askForCredentials?: boolean;
+  /** Whether an upstream has a repository (a push must not create a local one mirror clients would get instead). */
+  upstreamHolds?: (repo: RepositoryRef, ctx: RequestLocals) => Promise<boolean>;
 }
 
-export function registryRouter({ registry, local, localPrefixes, maxManifestSize, upstreams, log, askForCredentials = false }: RouterDeps): express.Router {
+export function registryRouter({ registry, local, maxManifestSize, upstreams, log, askForCredentials = false, upstreamHolds }: RouterDeps): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
@@ -57,14 +58,14 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (kind === 'blobs' && reference === 'uploads') return next();
     const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
     (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
-    const repo = upstreams.route(name, ns);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      push.requireLocal(repo, localPrefixes);
+      const repo = upstreams.routeWrite(name, ns);
       if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
       if (kind === 'manifests' && req.method === 'DELETE') return push.deleteManifest(local, repo, reference, res);
       if (kind === 'blobs' && req.method === 'DELETE') return push.deleteBlob(local, repo, reference, res);
       throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on ${kind}`, { method: req.method });
     }
+    const repo = upstreams.route(name, ns);
     if (kind === 'manifests') return getManifest(registry, repo, reference, req, res, res.locals as RequestLocals);
     if (req.method === 'HEAD') return headBlob(registry, repo, reference, req, res);
     return getBlob(registry, repo, reference, req, res, log);
@@ -92,10 +93,13 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (!start && !session) return next();
     (res.locals as RequestLocals).route = 'upload';
     const name = (start ?? session)![1]!;
-    const repo = upstreams.route(name, undefined);
-    push.requireLocal(repo, localPrefixes);
+    const repo = upstreams.routeWrite(name, undefined);
     if (start) {
       if (req.method !== 'POST') throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on blob uploads; POST starts one`);
+      // The first upload makes a new name local: not one the default upstream already serves, which
+      // registry-mirrors clients ask for by the same name (e.g. bitnami/redis).
+      const shadowed = upstreams.shadowed(name);
+      if (shadowed && upstreamHolds && (await upstreamHolds(shadowed, res.locals as RequestLocals))) throw upstreams.shadowRefusal(name, shadowed);
       return push.startUpload(local, upstreams, repo, name, req, res);
     }
     const id = session![2]!;
@@ -113,7 +117,7 @@ export function registryRouter({ registry, local, localPrefixes, maxManifestSize
     if (!match || req.method !== 'GET') return next();
     (res.locals as RequestLocals).route = 'referrers';
     const repo = upstreams.route(match[1]!, undefined);
-    push.requireLocal(repo, localPrefixes);
+    push.requireLocal(repo);
     push.referrers(local, repo, match[2]!, req, res);
   });
 

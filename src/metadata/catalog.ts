@@ -80,6 +80,7 @@ export class Catalog {
   private readonly deleteTagStmt;
   private readonly deleteTagsOfStmt;
   private readonly repositoriesStmt;
+  private readonly holdsRepositoryStmt;
   private readonly putReferrerStmt;
   private readonly referrersStmt;
   private readonly deleteReferrerStmt;
@@ -152,6 +153,7 @@ export class Catalog {
     this.deleteTagStmt = db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND tag = ?');
     this.deleteTagsOfStmt = db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?');
     this.repositoriesStmt = db.prepare<[string], { repository: string }>('SELECT DISTINCT repository FROM repository_content WHERE upstream = ? ORDER BY repository');
+    this.holdsRepositoryStmt = db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM repository_content WHERE upstream = ? AND repository = ? LIMIT 1');
     this.putReferrerStmt = db.prepare('INSERT OR REPLACE INTO referrers (upstream, repository, subject, manifest, media_type, size, artifact_type, annotations) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.referrersStmt = db.prepare<[string, string, string], ReferrerRow>('SELECT manifest, media_type, size, artifact_type, annotations FROM referrers WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY manifest');
     this.deleteReferrerStmt = db.prepare('DELETE FROM referrers WHERE upstream = ? AND repository = ? AND manifest = ?');
@@ -325,6 +327,11 @@ export class Catalog {
   /** Repositories holding content under one upstream key, sorted. */
   repositories(upstream: string): string[] {
     return this.repositoriesStmt.all(upstream).map((r) => r.repository);
+  }
+
+  /** Whether the repository holds any content: for a local one, whether it exists. One index lookup. */
+  holdsRepository(upstream: string, repository: string): boolean {
+    return this.holdsRepositoryStmt.get(upstream, repository) !== undefined;
   }
 
   /** Every digest held by repositories of one upstream key (for local content: never evicted). */

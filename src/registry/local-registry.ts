@@ -135,10 +135,18 @@ export class LocalRegistry implements Registry {
 
   async tags(repo: RepositoryRef, query: TagListQuery, _ctx: RequestContext): Promise<TagListAnswer> {
     const tags = this.local.catalog.tagNames(repo.upstream, repo.name);
-    if (tags.length === 0 && !this.local.catalog.repositories(LOCAL).includes(repo.name)) {
+    if (tags.length === 0 && !this.local.catalog.holdsRepository(LOCAL, repo.name)) {
       throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} is not known to this registry`, { repository: repo.name });
     }
     return { name: repo.name, ...paginate(tags, query), outcome: 'hit' };
+  }
+
+  /**
+   * Whether `name` is a local repository: it holds pushed content, or an upload to it is open (so that
+   * the reads of a push in progress, such as a HEAD of a blob just uploaded, stay local).
+   */
+  has(name: string): boolean {
+    return this.perRepository.has(name) || this.local.catalog.holdsRepository(LOCAL, name);
   }
 
   /** Local repositories, for GET /v2/_catalog. */

@@ -373,6 +373,21 @@ export class ProxyRegistry implements Registry {
     }).promise;
   }
 
+  /**
+   * Whether the upstream serves the mirror a repository of this name (its tag list answers). Offline,
+   * nothing is asked and the answer is no. An unreachable upstream throws: the caller cannot tell.
+   */
+  async upstreamHolds(repo: RepositoryRef, ctx: RequestContext): Promise<boolean> {
+    if (this.upstream(repo.upstream).offline) return false;
+    try {
+      await this.clientFor(repo, ctx).tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId);
+      return true;
+    } catch (err) {
+      if (isLongshoreError(err) && NOT_FOUND.has(err.code)) return false;
+      throw err;
+    }
+  }
+
   /** The upstream client acting for this request: with the client's own credentials on a pass-through upstream. */
   private clientFor(repo: RepositoryRef, ctx: RequestContext): UpstreamClient {
     const entry = this.upstream(repo.upstream);

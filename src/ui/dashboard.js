@@ -140,8 +140,13 @@ function rateLimit(limit) {
   return wrap;
 }
 
+/** Local (pushed) repositories have the upstream "@local": shown by name with a "local" badge. */
 function repositoryName(entry) {
-  return `${entry.upstream}/${entry.repository}`;
+  if (entry.upstream !== '@local') return `${entry.upstream}/${entry.repository}`;
+  const wrap = element('span');
+  wrap.append(document.createTextNode(`${entry.repository} `), badge('local', 'info'));
+  wrap.title = 'local repository: pushed here, never evicted';
+  return wrap;
 }
 
 function renderTop(byPulls, bySize) {

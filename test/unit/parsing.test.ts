@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { LongshoreError } from '../../src/errors.js';
 import { AcceptSet, MediaType, manifestReferences } from '../../src/registry/media-types.js';
 import { isValidName, parseDigest, parseReference } from '../../src/registry/reference.js';
 import { UpstreamRouter } from '../../src/registry/routing.js';
@@ -95,6 +96,28 @@ describe('upstream routing', () => {
     assert.throws(() => router.route('x/y', 'evil.example'), { code: 'LS_UPSTREAM_UNKNOWN' });
     assert.throws(() => router.route('evil.example/x/y', undefined), { code: 'LS_UPSTREAM_UNKNOWN' });
     assert.throws(() => router.route('169.254.169.254:80/x', undefined), { code: 'LS_UPSTREAM_UNKNOWN' });
+  });
+  it('routes names a push made local to the local registry, never library/ or ?ns= or host names', () => {
+    const pushed = new Set(['alpine', 'equipe/app', 'library/alpine']);
+    const local = new UpstreamRouter(['docker.io', 'ghcr.io'], 'docker.io', { local: { has: (name) => pushed.has(name) }, cached: (r) => r.name === 'bitnami/redis' });
+    assert.deepEqual(local.route('alpine', undefined), { upstream: '@local', name: 'alpine' });
+    assert.deepEqual(local.route('equipe/app', undefined), { upstream: '@local', name: 'equipe/app' });
+    // what registry-mirrors and containerd ask for stays upstream, whatever has been pushed
+    assert.deepEqual(local.route('library/alpine', undefined), { upstream: 'docker.io', name: 'library/alpine' });
+    assert.deepEqual(local.route('alpine', 'docker.io'), { upstream: 'docker.io', name: 'library/alpine' });
+    assert.deepEqual(local.route('equipe/app', 'docker.io'), { upstream: 'docker.io', name: 'equipe/app' });
+    // writes create local repositories, except where mirror clients may ask for the name
+    assert.deepEqual(local.routeWrite('new-app', undefined), { upstream: '@local', name: 'new-app' });
+    assert.deepEqual(local.routeWrite('team/new', undefined), { upstream: '@local', name: 'team/new' });
+    for (const [name, ns, setting] of [['library/new', undefined, 'local.prefixes'], ['ghcr.io/o/i', undefined, 'local.prefixes'], ['new', 'docker.io', undefined], ['bitnami/redis', undefined, 'local.prefixes']] as const) {
+      assert.throws(() => local.routeWrite(name, ns), (err: LongshoreError) => err.code === 'LS_UNSUPPORTED' && err.detail?.setting === setting, name);
+      assert.equal(local.routeFor(name, ns, true).upstream === '@local', false, `${name}: rights are checked where reads go`);
+    }
+    assert.deepEqual(local.routeFor('new-app', undefined, true), { upstream: '@local', name: 'new-app' });
+    assert.deepEqual(local.routeFor('new-app', undefined, false), { upstream: 'docker.io', name: 'library/new-app' });
+    const strict = new UpstreamRouter(['docker.io'], 'docker.io', { createOnPush: false, prefixes: ['team/'] });
+    assert.throws(() => strict.routeWrite('new-app', undefined), /set local\.createOnPush to true/);
+    assert.deepEqual(strict.routeWrite('team/x', undefined), { upstream: '@local', name: 'team/x' });
   });
   it('validates the name after the prefix', () => {
     assert.throws(() => router.route('ghcr.io/../x', undefined), { code: 'LS_NAME_INVALID' });

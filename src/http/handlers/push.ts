@@ -8,11 +8,10 @@ import { LOCAL, type RepositoryRef, type UpstreamRouter } from '../../registry/r
 import { readLimitedBuffer } from '../../upstream/auth.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 
-/** A write on a proxied repository: refused, saying where pushes go. */
-export function requireLocal(repo: RepositoryRef, prefixes: readonly string[]): void {
+/** Referrers are listed for local repositories only (writes are routed by UpstreamRouter.routeWrite). */
+export function requireLocal(repo: RepositoryRef): void {
   if (repo.upstream === LOCAL) return;
-  const where = prefixes.length > 0 ? `push to a local repository (${prefixes.map((p) => `${p}…`).join(', ')})` : 'this mirror has no local repositories (config local.prefixes)';
-  throw new LongshoreError('LS_UNSUPPORTED', `${repo.name} is a read-only cache of ${repo.upstream}; ${where}`, { upstream: repo.upstream });
+  throw new LongshoreError('LS_UNSUPPORTED', `${repo.name} is a read-only cache of ${repo.upstream}; referrers are listed for local repositories only`, { upstream: repo.upstream });
 }
 
 function uploadHeaders(res: Response, name: string, id: string, offset: number): void {

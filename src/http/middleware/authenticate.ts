@@ -85,11 +85,12 @@ function requirementsOf(req: Request, auth: ClientAuth, ns: string | undefined):
   if (unrouted) ns = undefined;
   const name = match[1]!;
   const actions: Action[] = req.method === 'GET' || req.method === 'HEAD' ? ['pull'] : req.method === 'DELETE' ? ['delete'] : ['pull', 'push'];
-  const requirements: Requirement[] = [{ name, repository: auth.resolve(name, ns), actions }];
+  const write = req.method !== 'GET' && req.method !== 'HEAD';
+  const requirements: Requirement[] = [{ name, repository: auth.resolve(name, ns, write), actions }];
   // A cross-repository mount reads the source repository.
   const from = req.query.from;
   if (req.method === 'POST' && typeof from === 'string' && typeof req.query.mount === 'string') {
-    requirements.push({ name: from, repository: auth.resolve(from, ns), actions: ['pull'] });
+    requirements.push({ name: from, repository: auth.resolve(from, ns, false), actions: ['pull'] });
   }
   return requirements;
 }

@@ -2,7 +2,7 @@
 // learns its port from the "listening" log record (it binds 127.0.0.1:0 unless told otherwise).
 // Every JSON log record is kept, so tests can read what Longshore answered each client request.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,12 @@ export interface LongshoreOptions {
    * `upstreamUrl`, `upstream` and `config` are then ignored.
    */
   configFile?: string;
+  /**
+   * Start from the repository's mirror.config.json as shipped, with only the docker.io upstream URL, the
+   * port (127.0.0.1:0) and the data dir changed, then `config` merged over it (for a variant such as
+   * client auth on); `username`, `password` and `upstream` are then ignored.
+   */
+  shippedConfig?: boolean;
   /** LONGSHORE_* variables for this process, e.g. the node's LONGSHORE_LISTEN and LONGSHORE_DATA_DIR. */
   env?: Record<string, string>;
 }
@@ -69,7 +75,7 @@ export class Longshore {
   static async start(options: LongshoreOptions): Promise<Longshore> {
     const dir = mkdtempSync(join(tmpdir(), 'longshore-server-'));
     const configPath = join(dir, 'config.json');
-    const config = {
+    const config = options.shippedConfig ? shippedConfig(options, join(dir, 'data')) : {
       listen: '127.0.0.1:0',
       dataDir: join(dir, 'data'),
       logLevel: options.logLevel ?? 'info',
@@ -197,6 +203,13 @@ export class Longshore {
     await this.process.stop(10_000);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** mirror.config.json with the upstream URL, port and data dir of this test, and `options.config` merged over it. */
+function shippedConfig(options: LongshoreOptions, dataDir: string): Record<string, unknown> {
+  const shipped = JSON.parse(readFileSync(join(REPO_ROOT, 'mirror.config.json'), 'utf8')) as { upstreams: Record<string, Record<string, unknown>> };
+  const upstreams = { ...shipped.upstreams, 'docker.io': { ...shipped.upstreams['docker.io'], url: options.upstreamUrl } };
+  return { ...shipped, listen: '127.0.0.1:0', dataDir, upstreams, ...options.config };
 }
 
 function parseLogLine(line: string): Record<string, unknown> | undefined {

@@ -17,6 +17,7 @@ const DEBIAN_PACKAGE = {
   chromium: 'chromium',
   podman: 'podman',
   haproxy: 'haproxy',
+  busybox: 'busybox-static',
 } as const;
 
 export type Tool = keyof typeof DEBIAN_PACKAGE;
