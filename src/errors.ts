@@ -12,7 +12,6 @@ export const ERROR_CODES = [
   'LS_QUERY_INVALID',
   'LS_UPSTREAM_UNKNOWN',
   'LS_MANIFEST_NOT_FOUND',
-  'LS_MANIFEST_NOT_ACCEPTABLE',
   'LS_BLOB_NOT_FOUND',
   'LS_NAME_NOT_FOUND',
   'LS_UNSUPPORTED',
@@ -40,13 +39,15 @@ export const ERROR_CODES = [
   'LS_UPSTREAM_HOST_REFUSED',
   'LS_CONTENT_MISMATCH',
   'LS_DATA_DIR_LOCKED',
+  'LS_CONFIG_INVALID',
+  'LS_DATABASE_TOO_NEW',
   'LS_INTERNAL',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class LongshoreError extends Error {
-  override readonly name = 'LongshoreError';
+  override readonly name: string = 'LongshoreError';
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -59,8 +60,11 @@ export class LongshoreError extends Error {
 }
 
 /** Raised while loading configuration; main prints it and exits non-zero. */
-export class ConfigError extends Error {
+export class ConfigError extends LongshoreError {
   override readonly name = 'ConfigError';
+  constructor(message: string) {
+    super('LS_CONFIG_INVALID', message);
+  }
 }
 
 export function isLongshoreError(err: unknown, code?: ErrorCode): err is LongshoreError {

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const longshore = await createLongshore(config, log).catch((err: unknown) => {
     // auth.htpasswd or auth.signingKeyFile, read while the services are built; or another process
     // owns the data directory
-    if (!(err instanceof ConfigError) && !isLongshoreError(err, 'LS_DATA_DIR_LOCKED')) throw err;
+    if (!(err instanceof ConfigError) && !isLongshoreError(err, 'LS_DATA_DIR_LOCKED') && !isLongshoreError(err, 'LS_DATABASE_TOO_NEW')) throw err;
     console.error(`longshore: ${(err as Error).message}`);
     process.exit(2);
   });

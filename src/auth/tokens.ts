@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { LongshoreError } from '../errors.js';
 import type { Action, Subject } from './rules.js';
 import type { SigningKey } from './signing-key.js';
 
@@ -33,8 +34,12 @@ export interface VerifiedToken {
   expiresAt: number;
 }
 
-export class TokenInvalidError extends Error {
+/** A bearer token that is expired, forged or malformed: the client is challenged again (401). */
+export class TokenInvalidError extends LongshoreError {
   override readonly name = 'TokenInvalidError';
+  constructor(message: string) {
+    super('LS_UNAUTHORIZED', message);
+  }
 }
 
 export interface TokenSettings {

@@ -20,7 +20,6 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   // 404, so that a containerd or podman mirror entry falls back to the registry itself.
   LS_UPSTREAM_UNKNOWN: { status: 404, code: 'NAME_UNKNOWN' },
   LS_MANIFEST_NOT_FOUND: { status: 404, code: 'MANIFEST_UNKNOWN' },
-  LS_MANIFEST_NOT_ACCEPTABLE: { status: 404, code: 'MANIFEST_UNKNOWN' },
   LS_BLOB_NOT_FOUND: { status: 404, code: 'BLOB_UNKNOWN' },
   LS_NAME_NOT_FOUND: { status: 404, code: 'NAME_UNKNOWN' },
   LS_UNSUPPORTED: { status: 405, code: 'UNSUPPORTED' },
@@ -55,6 +54,8 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_CONTENT_MISMATCH: { status: 502, code: 'UNAVAILABLE' },
   // Admin commands and start-up only; never a registry request's answer.
   LS_DATA_DIR_LOCKED: { status: 409, code: 'UNAVAILABLE' },
+  LS_CONFIG_INVALID: { status: 500, code: 'UNKNOWN' },
+  LS_DATABASE_TOO_NEW: { status: 500, code: 'UNKNOWN' },
   LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
 };
 

@@ -1,6 +1,7 @@
 // Opens the SQLite metadata database the undici way: WAL, statements prepared once (catalog.ts),
 // a versioned schema applied in order inside transactions, tracked in PRAGMA user_version.
 import Database from 'better-sqlite3';
+import { LongshoreError } from '../errors.js';
 
 /** Each entry moves the schema one version up. Never edit a shipped entry: append a new one. */
 const MIGRATIONS: readonly string[] = [
@@ -96,7 +97,7 @@ export function openDatabase(path: string): Database.Database {
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
-    throw new Error(`database schema version ${current} is newer than this Longshore (${SCHEMA_VERSION}); refusing to open it`);
+    throw new LongshoreError('LS_DATABASE_TOO_NEW', `database schema version ${current} is newer than this Longshore (${SCHEMA_VERSION}); refusing to open it`, { version: current, supported: SCHEMA_VERSION });
   }
   for (let version = current; version < SCHEMA_VERSION; version++) {
     db.transaction(() => {

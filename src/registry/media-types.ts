@@ -20,7 +20,6 @@ export const MANIFEST_TYPES: readonly string[] = [
   MediaType.DockerManifest,
 ];
 
-export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, MediaType.DockerManifestList]);
 
 /**
  * What a client's Accept header lets it receive. A client that sends no Accept header gets what a

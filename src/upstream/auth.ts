@@ -12,6 +12,7 @@ import { request } from 'undici';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { LongshoreError } from '../errors.js';
+import { readLimited } from '../read-limited.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { matchesHost } from './destinations.js';
 
@@ -154,7 +155,7 @@ export class UpstreamAuth {
     }
     const started = this.now();
     const res = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: this.headersTimeout, bodyTimeout: this.headersTimeout });
-    const text = await readLimited(res.body, MAX_TOKEN_RESPONSE);
+    const text = (await readLimited(res.body, MAX_TOKEN_RESPONSE, upstreamTooLarge)).toString('utf8');
     this.onTokenRequest(res.statusCode, (this.now() - started) / 1000);
     this.log.debug({ realm: url.origin + url.pathname, scope, status: res.statusCode, ms: this.now() - started }, 'token request');
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -183,21 +184,7 @@ function basic(c: Credentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 }
 
-/** Reads a small body as text, failing beyond `limit` bytes. */
-export async function readLimited(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
-  return (await readLimitedBuffer(body, limit)).toString('utf8');
-}
-
-export async function readLimitedBuffer(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    length += chunk.length;
-    if (length > limit) {
-      body.destroy();
-      throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream response is larger than ${limit} bytes`, { limit });
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length);
+/** An upstream response over the limit of what the mirror reads into memory. */
+export function upstreamTooLarge(limit: number): LongshoreError {
+  return new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream response is larger than ${limit} bytes`, { limit });
 }

@@ -15,7 +15,8 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../registry/reference.js';
-import { UpstreamAuth, readLimitedBuffer, type Credentials } from './auth.js';
+import { readLimited } from '../read-limited.js';
+import { UpstreamAuth, upstreamTooLarge, type Credentials } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
 import { RedirectGuard, tokenHostsFor, type ClassifyAddress, type ResolveHost } from './destinations.js';
 
@@ -154,7 +155,7 @@ export class UpstreamClient {
       res.body.destroy();
       throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream manifest is larger than the ${maxSize}-byte limit`, { size, limit: maxSize });
     }
-    const body = await this.guard(readLimitedBuffer(res.body, maxSize));
+    const body = await this.guard(readLimited(res.body, maxSize, upstreamTooLarge));
     return { digest, mediaType, size: body.length, body };
   }
 
@@ -184,7 +185,7 @@ export class UpstreamClient {
     }
     if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, 'tags/list');
     const link = /<[^>]*\?([^>]*)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '');
-    const body = await this.guard(readLimitedBuffer(res.body, maxSize));
+    const body = await this.guard(readLimited(res.body, maxSize, upstreamTooLarge));
     let doc: { name?: unknown; tags?: unknown };
     try {
       doc = JSON.parse(body.toString('utf8')) as typeof doc;

@@ -86,6 +86,18 @@ describe('fuzz findings', () => {
     assert.equal(status.status, 204);
     assert.equal(status.headers.range, '0-0');
   });
+
+  // Issue 14's read of the code: the manifest PUT caught every failure of reading the body as
+  // "manifest too large", so a client leaving mid-body was logged as a 413 MANIFEST_INVALID.
+  it('takes a client that leaves in the middle of a manifest PUT as the client leaving, not as a manifest too large', async () => {
+    const token = JSON.parse((await sendRaw(mirror.url, { method: 'GET', target: '/token?scope=repository:team/app:pull,push', headers: [['authorization', `Basic ${Buffer.from('alice:pw').toString('base64')}`]] })).body.toString()) as { token: string };
+    await sendRaw(mirror.url, { method: 'PUT', target: '/v2/team/app/manifests/cut', headers: [['authorization', `Bearer ${token.token}`], ['content-type', 'application/vnd.oci.image.manifest.v1+json'], ['content-length', '1000']], body: Buffer.from('{"schemaVersion":'), halfClose: true });
+    // The error handler logs a client that left as 'client went away', an error of ours as 'request failed'.
+    await waitFor(() => fresh(mirror).some((l) => l.msg === 'client went away' || l.msg === 'request failed' || l.msg === 'unhandled error'), 5_000);
+    assert.ok(fresh(mirror).some((l) => l.msg === 'client went away'));
+    assert.deepEqual(fresh(mirror).filter((l) => l.msg === 'request failed').map((l) => l.code), []);
+    assert.deepEqual(unhandled(mirror), []);
+  });
 });
 
 describe('a monolithic upload with a malformed digest', () => {

@@ -5,7 +5,7 @@ import { isLongshoreError, LongshoreError } from '../../errors.js';
 import type { LocalRegistry } from '../../registry/local-registry.js';
 import { parseDigest, parseReference } from '../../registry/reference.js';
 import { LOCAL, type RepositoryRef, type UpstreamRouter } from '../../registry/routing.js';
-import { readLimitedBuffer } from '../../upstream/auth.js';
+import { readLimited } from '../../read-limited.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 
 /** Referrers are listed for local repositories only (writes are routed by UpstreamRouter.routeWrite). */
@@ -142,12 +142,8 @@ export async function putManifest(registry: LocalRegistry, repo: RepositoryRef, 
     req.resume();
     throw new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is ${declared} bytes; the limit is ${maxSize}`, { size: declared, limit: maxSize });
   }
-  let body: Buffer;
-  try {
-    body = await readLimitedBuffer(req, maxSize);
-  } catch {
-    throw new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is larger than the ${maxSize}-byte limit`, { limit: maxSize });
-  }
+  // A client that goes away mid-body is not a manifest that is too large: that error propagates as is.
+  const body = await readLimited(req, maxSize, (limit) => new LongshoreError('LS_MANIFEST_TOO_LARGE', `manifest is larger than the ${limit}-byte limit`, { limit }));
   const pushed = await registry.putManifest(repo, reference, req.headers['content-type'], body);
   (res.locals as RequestLocals).cache = undefined;
   res.setHeader('location', `/v2/${name}/manifests/${pushed.digest}`);
