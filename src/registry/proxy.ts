@@ -16,6 +16,7 @@ import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
 import { paginate } from './pagination.js';
 import { SingleFlight } from './single-flight.js';
+import { algorithmOf, CANONICAL_ALGORITHM, digestOf } from './digest.js';
 import { DigestVerifier } from './verifying-stream.js';
 import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 
@@ -273,8 +274,9 @@ export class ProxyRegistry implements Registry {
     const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize, ctx.requestId);
     const body = fetched.body!;
     this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, body.length);
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
     const expected = reference.kind === 'digest' ? reference.digest : fetched.digest;
+    // Named with the algorithm the client or the upstream named it by (the upstream's sha512 tag stays sha512).
+    const digest = digestOf(body, expected !== undefined ? algorithmOf(expected) : CANONICAL_ALGORITHM);
     if (expected !== undefined && expected !== digest) {
       throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${repo.upstream} sent a manifest for ${repo.name}:${ref} whose content does not match digest ${expected}`, { expected, actual: digest });
     }

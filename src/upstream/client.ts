@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Digest } from '../registry/reference.js';
+import { isDigest, type Digest } from '../registry/digest.js';
 import { UpstreamAuth, readLimitedBuffer, type Credentials } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
 import { RedirectGuard, tokenHostsFor, type ClassifyAddress, type ResolveHost } from './destinations.js';
@@ -145,7 +145,7 @@ export class UpstreamClient {
     const mediaType = contentType(res.headers['content-type']);
     const size = contentLength(res.headers);
     const digestHeader = header(res.headers, 'docker-content-digest');
-    const digest = digestHeader && /^sha256:[a-f0-9]{64}$/.test(digestHeader) ? (digestHeader as Digest) : undefined;
+    const digest = digestHeader && isDigest(digestHeader) ? digestHeader : undefined;
     if (method === 'HEAD') {
       await discard(res.body);
       return { digest, mediaType, size };
