@@ -114,8 +114,10 @@ export async function completeUpload(registry: LocalRegistry, repo: RepositoryRe
   }
   const expected = parseDigest(digest);
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  // A last chunk sent with the PUT is checked for order like a PATCH: out of order is 416, not a wrong digest.
+  const range = hasBody ? chunkRange(req.headers['content-range']) : undefined;
   try {
-    await registry.completeUpload(repo, id, expected, hasBody ? req : undefined, contentLength(req));
+    await registry.completeUpload(repo, id, expected, hasBody ? req : undefined, contentLength(req), range);
   } catch (err) {
     refusedChunk(err, registry, repo, res, name, id);
     throw err;
