@@ -84,6 +84,15 @@ export function digestOf(body: Buffer | string, algorithm: DigestAlgorithm = CAN
   return `${algorithm}:${createHash(ALGORITHMS[algorithm].hash).update(body).digest('hex')}`;
 }
 
+/**
+ * The tag under which a registry without the referrers API keeps the referrers of `digest` (distribution
+ * spec, "Referrers Tag Schema"): `<alg>-<ref>`, the algorithm cut to 32 characters and the encoded part
+ * to 64, so that a sha512 subject still makes a valid tag. cosign's `.sig`/`.att` tags share the prefix.
+ */
+export function referrersTagOf(digest: Digest): string {
+  return `${algorithmOf(digest).slice(0, 32)}-${encodedOf(digest).slice(0, 64)}`;
+}
+
 function truncate(text: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }

@@ -20,10 +20,10 @@ import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
 import { algorithmOf, CANONICAL_ALGORITHM, digestOf } from './digest.js';
 import type { LocalContent } from './local-content.js';
-import { MANIFEST_TYPES, MediaType, manifestReferences, type AcceptSet } from './media-types.js';
+import { MANIFEST_TYPES, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
 import { LOCAL, type RepositoryRef } from './routing.js';
-import type { BlobHandle, BlobInfo, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
+import type { BlobHandle, BlobInfo, ManifestAnswer, ReferrersAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 import { paginate } from './pagination.js';
 
 /** Tags of local repositories are not negotiated per Accept list: one row, this key. */
@@ -148,8 +148,8 @@ export class LocalRegistry implements Registry {
     return next === undefined ? { repositories: tags } : { repositories: tags, next };
   }
 
-  /** An OCI image index of the manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
-  referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined): { index: object; filtered: boolean } {
+  /** The manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
+  async referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined, _ctx?: RequestContext): Promise<ReferrersAnswer> {
     const rows = this.local.catalog.referrers(repo.upstream, repo.name, digest)
       .filter((r) => artifactType === undefined || r.artifact_type === artifactType);
     const manifests = rows.map((r) => ({
@@ -159,7 +159,7 @@ export class LocalRegistry implements Registry {
       ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
       ...(r.annotations ? { annotations: JSON.parse(r.annotations) as unknown } : {}),
     }));
-    return { index: { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, filtered: artifactType !== undefined };
+    return { manifests, filtered: artifactType !== undefined, outcome: 'hit' };
   }
 
   private resolve(repo: RepositoryRef, reference: Reference): Digest | undefined {

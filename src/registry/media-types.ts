@@ -2,6 +2,9 @@
 // The mirror asks the upstream with the client's own Accept list; a cached tag is answered locally only
 // for a client whose Accept list selects the same answer (see acceptKey).
 
+import { isDigest } from './digest.js';
+import type { ReferrerDescriptor } from './types.js';
+
 export const MediaType = {
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -190,4 +193,11 @@ export function declaredMediaType(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A descriptor fit for a referrers list: a media type, a supported digest and a size (other fields kept as they are). */
+export function isListedDescriptor(d: unknown): d is ReferrerDescriptor {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return false;
+  const { mediaType, digest, size } = d as { mediaType?: unknown; digest?: unknown; size?: unknown };
+  return typeof mediaType === 'string' && typeof digest === 'string' && isDigest(digest) && typeof size === 'number' && Number.isSafeInteger(size) && size >= 0;
 }

@@ -170,15 +170,6 @@ export async function deleteBlob(registry: LocalRegistry, repo: RepositoryRef, r
   res.status(202).end();
 }
 
-/** GET /v2/<name>/referrers/<digest>[?artifactType=] (OCI distribution-spec 1.1). */
-export function referrers(registry: LocalRegistry, repo: RepositoryRef, rawDigest: string, req: Request, res: Response): void {
-  const artifactType = typeof req.query.artifactType === 'string' ? req.query.artifactType : undefined;
-  const { index, filtered } = registry.referrers(repo, parseDigest(rawDigest), artifactType);
-  if (filtered) res.setHeader('oci-filters-applied', 'artifactType');
-  res.setHeader('content-type', 'application/vnd.oci.image.index.v1+json');
-  res.status(200).end(JSON.stringify(index));
-}
-
 /** GET /v2/_catalog[?n=&last=]: the local repositories. */
 export function catalog(registry: LocalRegistry, req: Request, res: Response): void {
   const n = typeof req.query.n === 'string' && /^\d{1,6}$/.test(req.query.n) ? Number(req.query.n) : undefined;
