@@ -6,7 +6,7 @@ import { read } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import { algorithmOf, Digester, type Digest } from '../registry/digest.js';
+import { algorithmOf, DIGEST_ALGORITHMS, Digester, type Digest } from '../registry/digest.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { StorePaths } from './paths.js';
 import type { Scavenger } from './scavenger.js';
@@ -34,7 +34,7 @@ export class ContentStore {
 
   /** Creates the directories and removes temp files left by a crash. Returns how many were removed. */
   async init(): Promise<number> {
-    await mkdir(this.paths.blobs, { recursive: true });
+    for (const algorithm of DIGEST_ALGORITHMS) await mkdir(this.paths.algorithmDir(algorithm), { recursive: true });
     await mkdir(this.paths.tmp, { recursive: true });
     const leftovers = await readdir(this.paths.tmp);
     await Promise.all(leftovers.map((name) => rm(`${this.paths.tmp}/${name}`, { force: true, recursive: true })));
