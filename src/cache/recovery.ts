@@ -3,13 +3,12 @@
 //   - temp files are removed (ContentStore.init);
 //   - rows whose file is gone, or whose file has another size, are removed (with the file);
 //   - files without a row are hashed: adopted when the bytes match the digest in their name, else removed.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog } from '../metadata/catalog.js';
-import type { Digest } from '../registry/reference.js';
+import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../registry/digest.js';
 import { READ_CHUNK, type ContentStore } from '../storage/content-store.js';
 
 export interface ReconcileResult {
@@ -30,7 +29,7 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
     result.rowsRemoved++;
   }
   for (const [digest, size] of files) {
-    if (await hashFile(store.paths.content(digest)) === digest) {
+    if (await fileMatches(store.paths.content(digest), digest)) {
       catalog.adopt(digest, size);
       result.filesAdopted++;
     } else {
@@ -42,28 +41,37 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
   return result;
 }
 
-/** Every content file with its size, by digest; names that are not digests are ignored. */
+/** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
 export async function storedFiles(store: ContentStore): Promise<Map<Digest, number>> {
   const out = new Map<Digest, number>();
-  let prefixes: string[];
-  try {
-    prefixes = await readdir(store.paths.blobs);
-  } catch {
-    return out;
-  }
-  for (const prefix of prefixes) {
-    if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
-    for (const name of await readdir(join(store.paths.blobs, prefix))) {
-      if (!/^[a-f0-9]{64}$/.test(name) || !name.startsWith(prefix)) continue;
-      const info = await stat(join(store.paths.blobs, prefix, name));
-      if (info.isFile()) out.set(`sha256:${name}`, info.size);
+  for (const algorithm of DIGEST_ALGORITHMS) {
+    const root = store.paths.algorithmDir(algorithm);
+    let prefixes: string[];
+    try {
+      prefixes = await readdir(root);
+    } catch {
+      continue;
+    }
+    for (const prefix of prefixes) {
+      if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
+      for (const name of await readdir(join(root, prefix))) {
+        if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
+        const info = await stat(join(root, prefix, name));
+        if (info.isFile()) out.set(`${algorithm}:${name}`, info.size);
+      }
     }
   }
   return out;
 }
 
-export async function hashFile(path: string): Promise<Digest> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
+/** The digest of a file's bytes, with `algorithm` (the one of the digest it should match). */
+export async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<Digest> {
+  const digester = new Digester(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
+  return digester.digest();
+}
+
+/** Whether a file holds exactly the bytes of `digest`. */
+export async function fileMatches(path: string, digest: Digest): Promise<boolean> {
+  return (await hashFile(path, algorithmOf(digest))) === digest;
 }

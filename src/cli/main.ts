@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { Evictor } from '../cache/evictor.js';
 import { hashFile, reconcile } from '../cache/recovery.js';
+import { algorithmOf, encodedOf } from '../registry/digest.js';
 import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -113,14 +114,14 @@ export async function run(argv: readonly string[], print: (line: string) => void
     let checked = 0;
     for (const { digest } of catalog.allContent()) {
       const path = paths.content(digest);
-      const actual = await hashFile(path).catch(() => 'missing');
+      const actual = await hashFile(path, algorithmOf(digest)).catch(() => 'missing');
       checked++;
       if (actual === digest) continue;
       bad.push(digest);
       if (quarantine) {
         const dir = join(paths.root, 'quarantine');
         await mkdir(dir, { recursive: true });
-        if (actual !== 'missing') await rename(path, join(dir, digest.slice('sha256:'.length)));
+        if (actual !== 'missing') await rename(path, join(dir, encodedOf(digest)));
         catalog.removeContent(digest);
       }
     }

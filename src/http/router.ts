@@ -9,6 +9,7 @@ import type { Registry } from '../registry/types.js';
 import { getBlob, headBlob } from './handlers/blobs.js';
 import { getManifest } from './handlers/manifests.js';
 import * as push from './handlers/push.js';
+import { listReferrers } from './handlers/referrers.js';
 import { listTags } from './handlers/tags.js';
 import { endpointNotFound } from './middleware/errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
@@ -112,13 +113,13 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
     }
   });
 
-  router.use((req: Request, res: Response, next: NextFunction) => {
+  // Local repositories list what was pushed; proxied ones ask their upstream (registry/proxy.ts).
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
     const match = REFERRERS_PATH.exec(req.path);
     if (!match || req.method !== 'GET') return next();
     (res.locals as RequestLocals).route = 'referrers';
-    const repo = upstreams.route(match[1]!, undefined);
-    push.requireLocal(repo);
-    push.referrers(local, repo, match[2]!, req, res);
+    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    return listReferrers(registry, upstreams.route(match[1]!, ns), match[2]!, req, res);
   });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
@@ -130,6 +131,22 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
     return listTags(registry, repo, match[1]!, req, res);
   });
 
+  // A known endpoint asked with a method it does not serve: 405 UNSUPPORTED, naming the methods it does.
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    const allowed = allowedMethods(req.path);
+    if (!allowed) return next();
+    res.setHeader('allow', allowed.join(', '));
+    throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on this endpoint; it serves ${allowed.join(', ')}`, { method: req.method.slice(0, 16) });
+  });
+
   router.use(endpointNotFound);
   return router;
+}
+
+/** The methods an endpoint of the spec serves, for paths whose other methods fell through every route. */
+function allowedMethods(path: string): readonly string[] | undefined {
+  if (path === '/' || path === '/_catalog') return ['GET', 'HEAD'];
+  if (TAGS_PATH.test(path)) return ['GET', 'HEAD'];
+  if (REFERRERS_PATH.test(path)) return ['GET'];
+  return undefined;
 }

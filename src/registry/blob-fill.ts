@@ -6,14 +6,13 @@
 // leaves never aborts it. The last byte is held back from every reader until the digest and size are
 // verified, so a corrupt or short download reaches no client as a complete response: readers are
 // destroyed instead, and the client sees a broken transfer.
-import { createHash } from 'node:crypto';
 import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
-import type { Digest } from './reference.js';
+import { algorithmOf, Digester, type Digest } from './digest.js';
 import { DigestVerifier } from './verifying-stream.js';
 
 const readAsync = promisify(read);
@@ -235,7 +234,7 @@ export class BlobFill {
    */
   async relay(position: number, ranged: boolean): Promise<Readable | undefined> {
     if (!this.localFailure || !this.options.relayFrom || ranged) return undefined;
-    const hash = createHash('sha256');
+    const hash = new Digester(algorithmOf(this.digest));
     const buffer = Buffer.allocUnsafe(READ_CHUNK);
     for (let at = 0; at < position;) {
       const { bytesRead } = await readAsync(this.writer.handle.fd, buffer, 0, Math.min(READ_CHUNK, position - at), at);

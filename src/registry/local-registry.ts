@@ -6,7 +6,7 @@
 // content plus open uploads (`local.maxUploadsPerClient`, `maxUploadsPerRepository`, `maxUploadSize`,
 // `maxSize`). Chunks are admitted against the last two before they are written, so the disk never holds
 // more than the limits allow, also while a body without Content-Length streams in.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,11 +18,12 @@ import { LongshoreError } from '../errors.js';
 import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
+import { algorithmOf, CANONICAL_ALGORITHM, digestOf } from './digest.js';
 import type { LocalContent } from './local-content.js';
-import { MANIFEST_TYPES, MediaType, manifestReferences, type AcceptSet } from './media-types.js';
+import { MANIFEST_TYPES, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
 import { LOCAL, type RepositoryRef } from './routing.js';
-import type { BlobHandle, BlobInfo, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
+import type { BlobHandle, BlobInfo, ManifestAnswer, ReferrersAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 import { paginate } from './pagination.js';
 
 /** Tags of local repositories are not negotiated per Accept list: one row, this key. */
@@ -155,8 +156,8 @@ export class LocalRegistry implements Registry {
     return next === undefined ? { repositories: tags } : { repositories: tags, next };
   }
 
-  /** An OCI image index of the manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
-  referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined): { index: object; filtered: boolean } {
+  /** The manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
+  async referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined, _ctx?: RequestContext): Promise<ReferrersAnswer> {
     const rows = this.local.catalog.referrers(repo.upstream, repo.name, digest)
       .filter((r) => artifactType === undefined || r.artifact_type === artifactType);
     const manifests = rows.map((r) => ({
@@ -166,7 +167,7 @@ export class LocalRegistry implements Registry {
       ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
       ...(r.annotations ? { annotations: JSON.parse(r.annotations) as unknown } : {}),
     }));
-    return { index: { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, filtered: artifactType !== undefined };
+    return { manifests, filtered: artifactType !== undefined, outcome: 'hit' };
   }
 
   private resolve(repo: RepositoryRef, reference: Reference): Digest | undefined {
@@ -273,13 +274,16 @@ export class LocalRegistry implements Registry {
     if (maxSize !== null && this.usedBytes() + adding > maxSize) throw quotaExceeded(maxSize, start);
   }
 
-  /** Appends an optional last chunk (`length`: its Content-Length, if known), checks the digest, and moves the blob into the store. */
-  async completeUpload(repo: RepositoryRef, id: string, digest: Digest, body?: Readable, length?: number): Promise<void> {
-    const session = body ? await this.appendUpload(repo, id, body, undefined, length) : this.session(repo, id);
+  /**
+   * Appends an optional last chunk (`length`: its Content-Length, if known; `range`: its Content-Range,
+   * checked as for appendUpload), checks the digest, and moves the blob into the store.
+   */
+  async completeUpload(repo: RepositoryRef, id: string, digest: Digest, body?: Readable, length?: number, range?: { start: number; end: number }): Promise<void> {
+    const session = body ? await this.appendUpload(repo, id, body, range, length) : this.session(repo, id);
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     session.busy = true;
     try {
-      const actual = await hashFile(session.path);
+      const actual = await hashFile(session.path, algorithmOf(digest));
       if (actual !== digest) {
         throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
       }
@@ -382,14 +386,20 @@ export class LocalRegistry implements Registry {
     if (declared && MANIFEST_TYPES.includes(type) && type !== declared) {
       throw new LongshoreError('LS_MANIFEST_INVALID', `Content-Type ${type} does not match the manifest's mediaType ${declared}`);
     }
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
+    // Pushed by digest, a manifest is named with that digest's algorithm; by tag, with the canonical one.
+    const digest = digestOf(body, reference.kind === 'digest' ? algorithmOf(reference.digest) : CANONICAL_ALGORITHM);
     if (reference.kind === 'digest' && reference.digest !== digest) {
       throw new LongshoreError('LS_DIGEST_INVALID', `manifest content has digest ${digest}, not ${reference.digest}`, { digest: reference.digest, actual: digest });
     }
     const refs = manifestReferences(body);
     const subject = typeof doc.subject?.digest === 'string' ? doc.subject.digest : undefined;
     const children = refs.manifests.filter((d) => d !== subject);
-    const missing = [...refs.blobs, ...children].filter((d) => !this.local.catalog.hasLink(repo.upstream, repo.name, d as Digest));
+    // Non-distributable layers with URLs need not be pushed. They are not recorded as references either:
+    // a reference makes content servable under the repository (LocalContent.holds), and naming a digest
+    // in a manifest must never be a way to reach content the repository does not hold.
+    const external = new Set(refs.external);
+    const blobs = refs.blobs.filter((d) => !external.has(d));
+    const missing = [...blobs, ...children].filter((d) => !this.local.catalog.hasLink(repo.upstream, repo.name, d as Digest));
     if (missing.length > 0) {
       throw new LongshoreError('LS_MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) or manifest(s) not in ${repo.name}`, { missing: missing.slice(0, 10) });
     }
@@ -399,7 +409,7 @@ export class LocalRegistry implements Registry {
     if (counts && maxSize !== null && this.usedBytes() + body.length > maxSize) throw quotaExceeded(maxSize);
     if (counts) this.countingManifests.add(digest);
     try {
-      await this.local.putManifest({ digest, size: body.length, mediaType, upstream: LOCAL, repository: repo.name, refs: { blobs: refs.blobs, manifests: children } }, body);
+      await this.local.putManifest({ digest, size: body.length, mediaType, upstream: LOCAL, repository: repo.name, refs: { blobs, manifests: children } }, body);
       if (counts) this.usage.added(body.length);
     } finally {
       if (counts) this.countingManifests.delete(digest);

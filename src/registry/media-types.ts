@@ -2,6 +2,9 @@
 // The mirror asks the upstream with the client's own Accept list; a cached tag is answered locally only
 // for a client whose Accept list selects the same answer (see acceptKey).
 
+import { isDigest } from './digest.js';
+import type { ReferrerDescriptor } from './types.js';
+
 export const MediaType = {
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -92,6 +95,38 @@ export interface ManifestReferences {
   manifests: string[];
   /** The size each referenced blob's descriptor declares, where it declares a valid one. */
   sizes?: Record<string, number>;
+  /**
+   * Blobs named only by non-distributable layers that say where to download them (`urls`): the OCI
+   * image-spec's non-distributable layers and Docker's foreign layers. Also in `blobs`. A registry
+   * need not hold them (distribution accepts such a manifest without them), so a push may omit them.
+   */
+  external?: string[];
+}
+
+/** Layer types that registries need not hold when the descriptor gives `urls` (image-spec "Non-distributable layers"). */
+const NON_DISTRIBUTABLE_LAYERS: ReadonlySet<string> = new Set([
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
+
+/** A descriptor of a non-distributable layer with at least one http(s) URL and none of another kind (distribution's rule). */
+function isExternalLayer(d: unknown): boolean {
+  if (typeof d !== 'object' || d === null) return false;
+  const { mediaType, urls } = d as { mediaType?: unknown; urls?: unknown };
+  if (typeof mediaType !== 'string' || !NON_DISTRIBUTABLE_LAYERS.has(mediaType)) return false;
+  if (!Array.isArray(urls) || urls.length === 0) return false;
+  return urls.every((u) => {
+    if (typeof u !== 'string') return false;
+    try {
+      const url = new URL(u);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hash === '' && !u.includes('#');
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -120,12 +155,32 @@ export function manifestReferences(body: Buffer): ManifestReferences {
     const size = (d as { size?: unknown }).size;
     if (list === refs.blobs && typeof size === 'number' && Number.isSafeInteger(size) && size >= 0) sizes[digest] = size;
   };
+  // A digest is external only when every descriptor naming it is an external layer.
+  const external = new Set<string>();
+  const required = new Set<string>();
+  const note = (d: unknown, mayBeExternal: boolean) => {
+    const digest = digestOf(d);
+    if (digest !== undefined) (mayBeExternal && isExternalLayer(d) ? external : required).add(digest);
+  };
   push(refs.blobs, m.config);
-  if (Array.isArray(m.layers)) for (const l of m.layers) push(refs.blobs, l);
-  if (Array.isArray(m.blobs)) for (const l of m.blobs) push(refs.blobs, l);
+  note(m.config, false);
+  if (Array.isArray(m.layers)) {
+    for (const l of m.layers) {
+      push(refs.blobs, l);
+      note(l, true);
+    }
+  }
+  if (Array.isArray(m.blobs)) {
+    for (const l of m.blobs) {
+      push(refs.blobs, l);
+      note(l, false);
+    }
+  }
   if (Array.isArray(m.manifests)) for (const l of m.manifests) push(refs.manifests, l);
   push(refs.manifests, m.subject);
   if (Object.keys(sizes).length > 0) refs.sizes = sizes;
+  const onlyExternal = [...external].filter((d) => !required.has(d));
+  if (onlyExternal.length > 0) refs.external = onlyExternal;
   return refs;
 }
 
@@ -137,4 +192,11 @@ export function declaredMediaType(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A descriptor fit for a referrers list: a media type, a supported digest and a size (other fields kept as they are). */
+export function isListedDescriptor(d: unknown): d is ReferrerDescriptor {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return false;
+  const { mediaType, digest, size } = d as { mediaType?: unknown; digest?: unknown; size?: unknown };
+  return typeof mediaType === 'string' && typeof digest === 'string' && isDigest(digest) && typeof size === 'number' && Number.isSafeInteger(size) && size >= 0;
 }

@@ -11,13 +11,14 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { BlobFill } from './blob-fill.js';
 import type { TagRow } from '../metadata/catalog.js';
 import type { LocalContent, StoredManifest } from './local-content.js';
-import { AcceptSet, MANIFEST_TYPES, declaredMediaType, manifestReferences } from './media-types.js';
+import { AcceptSet, MANIFEST_TYPES, MediaType, declaredMediaType, isListedDescriptor, manifestReferences } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
 import { paginate } from './pagination.js';
 import { SingleFlight } from './single-flight.js';
+import { algorithmOf, CANONICAL_ALGORITHM, digestOf, referrersTagOf } from './digest.js';
 import { DigestVerifier } from './verifying-stream.js';
-import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
+import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, ReferrerDescriptor, ReferrersAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 
 export interface UpstreamEntry {
   client: UpstreamClient;
@@ -53,6 +54,15 @@ const NEGATIVE_ENTRIES = 10_000;
 /** Remembered verdicts on clients' pass-through credentials, at most (about 150 bytes each). */
 const VERDICT_ENTRIES = 10_000;
 
+/**
+ * A repository's referrers list for a subject is cached as a tag resolution: the tag is the subject's
+ * digest (which no tag can be: tags have no ":"), under this accept key, pointing at the list stored as
+ * an OCI index. So it goes stale after tagTTL, is served stale when the upstream fails, and offline.
+ */
+const REFERRERS_KEY = 'referrers';
+/** What a referrers tag (the tag schema) is asked for with. */
+const INDEX_ACCEPT = AcceptSet.parse(MediaType.OciIndex);
+
 interface PendingFill {
   digest: Digest;
   fill: Promise<BlobFill>;
@@ -62,6 +72,8 @@ interface PendingFill {
 
 export class ProxyRegistry implements Registry {
   private readonly manifestFlights = new SingleFlight<ManifestAnswer>();
+  /** Referrers lists being fetched, by repository and subject: the stored list's bytes. */
+  private readonly referrerFlights = new SingleFlight<Buffer>();
   /**
    * Blob downloads under way, by upstream and digest: only requests routed to the same upstream join a
    * download, so a slow or hostile upstream never holds another upstream's clients.
@@ -273,8 +285,9 @@ export class ProxyRegistry implements Registry {
     const fetched = await client.manifest('GET', repo.name, ref, acceptHeader, this.maxManifestSize, ctx.requestId);
     const body = fetched.body!;
     this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, body.length);
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}` as Digest;
     const expected = reference.kind === 'digest' ? reference.digest : fetched.digest;
+    // Named with the algorithm the client or the upstream named it by (the upstream's sha512 tag stays sha512).
+    const digest = digestOf(body, expected !== undefined ? algorithmOf(expected) : CANONICAL_ALGORITHM);
     if (expected !== undefined && expected !== digest) {
       throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${repo.upstream} sent a manifest for ${repo.name}:${ref} whose content does not match digest ${expected}`, { expected, actual: digest });
     }
@@ -561,11 +574,82 @@ export class ProxyRegistry implements Registry {
         if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
       }
     }
-    const known = this.local.catalog.tagNames(repo.upstream, repo.name);
+    // Cached referrers lists are kept as resolutions of "tags" that are subject digests (REFERRERS_KEY).
+    const known = this.local.catalog.tagNames(repo.upstream, repo.name).filter((t) => !t.includes(':'));
     if (known.length === 0) {
       throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} has no cached tags, and upstream ${repo.upstream} cannot be asked`, { upstream: repo.upstream, repository: repo.name });
     }
     return { ...paginate(known, query), name: repo.name, outcome: entry.offline ? 'hit' : 'stale' };
+  }
+
+  /**
+   * The referrers of `subject` (OCI 1.1), cached like a tag: fresh for tagTTL, then asked again; served
+   * stale when the upstream fails and from cache when offline. The upstream's referrers API is asked
+   * for the whole list, which is filtered here; an upstream without the API (it answers 404) is asked
+   * for the referrers tag schema's index instead, as clients do (distribution-spec "Referrers Tag
+   * Schema"), so cosign, notation and oras find signatures through the mirror either way. The list is
+   * stored as an index the repository holds: the referrer manifests it names are then this
+   * repository's to fetch by digest, as an index's children are.
+   */
+  async referrers(repo: RepositoryRef, subject: Digest, artifactType: string | undefined, ctx: RequestContext): Promise<ReferrersAnswer> {
+    await this.admit(repo, ctx, (client) => client.manifest('HEAD', repo.name, subject, MANIFEST_TYPES.join(', '), this.maxManifestSize, ctx.requestId));
+    const entry = this.upstream(repo.upstream);
+    const row = this.local.catalog.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
+    const cached = async (outcome: CacheOutcome): Promise<ReferrersAnswer | undefined> => {
+      const body = row && this.heldManifest(repo, row.digest) ? await this.local.manifestBody(row.digest) : undefined;
+      if (!body) return undefined;
+      this.local.noteAccess(repo.upstream, repo.name, row!.digest);
+      return referrersAnswer(body, artifactType, outcome);
+    };
+    if (entry.offline) {
+      const answer = await cached('hit');
+      if (answer) return answer;
+      throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `referrers of ${repo.name}@${subject} are not cached, and this mirror is offline for ${repo.upstream}`,
+        { upstream: repo.upstream, repository: repo.name, reference: subject, offline: true });
+    }
+    if (row && this.fresh(row, entry)) {
+      const answer = await cached('hit');
+      if (answer) return answer;
+    }
+    const { promise, leader } = this.referrerFlights.join(`${repo.upstream}/${repo.name}@${subject}`, () => this.fetchReferrers(repo, subject, ctx));
+    try {
+      return referrersAnswer(await promise, artifactType, leader ? 'miss' : 'coalesced');
+    } catch (err) {
+      if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
+      const answer = await cached('stale');
+      if (!answer) throw err;
+      this.metrics?.staleServed.inc({ upstream: repo.upstream });
+      this.log.warn({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, subject, reason: err.code }, 'serving stale referrers');
+      return answer;
+    }
+  }
+
+  /** Asks the upstream for the whole referrers list of `subject`, stores it, and returns its bytes. */
+  private async fetchReferrers(repo: RepositoryRef, subject: Digest, ctx: RequestContext): Promise<Buffer> {
+    const listed = await this.clientFor(repo, ctx).referrers(repo.name, subject, this.maxManifestSize, ctx.requestId);
+    const manifests = listed ?? await this.referrersByTag(repo, subject, ctx);
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+    if (body.length > this.maxManifestSize) {
+      throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${repo.upstream} lists more referrers of ${repo.name}@${subject} than fit in maxManifestSize`, { upstream: repo.upstream, limit: this.maxManifestSize });
+    }
+    const digest = digestOf(body);
+    await this.local.putManifest({ digest, size: body.length, mediaType: MediaType.OciIndex, upstream: repo.upstream, repository: repo.name, refs: manifestReferences(body) }, body);
+    this.local.catalog.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, digest, MediaType.OciIndex);
+    this.log.debug({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, subject, referrers: manifests.length, api: listed !== undefined }, 'referrers cached');
+    return body;
+  }
+
+  /** The referrers tag schema: the index the upstream keeps under `<alg>-<hex>`; none when there is no such tag. */
+  private async referrersByTag(repo: RepositoryRef, subject: Digest, ctx: RequestContext): Promise<ReferrerDescriptor[]> {
+    let answer: ManifestAnswer;
+    try {
+      answer = await this.manifestByTag(repo, referrersTagOf(subject), INDEX_ACCEPT, 'GET', ctx);
+    } catch (err) {
+      if (isLongshoreError(err, 'LS_MANIFEST_NOT_FOUND')) return [];
+      throw err;
+    }
+    if (answer.outcome !== 'upstream') this.local.noteAccess(repo.upstream, repo.name, answer.digest);
+    return listedDescriptors(answer.body ?? Buffer.alloc(0));
   }
 
   /** Whether a tag resolution may be served without asking the upstream again. */
@@ -578,6 +662,24 @@ export class ProxyRegistry implements Registry {
     if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `registry host "${name}" is not configured as an upstream of this mirror`, { host: name });
     return entry;
   }
+}
+
+/** The well-formed descriptors of an index's `manifests`. */
+function listedDescriptors(body: Buffer): ReferrerDescriptor[] {
+  let doc: { manifests?: unknown };
+  try {
+    doc = JSON.parse(body.toString('utf8')) as typeof doc;
+  } catch {
+    return [];
+  }
+  return Array.isArray(doc?.manifests) ? (doc.manifests as unknown[]).filter(isListedDescriptor) : [];
+}
+
+/** A stored referrers list, filtered by artifactType when one is asked for. */
+function referrersAnswer(body: Buffer, artifactType: string | undefined, outcome: CacheOutcome): ReferrersAnswer {
+  const all = listedDescriptors(body);
+  const manifests = artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+  return { manifests, filtered: artifactType !== undefined, outcome };
 }
 
 /** The tag's resolution recorded for this Accept set, if the client accepts its media type. */

@@ -4,7 +4,7 @@ import type { LocalRegistry } from './local-registry.js';
 import type { AcceptSet } from './media-types.js';
 import type { Digest, Reference } from './reference.js';
 import { LOCAL, type RepositoryRef } from './routing.js';
-import type { BlobHandle, BlobInfo, ManifestAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
+import type { BlobHandle, BlobInfo, ManifestAnswer, ReferrersAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 
 export class RoutedRegistry implements Registry {
   constructor(private readonly local: LocalRegistry, private readonly proxy: Registry) {}
@@ -31,5 +31,9 @@ export class RoutedRegistry implements Registry {
 
   tags(repo: RepositoryRef, query: TagListQuery, ctx: RequestContext): Promise<TagListAnswer> {
     return this.pick(repo).tags(repo, query, ctx);
+  }
+
+  referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined, ctx: RequestContext): Promise<ReferrersAnswer> {
+    return this.pick(repo).referrers(repo, digest, artifactType, ctx);
   }
 }

@@ -51,6 +51,24 @@ export interface TagListQuery {
   last?: string;
 }
 
+/** A descriptor in a referrers list (an OCI image index's `manifests` entry). */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: unknown;
+  [field: string]: unknown;
+}
+
+export interface ReferrersAnswer {
+  /** The manifests whose subject is the digest asked about, filtered when `filtered`. */
+  manifests: ReferrerDescriptor[];
+  /** True when the list was filtered by the artifactType asked for (OCI-Filters-Applied). */
+  filtered: boolean;
+  outcome: CacheOutcome;
+}
+
 export interface RequestContext {
   requestId: string;
   /** The client's HTTP Basic credentials, if it sent any: forwarded only to pass-through upstreams. */
@@ -67,4 +85,6 @@ export interface Registry {
   statBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobInfo>;
   openBlob(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle>;
   tags(repo: RepositoryRef, query: TagListQuery, ctx: RequestContext): Promise<TagListAnswer>;
+  /** OCI 1.1 referrers of `digest` in the repository, optionally only those of one artifactType. */
+  referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined, ctx: RequestContext): Promise<ReferrersAnswer>;
 }

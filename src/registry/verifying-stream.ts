@@ -1,10 +1,9 @@
 // A pass-through that checks a blob's digest and size as the bytes go by, holding back the last chunk
 // until the end: a mismatch destroys the stream before the final bytes, so the client sees a broken
 // transfer, never a complete wrong body. Used where content reaches a client without being stored.
-import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import type { Digest } from './reference.js';
+import { algorithmOf, Digester, type Digest } from './digest.js';
 
 export class DigestVerifier extends Transform {
   private held: Buffer | undefined;
@@ -14,7 +13,7 @@ export class DigestVerifier extends Transform {
   constructor(
     private readonly digest: Digest,
     private readonly expectedSize: number | undefined,
-    private readonly hash: Hash = createHash('sha256'),
+    private readonly hash: Digester = new Digester(algorithmOf(digest)),
     alreadySeen = 0,
   ) {
     super();
@@ -33,7 +32,7 @@ export class DigestVerifier extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    const actual = `sha256:${this.hash.digest('hex')}`;
+    const actual = this.hash.digest();
     if (actual !== this.digest || (this.expectedSize !== undefined && this.seen !== this.expectedSize)) {
       return callback(new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${this.digest}`, { digest: this.digest, actual, size: this.seen }));
     }

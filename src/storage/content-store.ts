@@ -1,13 +1,12 @@
 // The digest-keyed content store. Content becomes visible only through ContentWriter.commit():
-// bytes go to a temp file while their sha256 is computed, the digest and size are checked, the file is
+// bytes go to a temp file while their digest is computed (with the digest's own algorithm), the digest and size are checked, the file is
 // flushed, and only then renamed to its digest path (atomic: same filesystem). A reader therefore
 // never sees a partial or unverified file under a digest path.
-import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import type { Digest } from '../registry/reference.js';
+import { algorithmOf, DIGEST_ALGORITHMS, Digester, type Digest } from '../registry/digest.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { StorePaths } from './paths.js';
 import type { Scavenger } from './scavenger.js';
@@ -35,7 +34,7 @@ export class ContentStore {
 
   /** Creates the directories and removes temp files left by a crash. Returns how many were removed. */
   async init(): Promise<number> {
-    await mkdir(this.paths.blobs, { recursive: true });
+    for (const algorithm of DIGEST_ALGORITHMS) await mkdir(this.paths.algorithmDir(algorithm), { recursive: true });
     await mkdir(this.paths.tmp, { recursive: true });
     const leftovers = await readdir(this.paths.tmp);
     await Promise.all(leftovers.map((name) => rm(`${this.paths.tmp}/${name}`, { force: true, recursive: true })));
@@ -191,7 +190,7 @@ class FileChunkStream extends Readable implements RecyclingStream {
  * digest and size; commit() flushes and renames into place; cancel() removes the temp file.
  */
 export class ContentWriter {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Digester;
   private bytes = 0;
   private done = false;
   private flushing = false;
@@ -202,7 +201,9 @@ export class ContentWriter {
     readonly expectedSize: number | undefined,
     readonly tempPath: string,
     readonly handle: FileHandle,
-  ) {}
+  ) {
+    this.hash = new Digester(algorithmOf(digest));
+  }
 
   get written(): number {
     return this.bytes;
@@ -236,7 +237,7 @@ export class ContentWriter {
     if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
       throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${this.digest} has ${this.bytes} bytes, expected ${this.expectedSize}`, { digest: this.digest, size: this.bytes, expected: this.expectedSize });
     }
-    const actual = `sha256:${this.hash.digest('hex')}`;
+    const actual = this.hash.digest();
     if (actual !== this.digest) {
       throw new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${this.digest} (got ${actual})`, { digest: this.digest, actual });
     }

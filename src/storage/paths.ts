@@ -2,8 +2,10 @@
 //
 //   <dataDir>/
 //     longshore.db                 SQLite metadata (WAL mode: also longshore.db-wal, longshore.db-shm)
-//     blobs/sha256/<aa>/<hex>      verified content, blobs and manifests alike, keyed by digest;
-//                                  <aa> is the first two hex digits of the digest
+//     blobs/<algorithm>/<aa>/<hex> verified content, blobs and manifests alike, keyed by digest
+//                                  "<algorithm>:<hex>" (registry/digest.ts: sha256, sha512); <aa> is
+//                                  the first two hex digits. Content of two algorithms never shares a
+//                                  directory, and a store written before sha512 existed is unchanged.
 //     tmp/<random>                 content being written; renamed into blobs/ only after its digest
 //                                  and size are verified. Same filesystem as blobs/, so the rename is
 //                                  atomic. Anything left here at start-up is a crash leftover.
@@ -15,10 +17,11 @@
 //                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Digest } from '../registry/reference.js';
+import { algorithmOf, encodedOf, type Digest, type DigestAlgorithm } from '../registry/digest.js';
 
 export class StorePaths {
   readonly root: string;
+  /** The directory of every algorithm's content directory. */
   readonly blobs: string;
   readonly tmp: string;
   readonly uploads: string;
@@ -28,7 +31,7 @@ export class StorePaths {
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
-    this.blobs = join(this.root, 'blobs', 'sha256');
+    this.blobs = join(this.root, 'blobs');
     this.tmp = join(this.root, 'tmp');
     this.uploads = join(this.root, 'uploads');
     this.database = join(this.root, 'longshore.db');
@@ -36,14 +39,19 @@ export class StorePaths {
     this.lock = join(this.root, 'longshore.lock');
   }
 
-  /** Callers pass digests validated by registry/reference.ts; the hex part is [a-f0-9]{64}. */
+  /** Callers pass digests validated by registry/digest.ts: a registered algorithm and lower-case hex. */
   content(digest: Digest): string {
-    const hex = digest.slice('sha256:'.length);
-    return join(this.blobs, hex.slice(0, 2), hex);
+    const hex = encodedOf(digest);
+    return join(this.algorithmDir(algorithmOf(digest)), hex.slice(0, 2), hex);
   }
 
   contentDir(digest: Digest): string {
-    return join(this.blobs, digest.slice('sha256:'.length, 'sha256:'.length + 2));
+    return join(this.algorithmDir(algorithmOf(digest)), encodedOf(digest).slice(0, 2));
+  }
+
+  /** blobs/<algorithm>: the content of one digest algorithm. */
+  algorithmDir(algorithm: DigestAlgorithm): string {
+    return join(this.blobs, algorithm);
   }
 
   /** `id` is a session id this process generated (a UUID), never a client's text. */

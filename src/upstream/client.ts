@@ -14,7 +14,9 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Digest } from '../registry/reference.js';
+import { isDigest, type Digest } from '../registry/digest.js';
+import { isListedDescriptor, MediaType } from '../registry/media-types.js';
+import type { ReferrerDescriptor } from '../registry/types.js';
 import { readLimited } from '../read-limited.js';
 import { UpstreamAuth, upstreamTooLarge, type Credentials } from './auth.js';
 import { CircuitBreaker } from './breaker.js';
@@ -29,6 +31,8 @@ const KEEP_ALIVE_MS = 30_000;
 const RETRY_BASE_MS = 100;
 /** Upstream statuses worth another attempt: the gateway or the registry is briefly unwell. */
 const RETRY_STATUSES = new Set([502, 503, 504]);
+/** Pages of an upstream's referrers list followed, at most. */
+const MAX_REFERRER_PAGES = 16;
 
 export interface UpstreamManifest {
   /** From Docker-Content-Digest; the caller verifies it against the body. */
@@ -146,7 +150,7 @@ export class UpstreamClient {
     const mediaType = contentType(res.headers['content-type']);
     const size = contentLength(res.headers);
     const digestHeader = header(res.headers, 'docker-content-digest');
-    const digest = digestHeader && /^sha256:[a-f0-9]{64}$/.test(digestHeader) ? (digestHeader as Digest) : undefined;
+    const digest = digestHeader && isDigest(digestHeader) ? digestHeader : undefined;
     if (method === 'HEAD') {
       await discard(res.body);
       return { digest, mediaType, size };
@@ -194,6 +198,42 @@ export class UpstreamClient {
     }
     const tags = Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string') : [];
     return { name: typeof doc.name === 'string' ? doc.name : repository, tags, ...(link?.[1] ? { next: link[1] } : {}) };
+  }
+
+  /**
+   * Every referrer of `digest` the upstream lists (OCI 1.1 referrers API), following its pages (Link
+   * rel="next", at most MAX_REFERRER_PAGES, `maxSize` bytes in all). Undefined when the upstream answers
+   * 404: a registry that has the API never does (spec "Listing Referrers"), so it has none, and the
+   * referrers tag schema is where to look. Only well-formed descriptors are kept.
+   */
+  async referrers(repository: string, digest: Digest, maxSize: number, requestId?: string): Promise<ReferrerDescriptor[] | undefined> {
+    const out: ReferrerDescriptor[] = [];
+    let query = '';
+    let read = 0;
+    for (let page = 0; page < MAX_REFERRER_PAGES; page++) {
+      const res = await this.send('GET', repository, `referrers/${digest}${query ? `?${query}` : ''}`, { accept: MediaType.OciIndex }, requestId);
+      if (res.statusCode === 404 && page === 0) {
+        await discard(res.body);
+        return undefined;
+      }
+      if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, `referrers/${digest}`);
+      // Only the query of the next page is taken: the request stays on this upstream and repository.
+      const link = /<[^>]*\?([^>]*)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '');
+      const body = await this.guard(readLimited(res.body, maxSize - read, upstreamTooLarge));
+      read += body.length;
+      let doc: { manifests?: unknown };
+      try {
+        doc = JSON.parse(body.toString('utf8')) as typeof doc;
+      } catch {
+        throw new LongshoreError('LS_UPSTREAM_BAD_RESPONSE', `upstream ${this.name} sent an invalid referrers list for ${repository}`, { upstream: this.name });
+      }
+      for (const d of Array.isArray(doc.manifests) ? doc.manifests as unknown[] : []) {
+        if (isListedDescriptor(d)) out.push(d);
+      }
+      if (!link?.[1]) break;
+      query = link[1];
+    }
+    return out;
   }
 
   /**

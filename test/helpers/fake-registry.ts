@@ -85,6 +85,15 @@ export class FakeRegistry {
   blobRedirect: ((digest: string) => string) | undefined;
   /** When set, Bearer challenges name this realm instead of the token server's. */
   realm: string | undefined;
+  /**
+   * Serve the OCI 1.1 referrers API (GET /v2/<name>/referrers/<digest>) from the manifests a repository
+   * holds that name a subject; off (404, as distribution 2.x answers) by default.
+   */
+  referrersApi = false;
+  /** With referrersApi: apply ?artifactType= here (OCI-Filters-Applied) instead of leaving it to the client. */
+  referrersFilter = false;
+  /** With referrersApi: descriptors per page, with a Link to the next. */
+  referrersPageSize = 1000;
   private readonly blobFaults = new Map<string, BlobFault>();
   private readonly sockets = new Set<Socket>();
   private servers: Server[] = [];
@@ -105,15 +114,15 @@ export class FakeRegistry {
 
   // ---- content ---------------------------------------------------------------------------------
 
-  addBlob(content: Buffer): string {
-    const digest = sha256(content);
+  addBlob(content: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+    const digest = digestOf(content, algorithm);
     this.blobs.set(digest, content);
     return digest;
   }
 
-  addManifest(repository: string, mediaType: string, document: object | Buffer, tag?: string): string {
+  addManifest(repository: string, mediaType: string, document: object | Buffer, tag?: string, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
     const body = Buffer.isBuffer(document) ? document : Buffer.from(JSON.stringify(document));
-    const digest = sha256(body);
+    const digest = digestOf(body, algorithm);
     this.manifests.set(digest, { mediaType, body });
     this.grant(repository, digest);
     if (tag !== undefined) this.tags.set(`${repository}:${tag}`, digest);
@@ -249,6 +258,12 @@ export class FakeRegistry {
       if (!this.authorized(req, repository)) return this.challenge(res, repository);
       return this.tagList(res, repository, url.searchParams);
     }
+    const referrersMatch = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(url.pathname);
+    if (referrersMatch && this.referrersApi) {
+      const repository = referrersMatch[1]!;
+      if (!this.authorized(req, repository)) return this.challenge(res, repository);
+      return this.referrers(res, repository, referrersMatch[2]!, url.searchParams);
+    }
     const match = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!match) return json(res, 404, { errors: [{ code: 'NOT_FOUND' }] });
     const [, repository, kind, reference] = match as unknown as [string, string, string, string];
@@ -269,18 +284,38 @@ export class FakeRegistry {
     json(res, 200, { name: repository, tags: page });
   }
 
+  private referrers(res: ServerResponse, repository: string, subject: string, params: URLSearchParams): void {
+    const artifactType = params.get('artifactType');
+    const all = [...(this.members.get(repository) ?? this.manifests.keys())].flatMap((digest) => {
+      const manifest = this.manifests.get(digest);
+      if (!manifest) return [];
+      const doc = JSON.parse(manifest.body.toString()) as { subject?: { digest?: string }; artifactType?: string; config?: { mediaType?: string }; annotations?: unknown };
+      if (doc.subject?.digest !== subject) return [];
+      const type = doc.artifactType ?? doc.config?.mediaType;
+      return [{ mediaType: manifest.mediaType, digest, size: manifest.body.length, ...(type ? { artifactType: type } : {}), ...(doc.annotations ? { annotations: doc.annotations } : {}) }];
+    }).sort((a, b) => (a.digest < b.digest ? -1 : 1));
+    const filtered = artifactType !== null && this.referrersFilter ? all.filter((d) => d.artifactType === artifactType) : all;
+    const start = Number(params.get('page') ?? 0);
+    const page = filtered.slice(start, start + this.referrersPageSize);
+    if (start + this.referrersPageSize < filtered.length) res.setHeader('link', `</v2/${repository}/referrers/${subject}?page=${start + this.referrersPageSize}>; rel="next"`);
+    if (artifactType !== null && this.referrersFilter) res.setHeader('oci-filters-applied', 'artifactType');
+    res.setHeader('content-type', 'application/vnd.oci.image.index.v1+json');
+    json(res, 200, { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: page });
+  }
+
   private manifest(req: IncomingMessage, res: ServerResponse, repository: string, reference: string): void {
     const claimed = req.method === 'HEAD' ? this.headDigestOverride.get(`${repository}:${reference}`) : undefined;
     if (claimed !== undefined) {
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': claimed, 'content-length': 512 });
       return void res.end();
     }
-    const digest = reference.startsWith('sha256:') ? reference : this.tags.get(`${repository}:${reference}`);
+    const byDigest = /^sha(256|512):/.test(reference);
+    const digest = byDigest ? reference : this.tags.get(`${repository}:${reference}`);
     const manifest = digest === undefined || !this.holds(repository, digest) ? undefined : this.manifests.get(digest);
     if (!digest || !manifest) return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
     // Like distribution without schema1: a tag whose type the client does not accept is not served.
     const accept = (req.headers.accept ?? '').split(',').map((t) => t.trim());
-    if (!reference.startsWith('sha256:') && req.headers.accept && !accept.includes(manifest.mediaType)) {
+    if (!byDigest && req.headers.accept && !accept.includes(manifest.mediaType)) {
       return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'not in an accepted media type' }] });
     }
     res.setHeader('content-type', manifest.mediaType);
@@ -363,7 +398,11 @@ export class FakeRegistry {
 }
 
 export function sha256(data: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  return digestOf(data, 'sha256');
+}
+
+export function digestOf(data: Buffer | string, algorithm: 'sha256' | 'sha512'): string {
+  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -118,3 +118,41 @@ describe('longshore health', () => {
     }
   });
 });
+
+describe('longshore verify with sha512 content', () => {
+  it('re-hashes sha512 content with sha512: a good file passes, a corrupt one is found and quarantined', async () => {
+    const fake = await FakeRegistry.start();
+    const mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    const dataDir = mirror.dataDir;
+    const configFile = join(dataDir, '..', `${dataDir.split('/').pop()}-512.json`);
+    let closed = false;
+    try {
+      const good = fake.addBlob(randomBytes(20_000), 'sha512');
+      const bad = fake.addBlob(randomBytes(20_000), 'sha512');
+      for (const digest of [good, bad]) {
+        assert.equal((await get(`${mirror.url}/v2/library/s512/blobs/${digest}`)).status, 200);
+        await waitFor(() => mirror.longshore.catalog.content(digest as `sha512:${string}`) !== undefined);
+      }
+      await mirror.close({ keepData: true });
+      closed = true;
+      await writeFile(configFile, JSON.stringify({ dataDir, upstreams: { 'docker.io': { url: fake.registryUrl } } }));
+      const cli = async (...argv: string[]) => {
+        const out: string[] = [];
+        return { code: await run([...argv, '--config', configFile], (line) => out.push(line)), out };
+      };
+      const clean = await cli('verify', '--json');
+      assert.equal(clean.code, 0, clean.out.join('\n'));
+      assert.equal(JSON.parse(clean.out[0]!).checked, 2);
+      const hex = bad.slice('sha512:'.length);
+      await writeFile(join(dataDir, 'blobs', 'sha512', hex.slice(0, 2), hex), 'bit rot');
+      const found = await cli('verify', '--quarantine', '--json');
+      assert.deepEqual(JSON.parse(found.out[0]!).corrupt, [bad]);
+      assert.deepEqual(await readdir(join(dataDir, 'quarantine')), [hex]);
+    } finally {
+      if (!closed) await mirror.close({ keepData: true });
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(configFile, { force: true });
+      await fake.close();
+    }
+  });
+});

@@ -430,13 +430,14 @@ function checkReply(request: RawRequest, reply: RawReply): void {
 
 /** The only requests a mirror may send its upstream's registry host (src/registry/reference.ts grammar). */
 const NAME = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*';
-const UPSTREAM_PATH = new RegExp(`^/v2/(?:${NAME}/(?:manifests/(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|sha256:[a-f0-9]{64})|blobs/sha256:[a-f0-9]{64}|tags/list))?$`);
+const DIGEST = '(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})';
+const UPSTREAM_PATH = new RegExp(`^/v2/(?:${NAME}/(?:manifests/(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|${DIGEST})|blobs/${DIGEST}|referrers/${DIGEST}|tags/list))?$`);
 
 /** Every file inside a data dir, relative, must be one the layout (src/storage/paths.ts) names. */
 const LAYOUT = [
   /^longshore\.db(?:-wal|-shm|-journal)?$/,
   /^longshore\.lock$/,
-  /^blobs$/, /^blobs\/sha256$/, /^blobs\/sha256\/[a-f0-9]{2}$/,
+  /^blobs$/, /^blobs\/sha(?:256|512)$/, /^blobs\/sha(?:256|512)\/[a-f0-9]{2}$/,
   /^tmp$/, /^tmp\/[a-f0-9]{24}$/,
   /^uploads$/, /^uploads\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
   /^auth$/, /^auth\/token-signing-key\.pem$/,
@@ -514,8 +515,8 @@ describe('fuzzing a running mirror', () => {
       }
       if (path === home) continue;
       const rel = relative(home, path).split(sep).join('/');
-      const blob = /^blobs\/sha256\/([a-f0-9]{2})\/([a-f0-9]{64})$/.exec(rel);
-      assert.ok(LAYOUT.some((p) => p.test(rel)) || (blob && blob[2]!.startsWith(blob[1]!)), `unexpected file in the data dir: ${rel}`);
+      const blob = /^blobs\/(?:sha256\/([a-f0-9]{2})\/([a-f0-9]{64})|sha512\/([a-f0-9]{2})\/([a-f0-9]{128}))$/.exec(rel);
+      assert.ok(LAYOUT.some((p) => p.test(rel)) || (blob && (blob[2] ?? blob[4])!.startsWith((blob[1] ?? blob[3])!)), `unexpected file in the data dir: ${rel}`);
     }
     // Traversal out of the data dir would name the file after a fuzzed repository, which holds MARKER.
     for (const root of [tmpdir(), process.cwd()]) {

@@ -1,7 +1,8 @@
 // GET/HEAD /v2/<name>/manifests/<reference>: the manifest bytes exactly as the upstream sent them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AcceptSet } from '../../registry/media-types.js';
-import { parseReference } from '../../registry/reference.js';
+import { isLongshoreError, LongshoreError } from '../../errors.js';
+import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RepositoryRef } from '../../registry/routing.js';
 import type { Registry } from '../../registry/types.js';
 import type { RequestLocals } from '../middleware/request-context.js';
@@ -10,7 +11,7 @@ import type { RequestLocals } from '../middleware/request-context.js';
 export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): Promise<void> {
   // What a pull asked for, for the dashboard's recent pulls (the request log records it at the end).
   locals.pull = { upstream: repo.upstream, repository: repo.name, reference: rawReference.slice(0, 256) };
-  const reference = parseReference(rawReference);
+  const reference = readReference(repo, rawReference);
   const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
   const accept = AcceptSet.parse(req.headers.accept);
   // A hit from memory is answered without an await, so the response goes out within this event.
@@ -32,6 +33,22 @@ export async function getManifest(registry: Registry, repo: RepositoryRef, rawRe
     return;
   }
   res.end(answer.body);
+}
+
+/**
+ * A reference that is no tag and no digest names no manifest: 404 MANIFEST_UNKNOWN, as distribution
+ * answers (its route does not match such a reference) and as the conformance suites expect
+ * ("GET nonexistent manifest should return 404" asks for ".INVALID_MANIFEST_NAME"). A well-formed digest
+ * of an unsupported algorithm, or a malformed one, stays a 400: the client named content it cannot name.
+ */
+function readReference(repo: RepositoryRef, rawReference: string): Reference {
+  try {
+    return parseReference(rawReference);
+  } catch (err) {
+    if (!isLongshoreError(err, 'LS_TAG_INVALID')) throw err;
+    const reference = rawReference.slice(0, 256);
+    throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `manifest ${repo.name}:${reference} not found (not a valid tag)`, { repository: repo.name, reference });
+  }
 }
 
 /** If-None-Match: a list of entity tags or "*" (RFC 9110 §13.1.2; weak comparison). */

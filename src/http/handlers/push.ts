@@ -113,8 +113,10 @@ export async function completeUpload(registry: LocalRegistry, repo: RepositoryRe
   }
   const expected = parseDigest(digest);
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  // A last chunk sent with the PUT is checked for order like a PATCH: out of order is 416, not a wrong digest.
+  const range = hasBody ? chunkRange(req.headers['content-range']) : undefined;
   try {
-    await registry.completeUpload(repo, id, expected, hasBody ? req : undefined, contentLength(req));
+    await registry.completeUpload(repo, id, expected, hasBody ? req : undefined, contentLength(req), range);
   } catch (err) {
     refusedChunk(err, registry, repo, res, name, id);
     throw err;
@@ -161,15 +163,6 @@ export async function deleteManifest(registry: LocalRegistry, repo: RepositoryRe
 export async function deleteBlob(registry: LocalRegistry, repo: RepositoryRef, rawDigest: string, res: Response): Promise<void> {
   await registry.deleteBlob(repo, parseDigest(rawDigest));
   res.status(202).end();
-}
-
-/** GET /v2/<name>/referrers/<digest>[?artifactType=] (OCI distribution-spec 1.1). */
-export function referrers(registry: LocalRegistry, repo: RepositoryRef, rawDigest: string, req: Request, res: Response): void {
-  const artifactType = typeof req.query.artifactType === 'string' ? req.query.artifactType : undefined;
-  const { index, filtered } = registry.referrers(repo, parseDigest(rawDigest), artifactType);
-  if (filtered) res.setHeader('oci-filters-applied', 'artifactType');
-  res.setHeader('content-type', 'application/vnd.oci.image.index.v1+json');
-  res.status(200).end(JSON.stringify(index));
 }
 
 /** GET /v2/_catalog[?n=&last=]: the local repositories. */

@@ -78,9 +78,9 @@ export function authenticate(auth: ClientAuth) {
 /** What the request needs, per repository: pull to read; pull and push to write (as distribution asks); delete to delete. */
 function requirementsOf(req: Request, auth: ClientAuth, ns: string | undefined): Requirement[] {
   const path = req.path;
-  // The router ignores `ns` on uploads and referrers (local repositories only); so does the check.
-  const unrouted = UPLOAD_PATH.exec(path) ?? REFERRERS_PATH.exec(path);
-  const match = unrouted ?? CONTENT_PATH.exec(path) ?? TAGS_PATH.exec(path);
+  // The router ignores `ns` on uploads (local repositories only); so does the check.
+  const unrouted = UPLOAD_PATH.exec(path);
+  const match = unrouted ?? CONTENT_PATH.exec(path) ?? TAGS_PATH.exec(path) ?? REFERRERS_PATH.exec(path);
   if (!match) return [];
   if (unrouted) ns = undefined;
   const name = match[1]!;

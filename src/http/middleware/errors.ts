@@ -72,5 +72,7 @@ function clientLeft(err: unknown, req: IncomingMessage): boolean {
 
 /** Anything that matches no endpoint, under /v2/ or not. */
 export function endpointNotFound(req: Request, _res: Response, next: NextFunction): void {
-  next(new LongshoreError('LS_ENDPOINT_NOT_FOUND', `no endpoint ${req.method} ${req.path.slice(0, 200)}`));
+  // originalUrl: inside the /v2 router req.path has lost its mount point.
+  const path = req.originalUrl.split('?', 1)[0]!;
+  next(new LongshoreError('LS_ENDPOINT_NOT_FOUND', `no endpoint ${req.method.slice(0, 16)} ${path.slice(0, 200)}`));
 }
