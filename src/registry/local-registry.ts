@@ -18,7 +18,7 @@ import { LongshoreError } from '../errors.js';
 import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
-import { algorithmOf, CANONICAL_ALGORITHM, digestOf } from './digest.js';
+import { algorithmOf, CANONICAL_ALGORITHM, Digester, digestOf } from './digest.js';
 import type { LocalContent } from './local-content.js';
 import { MANIFEST_TYPES, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';
@@ -39,6 +39,12 @@ export interface UploadSession {
   offset: number;
   touched: number;
   busy: boolean;
+  /**
+   * The canonical digest of bytes [0, offset), computed as they were written, so completing the upload
+   * reads nothing back. Absent when it cannot be trusted: a session resumed after a restart, or after an
+   * append that failed (its bytes were cut off again); completion then hashes the file.
+   */
+  digester?: Digester | undefined;
 }
 
 export interface PushedManifest {
@@ -189,7 +195,7 @@ export class LocalRegistry implements Registry {
         { repository: repo.name, limit: maxUploadsPerRepository, setting: 'local.maxUploadsPerRepository' });
     }
     const id = randomUUID();
-    const session: UploadSession = { id, repository: repo.name, client, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false };
+    const session: UploadSession = { id, repository: repo.name, client, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false, digester: new Digester() };
     // Counted before the first await, so that concurrent starts cannot all pass the caps.
     this.track(session);
     try {
@@ -243,11 +249,12 @@ export class LocalRegistry implements Registry {
     let written = 0;
     try {
       const out = createWriteStream(session.path, { flags: 'r+', start });
+      const digester = session.digester;
       await copyAdmitted(body, out, (bytes) => {
         this.admit(start, written, bytes);
         this.uploadBytes += bytes;
         written += bytes;
-      });
+      }, digester && ((chunk) => digester.update(chunk)));
       if (range && written !== announced) {
         throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${announced} bytes, the body had ${written}`, { offset: start });
       }
@@ -257,6 +264,8 @@ export class LocalRegistry implements Registry {
       return session;
     } catch (err) {
       this.uploadBytes -= written;
+      // The digester has seen bytes that are cut off again: completion hashes the file instead.
+      session.digester = undefined;
       await truncate(session.path, start).catch(() => undefined);
       throw err;
     } finally {
@@ -283,7 +292,17 @@ export class LocalRegistry implements Registry {
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     session.busy = true;
     try {
-      const actual = await hashFile(session.path, algorithmOf(digest));
+      // Hashed while it was written, when the client names a digest of that algorithm (the canonical one, as nearly
+      // every push); otherwise read back once. Either way the digest is known before the rename.
+      const digester = session.digester;
+      session.digester = undefined;
+      let actual: Digest;
+      if (digester && digester.algorithm === algorithmOf(digest)) {
+        actual = digester.digest();
+      } else {
+        this.log.debug({ upload: id, bytes: session.offset }, 'reading an upload back to hash it');
+        actual = await hashFile(session.path, algorithmOf(digest));
+      }
       if (actual !== digest) {
         throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
       }

@@ -5,10 +5,11 @@
 import type { Readable, Writable } from 'node:stream';
 
 /**
+ * `observe` sees every admitted chunk, in order, as it goes to the file (a digest computed while writing).
  * Resolves when the body ended and the file is closed. Rejects with what `admit` threw, or with the
  * body's or file's error, once the file is closed, so that the caller may truncate it safely.
  */
-export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: number) => void): Promise<void> {
+export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: number) => void, observe?: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     let failed = false;
     const detach = () => {
@@ -37,6 +38,7 @@ export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: numbe
         fail(err);
         return;
       }
+      observe?.(chunk);
       if (!out.write(chunk)) {
         body.pause();
         out.once('drain', onDrain);

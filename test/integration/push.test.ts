@@ -109,6 +109,8 @@ describe('push to local repositories', () => {
     assert.equal(done.headers.location, `/v2/team/app/blobs/${sha(content)}`);
     assert.deepEqual((await call('GET', `/v2/team/app/blobs/${sha(content)}`)).body, content);
     assert.equal((await call('GET', location)).code, 'BLOB_UPLOAD_UNKNOWN', 'a finished upload is gone');
+    // Hashed while it was written (the refused out-of-order chunk wrote nothing): nothing is read back.
+    assert.equal(mirror.logs().filter((l) => l.msg === 'reading an upload back to hash it').length, 0);
   });
 
   it('rejects a wrong digest, unknown uploads, and cancels with DELETE', async () => {
@@ -369,6 +371,8 @@ describe('push to local repositories', () => {
       assert.equal(done.status, 201);
       assert.deepEqual((await call2('GET', `/v2/team/resumed/blobs/${sha(content)}`)).body, content);
       assert.equal(second.logs().filter((l) => l.msg === 'resumed upload sessions of an earlier run')[0]?.uploads, 1);
+      // A resumed session's earlier bytes were hashed by another process: this one reads the file back.
+      assert.equal(second.logs().filter((l) => l.msg === 'reading an upload back to hash it').length, 1);
     } finally {
       await second.close();
     }
