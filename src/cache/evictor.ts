@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import type { Catalog } from '../metadata/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalContent } from '../registry/local-content.js';
-import type { Digest } from '../registry/reference.js';
+import type { Digest } from '../digest.js';
 import { LOCAL, type UpstreamRouter } from '../registry/routing.js';
 
 /** Candidates fetched per query; the order is recomputed after each batch. */

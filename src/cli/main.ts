@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { Evictor } from '../cache/evictor.js';
 import { hashFile, reconcile } from '../cache/recovery.js';
-import { algorithmOf, encodedOf } from '../registry/digest.js';
+import { algorithmOf, encodedOf } from '../digest.js';
 import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';

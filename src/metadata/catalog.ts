@@ -7,7 +7,7 @@
 // This process must therefore be the only writer of the database while it runs.
 import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import type { Digest } from '../registry/reference.js';
+import type { Digest } from '../digest.js';
 
 export interface ContentRow {
   digest: Digest;

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import { ChunkPool, type RecyclingStream } from '../storage/chunk-pool.js';
 import { READ_CHUNK, type ByteRange, type ContentWriter } from '../storage/content-store.js';
-import { algorithmOf, Digester, type Digest } from './digest.js';
+import { algorithmOf, Digester, type Digest } from '../digest.js';
 import { DigestVerifier } from './verifying-stream.js';
 
 const readAsync = promisify(read);

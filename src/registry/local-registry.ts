@@ -18,7 +18,7 @@ import { LongshoreError } from '../errors.js';
 import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
-import { algorithmOf, CANONICAL_ALGORITHM, Digester, digestOf } from './digest.js';
+import { algorithmOf, CANONICAL_ALGORITHM, Digester, digestOf } from '../digest.js';
 import type { LocalContent } from './local-content.js';
 import { MANIFEST_TYPES, manifestReferences, type AcceptSet } from './media-types.js';
 import { referenceText, type Digest, type Reference } from './reference.js';

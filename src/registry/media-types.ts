@@ -2,7 +2,7 @@
 // The mirror asks the upstream with the client's own Accept list; a cached tag is answered locally only
 // for a client whose Accept list selects the same answer (see acceptKey).
 
-import { isDigest } from './digest.js';
+import { isDigest } from '../digest.js';
 import type { ReferrerDescriptor } from './types.js';
 
 export const MediaType = {

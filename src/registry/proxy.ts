@@ -16,7 +16,7 @@ import { referenceText, type Digest, type Reference } from './reference.js';
 import type { RepositoryRef } from './routing.js';
 import { paginate } from './pagination.js';
 import { SingleFlight } from './single-flight.js';
-import { algorithmOf, CANONICAL_ALGORITHM, digestOf, referrersTagOf } from './digest.js';
+import { algorithmOf, CANONICAL_ALGORITHM, digestOf, referrersTagOf } from '../digest.js';
 import { DigestVerifier } from './verifying-stream.js';
 import type { BlobHandle, BlobInfo, CacheOutcome, ManifestAnswer, ReferrerDescriptor, ReferrersAnswer, Registry, RequestContext, TagListAnswer, TagListQuery } from './types.js';
 

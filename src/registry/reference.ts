@@ -4,9 +4,9 @@
 // Everything that reaches the disk or an upstream URL has passed through here first, so a name can
 // never carry "..", an empty component, percent-escapes or a host of its own.
 import { LongshoreError } from '../errors.js';
-import { parseDigest, type Digest } from './digest.js';
+import { parseDigest, type Digest } from '../digest.js';
 
-export { parseDigest, type Digest } from './digest.js';
+export { parseDigest, type Digest } from '../digest.js';
 
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const NAME_PATTERN = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);

@@ -3,7 +3,7 @@
 // transfer, never a complete wrong body. Used where content reaches a client without being stored.
 import { Transform, type TransformCallback } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import { algorithmOf, Digester, type Digest } from './digest.js';
+import { algorithmOf, Digester, type Digest } from '../digest.js';
 
 export class DigestVerifier extends Transform {
   private held: Buffer | undefined;

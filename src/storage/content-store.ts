@@ -6,7 +6,7 @@ import { read } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import { algorithmOf, DIGEST_ALGORITHMS, Digester, type Digest } from '../registry/digest.js';
+import { algorithmOf, DIGEST_ALGORITHMS, Digester, type Digest } from '../digest.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { StorePaths } from './paths.js';
 import type { Scavenger } from './scavenger.js';

@@ -17,7 +17,7 @@
 //                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { algorithmOf, encodedOf, type Digest, type DigestAlgorithm } from '../registry/digest.js';
+import { algorithmOf, encodedOf, type Digest, type DigestAlgorithm } from '../digest.js';
 
 export class StorePaths {
   readonly root: string;

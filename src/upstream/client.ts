@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import { isDigest, type Digest } from '../registry/digest.js';
+import { isDigest, type Digest } from '../digest.js';
 import { isListedDescriptor, MediaType } from '../registry/media-types.js';
 import type { ReferrerDescriptor } from '../registry/types.js';
 import { readLimited } from '../read-limited.js';

@@ -4,7 +4,7 @@
 // is registered by the image-spec too and served wherever sha256 is. Adding an algorithm is one entry in
 // ALGORITHMS, as long as node:crypto has its hash and the encoding is lower-case hex.
 import { createHash, type Hash } from 'node:crypto';
-import { LongshoreError } from '../errors.js';
+import { LongshoreError } from './errors.js';
 
 const ALGORITHMS = {
   sha256: { hash: 'sha256', hexLength: 64 },
