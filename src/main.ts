@@ -87,11 +87,17 @@ async function main(): Promise<void> {
     // balancer's health check has taken it out of rotation, and only then refuses connections.
     longshore.startDraining();
     for (const d of drains) d.announce();
+    const refuseConnections = () => Promise.all(drains.map((d) => d.close(config.shutdownGrace))).then((done) => done.every(Boolean));
+    // Without a drainDelay the listeners close before the log line: whoever reads 'shutting down' (an
+    // operator, a test) finds new connections refused already.
+    let connections = config.drainDelay > 0 ? undefined : refuseConnections();
     log.info({ signal, downloads: longshore.registry.activeFills, graceMs: config.shutdownGrace, drainDelayMs: config.drainDelay }, 'shutting down');
     if (config.drainDelay > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelay));
     const deadline = Date.now() + config.shutdownGrace;
-    const connections = Promise.all(drains.map((d) => d.close(config.shutdownGrace))).then((done) => done.every(Boolean));
-    if (config.drainDelay > 0) log.info({ downloads: longshore.registry.activeFills }, 'drain delay over; refusing new connections');
+    if (!connections) {
+      connections = refuseConnections();
+      log.info({ downloads: longshore.registry.activeFills }, 'drain delay over; refusing new connections');
+    }
     try {
       if (!(await connections)) log.warn('shutdown grace ran out; open connections were cut');
       await longshore.close(Math.max(0, deadline - Date.now()));
