@@ -12,9 +12,7 @@ import type { Registry } from '../registry/types.js';
 import { getManifest } from './handlers/manifests.js';
 import { writeOciError } from './middleware/errors.js';
 import type { RequestLocals, RequestStart } from './middleware/request-context.js';
-
-/** /v2/<name>/manifests/<reference>[?query]; the name may contain slashes, never "?". */
-const MANIFEST_URL = /^\/v2\/([^?]+)\/manifests\/([^/?]+)(?:\?(.*))?$/;
+import { nsOf, parseTarget, type RegistryTarget } from './registry-target.js';
 
 export interface FastPathDeps {
   registry: Registry;
@@ -27,15 +25,16 @@ export interface FastPathDeps {
 export function manifestFastPath({ registry, upstreams, start, log }: FastPathDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const target = manifestTarget(req.url ?? '');
+    const url = req.url ?? '';
+    const target = manifestTarget(url);
     if (!target) return false;
-    const { name, reference, query } = target;
-    const locals: RequestLocals = { requestId: '', route: 'manifest' };
+    const { name, reference } = target;
+    const locals: RequestLocals = { requestId: '', route: 'manifest', target };
     start(req, res, locals);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const fail = (err: unknown) => writeOciError(err, req, res, locals.requestId, log);
     try {
-      const repo = upstreams.route(name, query === undefined ? undefined : single(query, 'ns'));
+      const repo = upstreams.route(name, nsOf(url));
       getManifest(registry, repo, reference, req, res, locals).catch(fail);
     } catch (err) {
       fail(err);
@@ -44,16 +43,10 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
   };
 }
 
-/** The parts of a manifest URL the fast path answers; undefined for any other URL. */
-export function manifestTarget(url: string): { name: string; reference: string; query: string | undefined } | undefined {
-  const match = MANIFEST_URL.exec(url);
-  if (!match) return undefined;
-  const [, name, reference, query] = match as unknown as [string, string, string, string | undefined];
-  return { name, reference, query };
-}
-
-/** A query parameter given exactly once (containerd's ?ns=docker.io), as Express's query parser reads it. */
-function single(query: string, key: string): string | undefined {
-  const values = new URLSearchParams(query).getAll(key);
-  return values.length === 1 ? values[0] : undefined;
+/** The manifest a request URL names (the registry-target parse of its path below /v2), or undefined for any other URL. */
+export function manifestTarget(url: string): Extract<RegistryTarget, { endpoint: 'manifest' }> | undefined {
+  if (!url.startsWith('/v2/')) return undefined;
+  const at = url.indexOf('?');
+  const target = parseTarget(url.slice(3, at < 0 ? undefined : at));
+  return target.endpoint === 'manifest' ? target : undefined;
 }

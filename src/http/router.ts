@@ -1,5 +1,6 @@
-// Routes of the registry API (distribution-spec "Endpoints"). Repository names contain slashes, so the
-// /v2/ subtree is matched by one pattern and the name checked by the spec's grammar (registry/reference.ts).
+// Routes of the registry API (distribution-spec "Endpoints"). The path is parsed once, into a
+// RegistryTarget (registry-target.ts), which client authorization may already have done; each route
+// below reads that value. Names are checked by the spec's grammar when they are routed.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { LongshoreError } from '../errors.js';
@@ -13,16 +14,7 @@ import { listReferrers } from './handlers/referrers.js';
 import { listTags } from './handlers/tags.js';
 import { endpointNotFound } from './middleware/errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
-
-/** /<name>/(manifests|blobs)/<reference>, relative to /v2. */
-const CONTENT_PATH = /^\/(.+)\/(manifests|blobs)\/([^/]+)$/;
-/** /<name>/tags/list, relative to /v2. */
-const TAGS_PATH = /^\/(.+)\/tags\/list$/;
-/** /<name>/blobs/uploads/ (start) and /<name>/blobs/uploads/<id> (session), relative to /v2. */
-const UPLOADS_PATH = /^\/(.+)\/blobs\/uploads\/?$/;
-const UPLOAD_PATH = /^\/(.+)\/blobs\/uploads\/([A-Za-z0-9-]+)$/;
-/** /<name>/referrers/<digest>, relative to /v2. */
-const REFERRERS_PATH = /^\/(.+)\/referrers\/([^/]+)$/;
+import { nsOf, parseTarget, type RegistryTarget } from './registry-target.js';
 
 export interface RouterDeps {
   /** Reads, whether local or proxied. */
@@ -45,20 +37,23 @@ export interface RouterDeps {
 export function registryRouter({ registry, local, maxManifestSize, upstreams, log, askForCredentials = false, upstreamHolds }: RouterDeps): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
 
-  router.use((_req: Request, res: Response, next: NextFunction) => {
+  router.use((req: Request, res: Response, next: NextFunction) => {
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    const locals = res.locals as RequestLocals;
+    locals.target ??= parseTarget(req.path);
     next();
   });
+  const targetOf = (res: Response): RegistryTarget => (res.locals as RequestLocals).target!;
 
-  // Pulls first: they are nearly every request. "<name>/blobs/uploads" also matches this pattern and is
-  // left to the upload routes below.
+  // Pulls first: they are nearly every request.
   router.use(async (req: Request, res: Response, next: NextFunction) => {
-    const match = CONTENT_PATH.exec(req.path);
-    if (!match) return next();
-    const [, name, kind, reference] = match as unknown as [string, string, 'manifests' | 'blobs', string];
-    if (kind === 'blobs' && reference === 'uploads') return next();
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
-    (res.locals as RequestLocals).route = kind === 'manifests' ? 'manifest' : 'blob';
+    const target = targetOf(res);
+    if (target.endpoint !== 'manifest' && target.endpoint !== 'blob') return next();
+    const { name } = target;
+    const kind = target.endpoint === 'manifest' ? 'manifests' : 'blobs';
+    const reference = target.endpoint === 'manifest' ? target.reference : target.digest;
+    const ns = nsOf(req.url);
+    (res.locals as RequestLocals).route = target.endpoint;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const repo = upstreams.routeWrite(name, ns);
       if (kind === 'manifests' && req.method === 'PUT') return push.putManifest(local, repo, name, reference, maxManifestSize, req, res);
@@ -89,13 +84,12 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
   });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
-    const start = UPLOADS_PATH.exec(req.path);
-    const session = start ? undefined : UPLOAD_PATH.exec(req.path);
-    if (!start && !session) return next();
+    const target = targetOf(res);
+    if (target.endpoint !== 'upload-start' && target.endpoint !== 'upload') return next();
     (res.locals as RequestLocals).route = 'upload';
-    const name = (start ?? session)![1]!;
+    const { name } = target;
     const repo = upstreams.routeWrite(name, undefined);
-    if (start) {
+    if (target.endpoint === 'upload-start') {
       if (req.method !== 'POST') throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on blob uploads; POST starts one`);
       // The first upload makes a new name local: not one the default upstream already serves, which
       // registry-mirrors clients ask for by the same name (e.g. bitnami/redis).
@@ -103,7 +97,7 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
       if (shadowed && upstreamHolds && (await upstreamHolds(shadowed, res.locals as RequestLocals))) throw upstreams.shadowRefusal(name, shadowed);
       return push.startUpload(local, upstreams, repo, name, req, res);
     }
-    const id = session![2]!;
+    const { id } = target;
     switch (req.method) {
       case 'PATCH': return push.patchUpload(local, repo, name, id, req, res);
       case 'PUT': return push.completeUpload(local, repo, name, id, req, res);
@@ -115,25 +109,23 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
 
   // Local repositories list what was pushed; proxied ones ask their upstream (registry/proxy.ts).
   router.use(async (req: Request, res: Response, next: NextFunction) => {
-    const match = REFERRERS_PATH.exec(req.path);
-    if (!match || req.method !== 'GET') return next();
+    const target = targetOf(res);
+    if (target.endpoint !== 'referrers' || req.method !== 'GET') return next();
     (res.locals as RequestLocals).route = 'referrers';
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
-    return listReferrers(registry, upstreams.route(match[1]!, ns), match[2]!, req, res);
+    return listReferrers(registry, upstreams.route(target.name, nsOf(req.url)), target.digest, req, res);
   });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
-    const match = TAGS_PATH.exec(req.path);
-    if (!match || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
+    const target = targetOf(res);
+    if (target.endpoint !== 'tags' || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
     (res.locals as RequestLocals).route = 'tags';
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
-    const repo = upstreams.route(match[1]!, ns);
-    return listTags(registry, repo, match[1]!, req, res);
+    const repo = upstreams.route(target.name, nsOf(req.url));
+    return listTags(registry, repo, target.name, req, res);
   });
 
   // A known endpoint asked with a method it does not serve: 405 UNSUPPORTED, naming the methods it does.
   router.use((req: Request, res: Response, next: NextFunction) => {
-    const allowed = allowedMethods(req.path);
+    const allowed = allowedMethods(targetOf(res));
     if (!allowed) return next();
     res.setHeader('allow', allowed.join(', '));
     throw new LongshoreError('LS_UNSUPPORTED', `${req.method} is not supported on this endpoint; it serves ${allowed.join(', ')}`, { method: req.method.slice(0, 16) });
@@ -144,9 +136,15 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
 }
 
 /** The methods an endpoint of the spec serves, for paths whose other methods fell through every route. */
-function allowedMethods(path: string): readonly string[] | undefined {
-  if (path === '/' || path === '/_catalog') return ['GET', 'HEAD'];
-  if (TAGS_PATH.test(path)) return ['GET', 'HEAD'];
-  if (REFERRERS_PATH.test(path)) return ['GET'];
-  return undefined;
+function allowedMethods(target: RegistryTarget): readonly string[] | undefined {
+  switch (target.endpoint) {
+    case 'base':
+    case 'catalog':
+    case 'tags':
+      return ['GET', 'HEAD'];
+    case 'referrers':
+      return ['GET'];
+    default:
+      return undefined;
+  }
 }

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { manifestTarget } from '../../src/http/fast-path.js';
+import { nsOf } from '../../src/http/registry-target.js';
 import { FakeRegistry } from '../helpers/fake-registry.js';
 import { ALL_MANIFEST_TYPES, raw } from '../helpers/http.js';
 import { publishImage, type PublishedImage } from '../helpers/images.js';
@@ -37,8 +38,12 @@ describe('manifest fast path', () => {
   });
 
   it('takes manifest URLs only', () => {
-    assert.deepEqual(manifestTarget('/v2/library/alpine/manifests/3.19'), { name: 'library/alpine', reference: '3.19', query: undefined });
-    assert.deepEqual(manifestTarget('/v2/alpine/manifests/latest?ns=docker.io'), { name: 'alpine', reference: 'latest', query: 'ns=docker.io' });
+    assert.deepEqual(manifestTarget('/v2/library/alpine/manifests/3.19'), { endpoint: 'manifest', name: 'library/alpine', reference: '3.19' });
+    assert.deepEqual(manifestTarget('/v2/alpine/manifests/latest?ns=docker.io'), { endpoint: 'manifest', name: 'alpine', reference: 'latest' });
+    // ns is read by the one function every path uses: exactly one value, or none
+    assert.equal(nsOf('/v2/alpine/manifests/latest?ns=docker.io'), 'docker.io');
+    assert.equal(nsOf('/v2/alpine/manifests/latest?ns=docker.io&ns=ghcr.io'), undefined);
+    assert.equal(nsOf('/v2/alpine/manifests/latest'), undefined);
     for (const other of ['/v2/', '/v2/alpine/blobs/sha256:abc', '/v2/alpine/tags/list', '/v2/alpine/manifests/', '/v2/alpine/manifests/a/b',
       '/V2/alpine/manifests/latest', '/v2/a?b/manifests/latest', '/metrics', '/v2/alpine/blobs/uploads/']) {
       assert.equal(manifestTarget(other), undefined, other);

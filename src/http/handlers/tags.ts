@@ -5,6 +5,7 @@ import { LongshoreError } from '../../errors.js';
 import type { RepositoryRef } from '../../registry/routing.js';
 import type { Registry, TagListQuery } from '../../registry/types.js';
 import type { RequestLocals } from '../middleware/request-context.js';
+import { nsOf } from '../registry-target.js';
 
 export async function listTags(registry: Registry, repo: RepositoryRef, clientName: string, req: Request, res: Response): Promise<void> {
   const query: TagListQuery = {};
@@ -19,7 +20,8 @@ export async function listTags(registry: Registry, repo: RepositoryRef, clientNa
   locals.cache = answer.outcome;
   if (answer.next !== undefined) {
     const params = new URLSearchParams(answer.next);
-    if (typeof req.query.ns === 'string') params.set('ns', req.query.ns);
+    const ns = nsOf(req.url);
+    if (ns !== undefined) params.set('ns', ns);
     res.setHeader('link', `</v2/${clientName}/tags/list?${params.toString()}>; rel="next"`);
   }
   res.status(200).json({ name: answer.name, tags: answer.tags });

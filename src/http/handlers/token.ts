@@ -15,6 +15,7 @@ import { parseScopes } from '../../auth/scope.js';
 import { LongshoreError, type ErrorCode } from '../../errors.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 import { basicCredentials } from '../authorization.js';
+import { nsOf } from '../registry-target.js';
 import { toOciError } from '../oci-errors.js';
 
 /** Scopes honoured per token request; docker and containerd ask for one or two. */
@@ -70,7 +71,7 @@ export function tokenRouter(auth: ClientAuth, log: Logger): express.Router {
       }
       subject = username;
     }
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    const ns = nsOf(req.url);
     const issued = await auth.issue(subject, parseScopes(request.scopes).slice(0, MAX_SCOPES), ns);
     res.setHeader('cache-control', 'no-store');
     res.json({

@@ -14,12 +14,8 @@ import { TokenInvalidError, type VerifiedToken } from '../../auth/tokens.js';
 import { LongshoreError } from '../../errors.js';
 import { bearerToken } from '../authorization.js';
 import type { RequestLocals } from './request-context.js';
+import { nameOf, nsOf, parseTarget, type RegistryTarget } from '../registry-target.js';
 
-/** Relative to /v2. Uploads first: "…/blobs/uploads/<id>" would otherwise not match at all. */
-const UPLOAD_PATH = /^\/(.+)\/blobs\/uploads(?:\/[^/]*)?$/;
-const CONTENT_PATH = /^\/(.+)\/(?:manifests|blobs)\/[^/]+$/;
-const TAGS_PATH = /^\/(.+)\/tags\/list$/;
-const REFERRERS_PATH = /^\/(.+)\/referrers\/[^/]+$/;
 const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 interface Requirement {
@@ -33,9 +29,12 @@ interface Requirement {
 export function authenticate(auth: ClientAuth) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
-    const ns = typeof req.query.ns === 'string' ? req.query.ns : undefined;
+    const ns = nsOf(req.url);
+    // The router reads the same parsed target: what is checked here is what is served.
+    const target = parseTarget(req.path);
+    (res.locals as RequestLocals).target = target;
     // Routing errors (unknown host, bad name) surface here, before any credential is looked at.
-    const requirements = requirementsOf(req, auth, ns);
+    const requirements = requirementsOf(req, target, auth, ns);
     const challenge = (scope?: string, error?: 'invalid_token' | 'insufficient_scope') => {
       res.setHeader('www-authenticate', auth.challenge(originOf(req), ns, scope, error));
       return new LongshoreError('LS_UNAUTHORIZED', 'authentication required', scope === undefined ? undefined : { scope });
@@ -53,7 +52,7 @@ export function authenticate(auth: ClientAuth) {
       }
     }
     if (token?.subject) (res.locals as RequestLocals).subject = token.subject;
-    if (req.path === '/_catalog') {
+    if (target.endpoint === 'catalog') {
       if (!token || token.subject === null) throw challenge('registry:catalog:*');
       if (!auth.rules.permitsEverywhere(token.subject, 'pull')) throw new LongshoreError('LS_DENIED', 'listing the catalog is denied');
       return next();
@@ -76,14 +75,11 @@ export function authenticate(auth: ClientAuth) {
 }
 
 /** What the request needs, per repository: pull to read; pull and push to write (as distribution asks); delete to delete. */
-function requirementsOf(req: Request, auth: ClientAuth, ns: string | undefined): Requirement[] {
-  const path = req.path;
+function requirementsOf(req: Request, target: RegistryTarget, auth: ClientAuth, ns: string | undefined): Requirement[] {
+  const name = nameOf(target);
+  if (name === undefined) return [];
   // The router ignores `ns` on uploads (local repositories only); so does the check.
-  const unrouted = UPLOAD_PATH.exec(path);
-  const match = unrouted ?? CONTENT_PATH.exec(path) ?? TAGS_PATH.exec(path) ?? REFERRERS_PATH.exec(path);
-  if (!match) return [];
-  if (unrouted) ns = undefined;
-  const name = match[1]!;
+  if (target.endpoint === 'upload-start' || target.endpoint === 'upload') ns = undefined;
   const actions: Action[] = req.method === 'GET' || req.method === 'HEAD' ? ['pull'] : req.method === 'DELETE' ? ['delete'] : ['pull', 'push'];
   const write = req.method !== 'GET' && req.method !== 'HEAD';
   const requirements: Requirement[] = [{ name, repository: auth.resolve(name, ns, write), actions }];

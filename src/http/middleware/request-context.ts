@@ -9,6 +9,7 @@ import type { RecentPulls } from '../../admin/recent-pulls.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
 import { basicCredentials } from '../authorization.js';
+import type { RegistryTarget } from '../registry-target.js';
 
 export interface RequestLocals {
   requestId: string;
@@ -19,6 +20,8 @@ export interface RequestLocals {
   subject?: string;
   /** Set by getManifest on manifest requests: what a pull asked for. */
   pull?: { upstream: string; repository: string; reference: string };
+  /** What the registry request is for, parsed once (http/registry-target.ts); set by the first reader. */
+  target?: RegistryTarget;
   /** The client's Basic credentials (see RequestContext); never logged. */
   credentials?: { username: string; password: string } | undefined;
 }
