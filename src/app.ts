@@ -1,6 +1,7 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
-import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { hostname } from 'node:os';
 import express, { type RequestHandler } from 'express';
@@ -12,6 +13,8 @@ import { buildSummary } from './admin/summary.js';
 import { TopContent } from './admin/top-content.js';
 import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
+import { jobsRouter } from './http/jobs-router.js';
+import { AdminJobs } from './jobs/admin-jobs.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
 import { endpointNotFound, ociErrorHandler } from './http/middleware/errors.js';
@@ -50,6 +53,8 @@ export interface Longshore {
   localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
+  /** gc, verify, warm, export, import: what admin commands ask of the directory's owner. */
+  jobs: AdminJobs;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
   /** Records in the data directory's lock where this server's admin API answers, for admin commands. */
@@ -58,20 +63,38 @@ export interface Longshore {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
+export interface OwnerOptions {
+  /** 'command': an admin command that owns the directory while no server does (cli/main.ts). Default 'server'. */
+  role?: 'server' | 'command';
+  /** What the command does, for the lock's message ("import"). */
+  task?: string;
+}
+
+export async function createLongshore(config: Config, log: Logger, owner: OwnerOptions = {}): Promise<Longshore> {
   const paths = new StorePaths(config.dataDir);
   // Before anything touches the directory: one writer at a time (storage/data-lock.ts).
   await mkdir(paths.root, { recursive: true });
-  const lock = await DataLock.acquire(paths.lock, 'server');
+  const role = owner.role ?? 'server';
+  const lock = await DataLock.acquire(paths.lock, role, owner.task);
   try {
-    return await build(config, log, paths, lock);
+    const adminToken = role === 'server' ? await writeAdminToken(paths.adminToken) : undefined;
+    return await build(config, log, paths, lock, adminToken);
   } catch (err) {
     await lock.release();
     throw err;
   }
 }
 
-async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock): Promise<Longshore> {
+/** A fresh admin token, readable only by this account (http/jobs-router.ts). */
+async function writeAdminToken(path: string): Promise<Buffer> {
+  const token = Buffer.from(randomBytes(32).toString('hex'));
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, token, { mode: 0o600 });
+  await rename(temp, path);
+  return token;
+}
+
+async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock, adminToken: Buffer | undefined): Promise<Longshore> {
   // One scavenger for the process: it frees download and read buffers early (storage/scavenger.ts).
   const store = new ContentStore(paths, new Scavenger(youngCollector()));
   const leftovers = await store.init();
@@ -166,6 +189,9 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
+  const jobs = new AdminJobs({ config, registry, local, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
+  // Before the dashboard's guard below, which would otherwise answer for /api/v1/jobs too.
+  app.use('/api/v1/jobs', jobsRouter({ jobs, adminToken: () => adminToken, adminOnly, defaults: config.warm, log: log.child({ component: 'jobs' }) }));
   const history = recentPulls && new CounterHistory(() => readTotals(metrics));
   if (recentPulls && history) {
     const startedAt = Date.now();
@@ -212,6 +238,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     localRegistry,
     metrics,
     upstreams,
+    jobs,
     startDraining() {
       draining = true;
     },

@@ -103,6 +103,14 @@ export class ProxyRegistry implements Registry {
     return { inFlight: this.fills.size, followers };
   }
 
+  /** Resolves when the download of `digest` from `upstream`, if one is under way, has finished (committed or failed). */
+  async fillSettled(upstream: string, digest: Digest): Promise<void> {
+    const pending = this.fills.get(fillKey(upstream, digest));
+    if (!pending) return;
+    const fill = await pending.fill.catch(() => undefined);
+    await fill?.done.catch(() => undefined);
+  }
+
   /** Resolves when every download now in progress has finished (committed or failed). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.fills.values()].map(async (p) => (await p.fill).done));
