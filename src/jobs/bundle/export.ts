@@ -2,6 +2,7 @@
 // the store, so memory stays flat in the bundle's size. Its exact length is known before the first byte
 // (every size is), which lets an HTTP response carry Content-Length and a reader detect a cut.
 import type { Readable } from 'node:stream';
+import { MediaType } from '../../registry/media-types.js';
 import type { Digest } from '../../registry/reference.js';
 import type { PlatformChoice, WarmedImage } from '../warm.js';
 import { TAR_END, tarEntrySize, tarHeader, tarPadding } from './tar.js';
@@ -47,7 +48,7 @@ export function planBundle(images: readonly WarmedImage[], platforms: PlatformCh
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
     manifests: images.map((image) => ({
-      mediaType: image.root.mediaType,
+      mediaType: layoutMediaType(image.root.mediaType),
       digest: image.root.digest,
       size: image.root.size,
       annotations: { [REF_NAME]: image.ref.full, [CONTAINERD_NAME]: image.ref.full },
@@ -58,6 +59,19 @@ export function planBundle(images: readonly WarmedImage[], platforms: PlatformCh
   entries.push({ name: INDEX_JSON, size: indexBody.length, source: { kind: 'buffer', body: indexBody } });
   const size = entries.reduce((sum, e) => sum + tarEntrySize(e.name, e.size), 0) + TAR_END.length;
   return { entries, size, blobs, omitted };
+}
+
+/**
+ * The media type index.json gives an image. containers/image (skopeo, podman) looks up a name in an OCI
+ * layout only among entries typed as OCI manifests or indexes, so a Docker manifest list or schema 2
+ * manifest — structurally the same JSON — is listed under its OCI equivalent. Its bytes, digest and own
+ * `mediaType` field are untouched (a mirror must serve the upstream's digests), and importers, this
+ * one included, read the type from the manifest itself.
+ */
+export function layoutMediaType(mediaType: string): string {
+  if (mediaType === MediaType.DockerManifestList) return MediaType.OciIndex;
+  if (mediaType === MediaType.DockerManifest) return MediaType.OciManifest;
+  return mediaType;
 }
 
 /** The archive's bytes, in order; a blob whose stream yields another length than planned fails it. */
