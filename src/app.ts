@@ -31,7 +31,7 @@ import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
 import { LocalRegistry } from './registry/local-registry.js';
 import { RoutedRegistry } from './registry/routed-registry.js';
-import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
+import { ProxyRegistry, tagGlobs, type UpstreamEntry } from './registry/proxy.js';
 import { LOCAL, UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
 import { StorePaths } from './storage/paths.js';
@@ -126,6 +126,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       credentialTTL: upstream.credentialTTL,
       offline: upstream.offline ?? config.offline,
       resumeAttempts: upstream.resumeAttempts,
+      immutable: tagGlobs(upstream.immutableTags),
     });
   }
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };

@@ -33,6 +33,15 @@ export interface UpstreamEntry {
   passThroughCredentials: boolean;
   /** ms the upstream's verdict on a client's credentials for a repository is trusted. */
   credentialTTL: number;
+  /** Tags whose cached resolution is served without revalidation, forever (config immutableTags). */
+  immutable?: ((tag: string) => boolean) | undefined;
+}
+
+/** A matcher for tag globs where "*" is any run of characters: "*.*.*", "*-alpine3.19". */
+export function tagGlobs(patterns: readonly string[]): ((tag: string) => boolean) | undefined {
+  if (patterns.length === 0) return undefined;
+  const regex = new RegExp(`^(?:${patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*')).join('|')})$`);
+  return (tag) => regex.test(tag);
 }
 
 /** Tells when the data directory is short of space, and asks for room to be made. */
@@ -131,7 +140,7 @@ export class ProxyRegistry implements Registry {
       if (this.local.holds(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
     } else if (!entry.offline) {
       const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
-      if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
+      if (known && this.fresh(known, entry, reference.tag) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
     if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
@@ -179,7 +188,7 @@ export class ProxyRegistry implements Registry {
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = acceptedRow(rows, accept);
-    if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) {
+    if (known && this.fresh(known, entry, tag) && this.local.holds(repo.upstream, repo.name, known.digest)) {
       const stored = this.local.manifest(known.digest);
       const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
@@ -561,9 +570,9 @@ export class ProxyRegistry implements Registry {
     return { ...paginate(known, query), name: repo.name, outcome: entry.offline ? 'hit' : 'stale' };
   }
 
-  /** Whether a tag resolution may be served without asking the upstream again. */
-  private fresh(row: TagRow, entry: UpstreamEntry): boolean {
-    return this.now() - row.checked_at < entry.tagTTL;
+  /** Whether a tag resolution may be served without asking the upstream again: within tagTTL, or an immutable tag. */
+  private fresh(row: TagRow, entry: UpstreamEntry, tag: string): boolean {
+    return this.now() - row.checked_at < entry.tagTTL || entry.immutable?.(tag) === true;
   }
 
   private upstream(name: string): UpstreamEntry {
