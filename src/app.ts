@@ -15,6 +15,7 @@ import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
 import { jobsRouter } from './http/jobs-router.js';
 import { AdminJobs } from './jobs/admin-jobs.js';
+import { SyncScheduler } from './jobs/sync.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
 import { endpointNotFound, ociErrorHandler } from './http/middleware/errors.js';
@@ -55,6 +56,8 @@ export interface Longshore {
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** gc, verify, warm, export, import: what admin commands ask of the directory's owner. */
   jobs: AdminJobs;
+  /** Scheduled syncs (config `sync`); undefined when there are none, or in an admin command. */
+  sync: SyncScheduler | undefined;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
   /** Records in the data directory's lock where this server's admin API answers, for admin commands. */
@@ -191,8 +194,13 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     res.end(await metrics.registry.metrics());
   });
   const jobs = new AdminJobs({ config, registry, local, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
+  // Scheduled syncs run in the server only: an admin command holding the directory does one job and leaves.
+  const sync = adminToken && config.sync.length > 0
+    ? new SyncScheduler(config.sync, { registry, local, upstreams, maxManifestSize: config.maxManifestSize, platforms: config.warm.platforms, concurrency: config.warm.concurrency, log: log.child({ component: 'sync' }) })
+    : undefined;
+  if (sync) metrics.observeSync(() => sync.status());
   // Before the dashboard's guard below, which would otherwise answer for /api/v1/jobs too.
-  app.use('/api/v1/jobs', jobsRouter({ jobs, adminToken: () => adminToken, adminOnly, defaults: config.warm, log: log.child({ component: 'jobs' }) }));
+  app.use('/api/v1/jobs', jobsRouter({ jobs, sync: () => sync?.status() ?? [], adminToken: () => adminToken, adminOnly, defaults: config.warm, log: log.child({ component: 'jobs' }) }));
   const history = recentPulls && new CounterHistory(() => readTotals(metrics));
   if (recentPulls && history) {
     const startedAt = Date.now();
@@ -204,6 +212,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       top: new TopContent(db),
       recent: recentPulls,
       history,
+      sync: () => sync?.status() ?? [],
     }));
     app.use('/ui', dashboardRouter());
   }
@@ -227,6 +236,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     }
   }, ACCESS_FLUSH_MS);
   flushTimer.unref();
+  sync?.start();
 
   let closed = false;
   return {
@@ -240,6 +250,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     metrics,
     upstreams,
     jobs,
+    sync,
     startDraining() {
       draining = true;
     },
@@ -250,6 +261,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       history?.stop();
       clearInterval(evictionTimer);
       clearInterval(uploadSweep);
+      sync?.stop();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);

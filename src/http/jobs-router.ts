@@ -18,6 +18,7 @@ import { parseSize } from '../config/units.js';
 import { LongshoreError } from '../errors.js';
 import { describe, type AdminJobs } from '../jobs/admin-jobs.js';
 import type { JobEvent } from '../jobs/events.js';
+import type { SyncStatus } from '../jobs/sync.js';
 import { parsePlatforms } from '../jobs/warm.js';
 import type { RequestLocals } from './middleware/request-context.js';
 
@@ -28,6 +29,8 @@ const MAX_REFS = 10_000;
 
 export interface JobsRouterDeps {
   jobs: AdminJobs;
+  /** Scheduled sync rules' status, also at GET /api/v1/sync for the dashboard. */
+  sync: () => SyncStatus[];
   /** The current admin token (read at each request: it is written once at start-up). */
   adminToken: () => Buffer | undefined;
   /** With auth.enabled: admits users allowed to pull everything. */
@@ -48,6 +51,10 @@ export function jobsRouter(deps: JobsRouterDeps): express.Router {
     if (token && typeof sent === 'string' && sent.length === token.length && timingSafeEqual(Buffer.from(sent), token)) return next();
     if (deps.adminOnly) return deps.adminOnly(req, res, next);
     throw new LongshoreError('LS_ADMIN_TOKEN_INVALID', `admin jobs need the data directory's admin token in ${ADMIN_TOKEN_HEADER}`);
+  });
+
+  router.get('/sync', (_req, res) => {
+    res.json({ rules: deps.sync() });
   });
 
   router.post('/gc', json, async (req, res) => {
