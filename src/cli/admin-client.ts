@@ -5,8 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { ERROR_CODES, LongshoreError, type ErrorCode } from '../errors.js';
-import { ADMIN_TOKEN_HEADER } from '../http/jobs-router.js';
-import type { JobEvent } from '../jobs/events.js';
+import { ADMIN_TOKEN_HEADER, type JobEvent } from '../jobs/events.js';
 
 export class AdminClient {
   private readonly dispatcher: Dispatcher;

@@ -8,7 +8,7 @@ import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createLongshore, type Longshore } from '../app.js';
+import type { Longshore } from '../app.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, LongshoreError, isLongshoreError } from '../errors.js';
 import { BUNDLE_JSON, digestOfPath, type BundleInfo } from '../jobs/bundle/layout.js';
@@ -16,7 +16,6 @@ import { scanTar } from '../jobs/bundle/tar.js';
 import type { JobEvent } from '../jobs/events.js';
 import { refsFromList } from '../jobs/image-ref.js';
 import { parsePlatforms, type PlatformChoice } from '../jobs/warm.js';
-import { createLogger } from '../observability/logger.js';
 import { findOwner } from './owner.js';
 import { ProgressDisplay, human } from './progress.js';
 
@@ -81,6 +80,8 @@ async function withOwner<T>(config: Config, task: string, remote: (client: impor
       await owner.client.close();
     }
   }
+  // Loaded only here: the whole server is not needed to hand a job to one (and costs start-up time).
+  const [{ createLongshore }, { createLogger }] = await Promise.all([import('../app.js'), import('../observability/logger.js')]);
   const longshore = await createLongshore(config, createLogger('silent'), { role: 'command', task });
   try {
     return await alone(longshore);

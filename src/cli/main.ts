@@ -40,7 +40,6 @@ import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
 import { DataLock } from '../storage/data-lock.js';
 import type { AdminClient } from './admin-client.js';
-import { airgap } from './airgap.js';
 import { findOwner } from './owner.js';
 import { human } from './progress.js';
 
@@ -65,7 +64,7 @@ export async function run(argv: readonly string[], print: (line: string) => void
   const config = loadConfig({ argv: args });
   if (command === 'health') return health(config, print);
   const json = args.includes('--json');
-  if (command === 'warm' || command === 'export' || command === 'import') return airgap(command, args, config, print);
+  if (command === 'warm' || command === 'export' || command === 'import') return (await import('./airgap.js')).airgap(command, args, config, print);
   // Writers go through the directory's owner: the running server, or this command holding the lock.
   const writes = command === 'gc' || (command === 'verify' && args.includes('--quarantine'));
   let lock: DataLock | undefined;

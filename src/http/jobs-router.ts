@@ -17,12 +17,11 @@ import type { Logger } from 'pino';
 import { parseSize } from '../config/units.js';
 import { LongshoreError } from '../errors.js';
 import { describe, type AdminJobs } from '../jobs/admin-jobs.js';
-import type { JobEvent } from '../jobs/events.js';
+import { ADMIN_TOKEN_HEADER, type JobEvent } from '../jobs/events.js';
 import type { SyncStatus } from '../jobs/sync.js';
 import { parsePlatforms } from '../jobs/warm.js';
 import type { RequestLocals } from './middleware/request-context.js';
 
-export const ADMIN_TOKEN_HEADER = 'x-longshore-admin-token';
 /** JSON bodies of job requests: reference lists and export exclusions (about 80 bytes a digest). */
 const MAX_JSON = 16 * 1024 * 1024;
 const MAX_REFS = 10_000;

@@ -14,6 +14,9 @@ export type JobEvent =
 
 export type Emit = (event: JobEvent) => void;
 
+/** The header carrying the data directory's admin token to /api/v1/jobs/ (http/jobs-router.ts). */
+export const ADMIN_TOKEN_HEADER = 'x-longshore-admin-token';
+
 /** How often progress is reported per unit of work, at most. */
 const PROGRESS_MS = 200;
 

@@ -23,6 +23,8 @@ import { readTar } from './tar.js';
 
 /** index.json, oci-layout and longshore-bundle.json are read into memory, up to this size. */
 const MAX_METADATA = 64 * 1024 * 1024;
+/** Bytes gathered before a blob's temp file is written to. */
+const WRITE_BATCH = 1024 * 1024;
 
 export interface ImportDeps {
   local: LocalContent;
@@ -85,11 +87,21 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
       }
       const writer = await deps.local.store.createWriter(digest, entry.size);
       try {
+        // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
+        let batch: Buffer[] = [];
+        let batched = 0;
         for await (const chunk of entry.body()) {
-          await writer.write([chunk]);
+          batch.push(chunk);
+          batched += chunk.length;
           bytes += chunk.length;
           options.onBytes?.(chunk.length);
+          if (batched >= WRITE_BATCH) {
+            await writer.write(batch);
+            batch = [];
+            batched = 0;
+          }
         }
+        if (batch.length > 0) await writer.write(batch);
         writer.verify();
         await writer.handle.datasync();
       } catch (err) {
