@@ -27,7 +27,7 @@ import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isLongshoreError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
 import { LocalUsage } from '../metadata/local-usage.js';
 import { UploadTable } from '../metadata/uploads.js';
@@ -207,8 +207,13 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   run(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(`longshore: ${err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err)}`);
-      process.exit(err instanceof ConfigError ? 2 : 1);
+      // A typed error is the answer (a corrupt bundle, a locked directory): its message, not a stack.
+      const known = err instanceof ConfigError || (isLongshoreError(err) && err.code !== 'LS_INTERNAL');
+      console.error(`longshore: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}`);
+      if (isLongshoreError(err) && process.argv.includes('--json')) {
+        process.stdout.write(`${JSON.stringify({ event: 'error', code: err.code, message: err.message, ...(err.detail ? { detail: err.detail } : {}) })}\n`);
+      }
+      process.exit(err instanceof ConfigError || isLongshoreError(err, 'LS_DATA_DIR_LOCKED') ? 2 : 1);
     },
   );
 }

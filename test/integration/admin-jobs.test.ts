@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -296,6 +296,26 @@ describe('warm, export and import across an air gap', () => {
       } finally {
         await mirror.close();
       }
+    } finally {
+      await rm(configFile, { force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('one owner at a time', () => {
+  it('a command finding another command\'s lock stops with LS_DATA_DIR_LOCKED (exit 2), and so does a server', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'longshore-owned-'));
+    const configFile = `${dataDir}.json`;
+    await writeFile(configFile, JSON.stringify({ dataDir, upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } } }));
+    // A live process that is not us: our parent, as a running `longshore import`.
+    await writeFile(join(dataDir, 'longshore.lock'), JSON.stringify({ pid: process.ppid, host: hostname(), role: 'command', task: 'import', since: new Date().toISOString() }));
+    try {
+      const result = await cli(configFile, 'gc', '--json');
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`in use by a running longshore import \\(pid ${process.ppid}`));
+      assert.equal(result.lines[0]!.code, 'LS_DATA_DIR_LOCKED');
+      await assert.rejects(startMirror({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } } }, dataDir), /running longshore import/);
     } finally {
       await rm(configFile, { force: true });
       await rm(dataDir, { recursive: true, force: true });
