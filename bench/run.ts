@@ -16,6 +16,7 @@ import type { RunResult, ScenarioResult } from './lib/results.js';
 import { startMirror, type MirrorServer, type ServerKind } from './lib/servers.js';
 import { GiB, formatBytes, formatRate } from './lib/units.js';
 import { publishMissing, startUpstream, type BenchUpstream } from './lib/upstream.js';
+import { airgapScenario } from './scenarios/airgap.js';
 import { coalescingScenario } from './scenarios/coalescing.js';
 import { fleetScenario } from './scenarios/fleet.js';
 import { manifestLoadScenario } from './scenarios/manifest-load.js';
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
   if (only.has(6)) results.push(...resourcesScenario(ctx));
   if (only.has(7)) await runScenario(7, `stream-through over a ${formatRate(options.throttle)} link`, () => streamThroughScenario(ctx));
   if (only.has(8)) await runScenario(8, 'the same cold storm through one node and through a three-node fleet', () => fleetScenario(ctx));
+  if (only.has(9)) await runScenario(9, 'air gap: warm, export and import against skopeo', () => airgapScenario(ctx));
   results.sort((a, b) => a.id - b.id);
 
   await teardown();

@@ -1,6 +1,7 @@
 // The composition root: builds every service explicitly from the frozen config and wires them together.
 // No module keeps singletons or reads settings of its own.
-import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { hostname } from 'node:os';
 import express, { type RequestHandler } from 'express';
@@ -12,6 +13,9 @@ import { buildSummary } from './admin/summary.js';
 import { TopContent } from './admin/top-content.js';
 import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
+import { jobsRouter } from './http/jobs-router.js';
+import { AdminJobs } from './jobs/admin-jobs.js';
+import { SyncScheduler } from './jobs/sync.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
 import { endpointNotFound, ociErrorHandler } from './http/middleware/errors.js';
@@ -28,7 +32,7 @@ import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
 import { LocalRegistry } from './registry/local-registry.js';
 import { RoutedRegistry } from './registry/routed-registry.js';
-import { ProxyRegistry, type UpstreamEntry } from './registry/proxy.js';
+import { ProxyRegistry, tagGlobs, type UpstreamEntry } from './registry/proxy.js';
 import { LOCAL, UpstreamRouter } from './registry/routing.js';
 import { ContentStore } from './storage/content-store.js';
 import { StorePaths } from './storage/paths.js';
@@ -50,6 +54,10 @@ export interface Longshore {
   localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
+  /** gc, verify, warm, export, import: what admin commands ask of the directory's owner. */
+  jobs: AdminJobs;
+  /** Scheduled syncs (config `sync`); undefined when there are none, or in an admin command. */
+  sync: SyncScheduler | undefined;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
   /** Records in the data directory's lock where this server's admin API answers, for admin commands. */
@@ -58,20 +66,38 @@ export interface Longshore {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
+export interface OwnerOptions {
+  /** 'command': an admin command that owns the directory while no server does (cli/main.ts). Default 'server'. */
+  role?: 'server' | 'command';
+  /** What the command does, for the lock's message ("import"). */
+  task?: string;
+}
+
+export async function createLongshore(config: Config, log: Logger, owner: OwnerOptions = {}): Promise<Longshore> {
   const paths = new StorePaths(config.dataDir);
   // Before anything touches the directory: one writer at a time (storage/data-lock.ts).
   await mkdir(paths.root, { recursive: true });
-  const lock = await DataLock.acquire(paths.lock, 'server');
+  const role = owner.role ?? 'server';
+  const lock = await DataLock.acquire(paths.lock, role, owner.task);
   try {
-    return await build(config, log, paths, lock);
+    const adminToken = role === 'server' ? await writeAdminToken(paths.adminToken) : undefined;
+    return await build(config, log, paths, lock, adminToken);
   } catch (err) {
     await lock.release();
     throw err;
   }
 }
 
-async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock): Promise<Longshore> {
+/** A fresh admin token, readable only by this account (http/jobs-router.ts). */
+async function writeAdminToken(path: string): Promise<Buffer> {
+  const token = Buffer.from(randomBytes(32).toString('hex'));
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, token, { mode: 0o600 });
+  await rename(temp, path);
+  return token;
+}
+
+async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock, adminToken: Buffer | undefined): Promise<Longshore> {
   // One scavenger for the process: it frees download and read buffers early (storage/scavenger.ts).
   const store = new ContentStore(paths, new Scavenger(youngCollector()));
   const leftovers = await store.init();
@@ -103,6 +129,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       credentialTTL: upstream.credentialTTL,
       offline: upstream.offline ?? config.offline,
       resumeAttempts: upstream.resumeAttempts,
+      immutable: tagGlobs(upstream.immutableTags),
     });
   }
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
@@ -175,6 +202,14 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
+  const jobs = new AdminJobs({ config, registry, local, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
+  // Scheduled syncs run in the server only: an admin command holding the directory does one job and leaves.
+  const sync = adminToken && config.sync.length > 0
+    ? new SyncScheduler(config.sync, { registry, local, upstreams, maxManifestSize: config.maxManifestSize, platforms: config.warm.platforms, concurrency: config.warm.concurrency, log: log.child({ component: 'sync' }) })
+    : undefined;
+  if (sync) metrics.observeSync(() => sync.status());
+  // Before the dashboard's guard below, which would otherwise answer for /api/v1/jobs too.
+  app.use('/api/v1/jobs', jobsRouter({ jobs, sync: () => sync?.status() ?? [], adminToken: () => adminToken, adminOnly, defaults: config.warm, log: log.child({ component: 'jobs' }) }));
   const history = recentPulls && new CounterHistory(() => readTotals(metrics));
   if (recentPulls && history) {
     const startedAt = Date.now();
@@ -186,6 +221,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       top: new TopContent(db),
       recent: recentPulls,
       history,
+      sync: () => sync?.status() ?? [],
     }));
     app.use('/ui', dashboardRouter());
   }
@@ -209,6 +245,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     }
   }, ACCESS_FLUSH_MS);
   flushTimer.unref();
+  sync?.start();
 
   let closed = false;
   return {
@@ -221,6 +258,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     localRegistry,
     metrics,
     upstreams,
+    jobs,
+    sync,
     startDraining() {
       draining = true;
     },
@@ -231,6 +270,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       history?.stop();
       clearInterval(evictionTimer);
       clearInterval(uploadSweep);
+      sync?.stop();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRate } from './units.js';
 
-export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8] as const;
+export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 export type LoadGenerator = 'wrk' | 'net';
@@ -55,7 +55,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
       case '--only': {
         const ids = (value ?? '').split(',').map((s) => Number(s.trim()));
         if (ids.length === 0 || ids.some((id) => !(SCENARIO_IDS as readonly number[]).includes(id))) {
-          throw new Error(`--only expects scenario numbers from 1 to 8, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
+          throw new Error(`--only expects scenario numbers from 1 to 9, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
         }
         options.only = new Set(ids as ScenarioId[]);
         break;

@@ -7,7 +7,7 @@
 // Readiness is `GET /v2/` answering 200: Longshore logs "listening" at info, which warn suppresses.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort } from '../../test/e2e/rig/ports.js';
 import type { Credentials } from '../../test/e2e/rig/registry-client.js';
 import { ServiceProcess } from '../../test/e2e/rig/service-process.js';
@@ -25,6 +25,9 @@ export interface MirrorServer {
   url: string;
   pid: number;
   recentLog(lines?: number): string;
+  /** Longshore only: its config file and the compiled CLI, for admin commands (scenario 9). */
+  configPath?: string;
+  cliJs?: string;
   /** Stops the process (SIGTERM, then SIGKILL) and removes its data dir. */
   stop(): Promise<void>;
 }
@@ -73,6 +76,7 @@ export async function startMirror(kind: ServerKind, options: MirrorOptions): Pro
     url: `http://${host}`,
     pid: server.pid,
     recentLog: (lines = 40) => server.recentOutput().split('\n').slice(-lines).join('\n'),
+    ...(kind === 'longshore' ? { configPath: join(dir, 'config.json'), cliJs: join(dirname(options.build.mainJs), 'cli', 'main.js') } : {}),
     stop,
   };
 }

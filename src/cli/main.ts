@@ -8,7 +8,16 @@
 //                                            mismatching files to <dataDir>/quarantine and forget them
 //   longshore health                         exit 0 if the server of this config answers /healthz (the
 //                                            container image's HEALTHCHECK)
+//   longshore warm [--platform P,…|all] [--concurrency N] [--file LIST] REF…
+//                                            fetch images into the cache
+//   longshore export --output FILE [--platform …] [--since OLD_BUNDLE…] [--file LIST] REF…
+//                                            write images as an OCI image layout tarball (cli/airgap.ts)
+//   longshore import FILE…                   store the images of bundles, verified, as cached content
 // Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
+//
+// gc, verify --quarantine, warm, export and import write to the data directory: when a server holds it
+// (storage/data-lock.ts) they send the work to that server's admin API, else they take its lock and work
+// alone. du and verify without --quarantine only read.
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -19,7 +28,7 @@ import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isLongshoreError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
 import { LocalUsage } from '../metadata/local-usage.js';
 import { UploadTable } from '../metadata/uploads.js';
@@ -30,36 +39,86 @@ import { LocalRegistry } from '../registry/local-registry.js';
 import { LOCAL, UpstreamRouter } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
+import { DataLock } from '../storage/data-lock.js';
+import type { AdminClient } from './admin-client.js';
+import { findOwner } from './owner.js';
+import { human } from './progress.js';
 
-const USAGE = 'usage: longshore <du|gc|verify|health> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine]';
+const USAGE = 'usage: longshore <du|gc|verify|health|warm|export|import> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine] '
+  + '[warm: --platform OS/ARCH,…|all --concurrency N --file LIST REF…] [export: --output FILE --platform … --since OLD_BUNDLE… --file LIST REF…] [import: FILE…]';
+const COMMANDS = ['du', 'gc', 'verify', 'health', 'warm', 'export', 'import'];
 /** How long `health` waits for an answer (Docker's HEALTHCHECK allows 3 s by default here). */
 const HEALTH_TIMEOUT_MS = 2_500;
 
-function option(args: readonly string[], name: string): string | undefined {
+export function option(args: readonly string[], name: string): string | undefined {
   const at = args.indexOf(name);
   return at >= 0 ? args[at + 1] : undefined;
 }
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
 
 export async function run(argv: readonly string[], print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const [command, ...args] = argv;
-  if (!command || !['du', 'gc', 'verify', 'health'].includes(command)) {
+  if (!command || !COMMANDS.includes(command)) {
     print(USAGE);
     return 2;
   }
   const config = loadConfig({ argv: args });
   if (command === 'health') return health(config, print);
   const json = args.includes('--json');
+  if (command === 'warm' || command === 'export' || command === 'import') return (await import('./airgap.js')).airgap(command, args, config, print);
+  // Writers go through the directory's owner: the running server, or this command holding the lock.
+  const writes = command === 'gc' || (command === 'verify' && args.includes('--quarantine'));
+  let lock: DataLock | undefined;
+  if (writes) {
+    const owner = await findOwner(config);
+    if (owner.kind === 'server') return remoteMaintenance(command as 'gc' | 'verify', args, owner.client, json, print);
+    await mkdir(config.dataDir, { recursive: true });
+    lock = await DataLock.acquire(new StorePaths(config.dataDir).lock, 'command', command);
+  }
+  try {
+    return await maintenance(command, args, config, json, print);
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** gc and verify sent to the running server: the same reports, printed the same way. */
+async function remoteMaintenance(command: 'gc' | 'verify', args: readonly string[], client: AdminClient, json: boolean, print: (line: string) => void): Promise<number> {
+  try {
+    if (command === 'gc') {
+      const to = option(args, '--to');
+      if (to !== undefined && parseSize(to) === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
+      const report = await client.job('gc', { to: to ?? null, dryRun: args.includes('--dry-run') }, () => undefined);
+      delete report.event;
+      printGc(report, args.includes('--dry-run'), json, print);
+      return 0;
+    }
+    const report = await client.job('verify', { quarantine: true }, () => undefined) as unknown as { checked: number; corrupt: string[]; quarantined: number };
+    return printVerify({ checked: report.checked, corrupt: report.corrupt, quarantined: report.quarantined }, true, json, print);
+  } finally {
+    await client.close();
+  }
+}
+
+function printGc(report: Record<string, unknown>, dryRun: boolean, json: boolean, print: (line: string) => void): void {
+  if (json) return print(JSON.stringify(report));
+  const r = report as { orphans: unknown; bytes: number; target: number; wouldFree: number; evicted: number; remaining: number; localBlobsReleased: number };
+  if (dryRun) return print(`would evict ${human(r.wouldFree)} (cache ${human(r.bytes)}, target ${human(r.target)}); orphans: ${JSON.stringify(r.orphans)}`);
+  print(`evicted ${r.evicted} objects, ${human(r.bytes)}; cache now ${human(r.remaining)}; unreferenced local blobs released: ${r.localBlobsReleased}; orphans: ${JSON.stringify(r.orphans)}`);
+}
+
+function printVerify(report: { checked: number; corrupt: string[]; quarantined: number }, quarantine: boolean, json: boolean, print: (line: string) => void): number {
+  const bad = report.corrupt;
+  if (json) print(JSON.stringify(report));
+  else {
+    print(`checked ${report.checked} objects: ${bad.length} corrupt${quarantine && bad.length > 0 ? ' (moved to quarantine/ and forgotten)' : ''}`);
+    for (const digest of bad) print(`  corrupt: ${digest}`);
+  }
+  return bad.length > 0 && !quarantine ? 1 : 0;
+}
+
+/** du, gc and verify on the data directory itself (gc and verify --quarantine hold its lock). */
+async function maintenance(command: string, args: readonly string[], config: Config, json: boolean, print: (line: string) => void): Promise<number> {
   const log = createLogger(json ? 'silent' : 'warn');
   const paths = new StorePaths(config.dataDir);
   const store = new ContentStore(paths);
@@ -97,15 +156,13 @@ export async function run(argv: readonly string[], print: (line: string) => void
       const before = catalog.totals().bytes;
       if (args.includes('--dry-run')) {
         const limit = target ?? (config.cache.maxSize === null ? before : config.cache.maxSize * config.cache.lowWatermark);
-        const report = { orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) };
-        print(json ? JSON.stringify(report) : `would evict ${human(report.wouldFree)} (cache ${human(before)}, target ${human(limit)}); orphans: ${JSON.stringify(orphans)}`);
+        printGc({ orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) }, true, json, print);
         return 0;
       }
       const localGarbage = await new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
       const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
       const result = await evictor.run(target);
-      const report = { orphans, localBlobsReleased: localGarbage.released, ...result };
-      print(json ? JSON.stringify(report) : `evicted ${result.evicted} objects, ${human(result.bytes)}; cache now ${human(result.remaining)}; unreferenced local blobs released: ${localGarbage.released}; orphans: ${JSON.stringify(orphans)}`);
+      printGc({ orphans, localBlobsReleased: localGarbage.released, ...result }, false, json, print);
       return 0;
     }
     // verify
@@ -125,13 +182,7 @@ export async function run(argv: readonly string[], print: (line: string) => void
         catalog.removeContent(digest);
       }
     }
-    const report = { checked, corrupt: bad, quarantined: quarantine ? bad.length : 0 };
-    if (json) print(JSON.stringify(report));
-    else {
-      print(`checked ${checked} objects: ${bad.length} corrupt${quarantine && bad.length > 0 ? ' (moved to quarantine/ and forgotten)' : ''}`);
-      for (const digest of bad) print(`  corrupt: ${digest}`);
-    }
-    return bad.length > 0 && !quarantine ? 1 : 0;
+    return printVerify({ checked, corrupt: bad, quarantined: quarantine ? bad.length : 0 }, quarantine, json, print);
   } finally {
     db.close();
   }
@@ -164,8 +215,13 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   run(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(`longshore: ${err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err)}`);
-      process.exit(err instanceof ConfigError ? 2 : 1);
+      // A typed error is the answer (a corrupt bundle, a locked directory): its message, not a stack.
+      const known = err instanceof ConfigError || (isLongshoreError(err) && err.code !== 'LS_INTERNAL');
+      console.error(`longshore: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}`);
+      if (isLongshoreError(err) && process.argv.includes('--json')) {
+        process.stdout.write(`${JSON.stringify({ event: 'error', code: err.code, message: err.message, ...(err.detail ? { detail: err.detail } : {}) })}\n`);
+      }
+      process.exit(err instanceof ConfigError || isLongshoreError(err, 'LS_DATA_DIR_LOCKED') ? 2 : 1);
     },
   );
 }

@@ -78,6 +78,13 @@ const upstreamSchema = z.strictObject({
    * url's host is registry-1.docker.io or index.docker.io.
    */
   tokenHosts: z.array(hostPattern).nullable().default(null),
+  /**
+   * Tags whose cached resolution never goes stale: globs where "*" matches any characters ("*.*.*",
+   * "*-alpine3.19"). A cached tag matching one is served without revalidation, forever (Docker Hub's
+   * patch-level tags are in practice never moved; a floating tag such as "latest" must not match).
+   * Default none.
+   */
+  immutableTags: z.array(z.string().regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'expected a tag pattern such as "*.*.*"')).default([]),
   timeouts: z.strictObject({
     /** TCP + TLS connect. Default 10 s. */
     connect: duration('timeouts.connect').default(10_000),
@@ -147,6 +154,36 @@ const tlsSchema = z.strictObject({
   /** Also serve plain HTTP here, e.g. "127.0.0.1:5080" for local clients. Default null: none. */
   httpListen: listen.nullable().default(null),
 }).nullable().default(null);
+
+/** "linux/amd64", "linux/arm/v7". */
+const platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, 'expected OS/ARCH[/VARIANT] such as "linux/amd64"');
+
+/** One scheduled sync: which tags of one upstream repository to keep cached (jobs/sync.ts). */
+const syncRuleSchema = z.strictObject({
+  /** A configured upstream key ("docker.io"). */
+  upstream: z.string().min(1),
+  /** The repository on it ("library/node"; Docker Hub's official images need "library/"). */
+  repository: z.string().regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'expected a repository name such as "library/node"'),
+  /** Tags to keep, as globs ("20-alpine", "3.*"). Exactly one of tags, semver and regex. */
+  tags: z.array(z.string().regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'expected a tag or a glob such as "3.*"')).min(1).optional(),
+  /** A version range over tags that are versions ("20", "20.11.1", "v1.2"): ">=20 <23". */
+  semver: z.string().regex(/^\s*(?:(?:>=|<=|>|<|=)?\s*v?\d+(?:\.\d+){0,2}\s*)+$/, 'expected comparators such as ">=20 <23"').optional(),
+  /** A regular expression the whole tag must match: "^3\\.1[89]-alpine$". */
+  regex: z.string().min(1).max(500).refine((r) => {
+    try {
+      new RegExp(r);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'expected a valid regular expression').optional(),
+  /** Platforms fetched for each tag. Default: warm.platforms. */
+  platforms: z.array(platform).min(1).optional(),
+  /** How often the rule runs. Default 6 hours; at least 1 minute. */
+  interval: duration('sync.interval').refine((ms) => ms >= 60_000, 'must be at least 1m').default(6 * 3_600_000),
+  /** At most this many tags are kept per run, the highest versions (semver) or last in sort order first. Default 50. */
+  maxTags: z.number().int().min(1).max(1000).default(50),
+}).refine((r) => [r.tags, r.semver, r.regex].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of tags, semver or regex' });
 
 export const configSchema = z.strictObject({
   /** Address the HTTP server binds. Default 127.0.0.1:5000 (use 0.0.0.0:5000 to serve a network). */
@@ -260,6 +297,15 @@ export const configSchema = z.strictObject({
   }).refine((s) => s.requestTimeout === 0 || s.headersTimeout <= s.requestTimeout, {
     message: 'headersTimeout must not exceed requestTimeout', path: ['headersTimeout'],
   }).prefault({}),
+  /** `longshore warm` and `export`, and scheduled syncs. */
+  warm: z.strictObject({
+    /** Platforms fetched from an index when a command names none (--platform). Default ["linux/amd64"]. */
+    platforms: z.array(platform).min(1).default(['linux/amd64']),
+    /** Blob downloads at once per job (--concurrency). Default 4. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+  }).prefault({}),
+  /** Scheduled syncs: tags fetched ahead of pulls and kept current (jobs/sync.ts). Default none. */
+  sync: z.array(syncRuleSchema).default([]),
   cache: z.strictObject({
     /** Byte budget for cached content; null means unbounded (only minFreeSpace limits it). Default null. */
     maxSize: size('cache.maxSize').nullable().default(null),
@@ -277,6 +323,9 @@ export const configSchema = z.strictObject({
 }).refine((c) => !c.auth.enabled || Object.values(c.upstreams).every((u) => !u.passThroughCredentials), {
   message: 'passThroughCredentials cannot be combined with auth.enabled: clients then send the mirror\'s tokens, not their upstream credentials',
   path: ['auth', 'enabled'],
+}).refine((c) => c.sync.every((rule) => rule.upstream in c.upstreams), {
+  message: 'every sync rule must name one of the configured upstreams',
+  path: ['sync'],
 }).refine((c) => c.defaultUpstream in c.upstreams, {
   message: 'defaultUpstream must name one of the configured upstreams',
   path: ['defaultUpstream'],
@@ -287,4 +336,5 @@ export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
 export type ServerConfig = z.output<typeof configSchema>['server'];
+export type SyncRule = z.output<typeof syncRuleSchema>;
 export type TlsConfig = NonNullable<z.output<typeof tlsSchema>>;

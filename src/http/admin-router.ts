@@ -5,6 +5,7 @@ import type { RecentPulls } from '../admin/recent-pulls.js';
 import type { Summary } from '../admin/summary.js';
 import type { TopContent } from '../admin/top-content.js';
 import type { CounterSample } from '../admin/totals.js';
+import type { SyncStatus } from '../jobs/sync.js';
 import { LongshoreError } from '../errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
 
@@ -15,6 +16,8 @@ export interface AdminDeps {
   top: TopContent;
   recent: RecentPulls;
   history: CounterHistory;
+  /** Scheduled sync rules' status (jobs/sync.ts). */
+  sync?: () => SyncStatus[];
 }
 
 const MAX_TOP = 100;
@@ -50,6 +53,10 @@ export function adminRouter(deps: AdminDeps): express.Router {
   router.get('/timeseries', async (_req, res) => {
     const points = [...deps.history.points(), await deps.sample()];
     res.json({ intervalMs: deps.history.intervalMs, points });
+  });
+
+  router.get('/sync', (_req, res) => {
+    res.json({ rules: deps.sync?.() ?? [] });
   });
 
   router.use((req: Request, _res: Response, next: NextFunction) => {

@@ -56,6 +56,12 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_DATA_DIR_LOCKED: { status: 409, code: 'UNAVAILABLE' },
   LS_CONFIG_INVALID: { status: 500, code: 'UNKNOWN' },
   LS_DATABASE_TOO_NEW: { status: 500, code: 'UNKNOWN' },
+  // Admin jobs (/api/v1/jobs/) only: a bundle that is not a whole, verified OCI layout, or an
+  // incremental bundle whose omitted content this mirror does not hold; a job request without the data
+  // directory's admin token.
+  LS_BUNDLE_INVALID: { status: 400, code: 'UNSUPPORTED' },
+  LS_BUNDLE_CONTENT_MISSING: { status: 409, code: 'UNSUPPORTED' },
+  LS_ADMIN_TOKEN_INVALID: { status: 401, code: 'UNAUTHORIZED' },
   LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
 };
 

@@ -165,4 +165,28 @@ export class Metrics {
       },
     });
   }
+
+  /** Scheduled sync rules (jobs/sync.ts), read at scrape time; `rule` is "<index>:<upstream>/<repository>". */
+  observeSync(statuses: () => ReadonlyArray<{ rule: number; upstream: string; repository: string; lastRun: string | null; lastSuccess: string | null; images: number; bytes: number; failures: number }>): void {
+    const registers = [this.registry];
+    const label = (s: { rule: number; upstream: string; repository: string }) => ({ rule: `${s.rule}:${s.upstream}/${s.repository}` });
+    const gauge = (name: string, help: string, value: (s: ReturnType<typeof statuses>[number]) => number | undefined) => new Gauge({
+      name,
+      help,
+      labelNames: ['rule'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of statuses()) {
+          const v = value(s);
+          if (v !== undefined) this.set(label(s), v);
+        }
+      },
+    });
+    gauge('longshore_sync_last_run_timestamp_seconds', 'When the sync rule last ran (Unix time).', (s) => (s.lastRun ? Date.parse(s.lastRun) / 1000 : undefined));
+    gauge('longshore_sync_last_success_timestamp_seconds', 'When the sync rule last ran without any error (Unix time).', (s) => (s.lastSuccess ? Date.parse(s.lastSuccess) / 1000 : undefined));
+    gauge('longshore_sync_images', 'Images the sync rule kept cached in its last run.', (s) => s.images);
+    gauge('longshore_sync_bytes', 'Bytes of the images the sync rule kept cached in its last run.', (s) => s.bytes);
+    gauge('longshore_sync_failed_runs', 'Runs of the sync rule that met an error, since start.', (s) => s.failures);
+  }
 }

@@ -16,6 +16,9 @@ export const MediaType = {
 } as const;
 
 /** Manifest types the mirror knows how to read references from, and asks for when the client gave no list. */
+/** Manifest types that list other manifests (multi-platform images). */
+export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, MediaType.DockerManifestList]);
+
 export const MANIFEST_TYPES: readonly string[] = [
   MediaType.OciIndex,
   MediaType.DockerManifestList,

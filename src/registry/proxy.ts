@@ -34,6 +34,15 @@ export interface UpstreamEntry {
   passThroughCredentials: boolean;
   /** ms the upstream's verdict on a client's credentials for a repository is trusted. */
   credentialTTL: number;
+  /** Tags whose cached resolution is served without revalidation, forever (config immutableTags). */
+  immutable?: ((tag: string) => boolean) | undefined;
+}
+
+/** A matcher for tag globs where "*" is any run of characters: "*.*.*", "*-alpine3.19". */
+export function tagGlobs(patterns: readonly string[]): ((tag: string) => boolean) | undefined {
+  if (patterns.length === 0) return undefined;
+  const regex = new RegExp(`^(?:${patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*')).join('|')})$`);
+  return (tag) => regex.test(tag);
 }
 
 /** Tells when the data directory is short of space, and asks for room to be made. */
@@ -115,6 +124,14 @@ export class ProxyRegistry implements Registry {
     return { inFlight: this.fills.size, followers };
   }
 
+  /** Resolves when the download of `digest` from `upstream`, if one is under way, has finished (committed or failed). */
+  async fillSettled(upstream: string, digest: Digest): Promise<void> {
+    const pending = this.fills.get(fillKey(upstream, digest));
+    if (!pending) return;
+    const fill = await pending.fill.catch(() => undefined);
+    await fill?.done.catch(() => undefined);
+  }
+
   /** Resolves when every download now in progress has finished (committed or failed). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.fills.values()].map(async (p) => (await p.fill).done));
@@ -135,7 +152,7 @@ export class ProxyRegistry implements Registry {
       if (this.local.holds(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
     } else if (!entry.offline) {
       const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
-      if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
+      if (known && this.fresh(known, entry, reference.tag) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
     if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
@@ -183,7 +200,7 @@ export class ProxyRegistry implements Registry {
     const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = acceptedRow(rows, accept);
-    if (known && this.fresh(known, entry) && this.local.holds(repo.upstream, repo.name, known.digest)) {
+    if (known && this.fresh(known, entry, tag) && this.local.holds(repo.upstream, repo.name, known.digest)) {
       const stored = this.local.manifest(known.digest);
       const answer = stored && (await this.local.answerStored(stored, method, 'hit'));
       if (answer) return answer;
@@ -607,7 +624,7 @@ export class ProxyRegistry implements Registry {
       throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `referrers of ${repo.name}@${subject} are not cached, and this mirror is offline for ${repo.upstream}`,
         { upstream: repo.upstream, repository: repo.name, reference: subject, offline: true });
     }
-    if (row && this.fresh(row, entry)) {
+    if (row && this.fresh(row, entry, subject)) {
       const answer = await cached('hit');
       if (answer) return answer;
     }
@@ -652,9 +669,9 @@ export class ProxyRegistry implements Registry {
     return listedDescriptors(answer.body ?? Buffer.alloc(0));
   }
 
-  /** Whether a tag resolution may be served without asking the upstream again. */
-  private fresh(row: TagRow, entry: UpstreamEntry): boolean {
-    return this.now() - row.checked_at < entry.tagTTL;
+  /** Whether a tag resolution may be served without asking the upstream again: within tagTTL, or an immutable tag. */
+  private fresh(row: TagRow, entry: UpstreamEntry, tag: string): boolean {
+    return this.now() - row.checked_at < entry.tagTTL || entry.immutable?.(tag) === true;
   }
 
   private upstream(name: string): UpstreamEntry {

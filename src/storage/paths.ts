@@ -13,6 +13,9 @@
 //                                  session (its row is in the uploads table); kept across restarts
 //     longshore.lock               who owns the directory (storage/data-lock.ts): the serving mirror, or
 //                                  an admin command while none serves it
+//     admin.token                  the serving mirror's admin token (mode 0600, new at each start): admin
+//                                  commands send it with their jobs (http/jobs-router.ts)
+//     quarantine/<hex>             files `verify --quarantine` found corrupt
 //     auth/token-signing-key.pem   private key that signs client tokens (auth.enabled without
 //                                  auth.signingKeyFile); generated at first start, mode 0600
 import { join, resolve } from 'node:path';
@@ -28,6 +31,7 @@ export class StorePaths {
   readonly database: string;
   readonly tokenSigningKey: string;
   readonly lock: string;
+  readonly adminToken: string;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
@@ -37,6 +41,7 @@ export class StorePaths {
     this.database = join(this.root, 'longshore.db');
     this.tokenSigningKey = join(this.root, 'auth', 'token-signing-key.pem');
     this.lock = join(this.root, 'longshore.lock');
+    this.adminToken = join(this.root, 'admin.token');
   }
 
   /** Callers pass digests validated by registry/digest.ts: a registered algorithm and lower-case hex. */

@@ -117,6 +117,25 @@ function renderUpstreams(upstreams) {
   }));
 }
 
+function renderSync(rules) {
+  const tbody = byId('sync');
+  if (rules.length === 0) return emptyRow(tbody, 7, 'No sync rules configured.');
+  const when = (iso) => (iso ? clock.format(new Date(iso)) : '–');
+  tbody.replaceChildren(...rules.map((r) => {
+    const name = element('th', `${r.upstream}/${r.repository}`);
+    name.scope = 'row';
+    return row([
+      name,
+      td(r.selector, 'mono'),
+      td(r.running ? badge('running', 'neutral') : when(r.lastRun)),
+      td(when(r.nextRun)),
+      td(integer.format(r.images)),
+      td(formatBytes(r.bytes)),
+      td(r.lastError ? badge(r.lastError, 'bad') : badge('ok', 'good')),
+    ]);
+  }));
+}
+
 function rateLimit(limit) {
   if (!limit || limit.remaining === null) return element('span', 'not reported yet', 'muted');
   const wrap = element('span', undefined, 'headroom');
@@ -286,10 +305,11 @@ function niceCeiling(bytes) {
 async function refresh() {
   const status = byId('status');
   try {
-    const [summary, byPulls, bySize, recent, series] = await Promise.all([
-      api('summary'), api('top?by=pulls&limit=10'), api('top?by=size&limit=10'), api('recent?limit=20'), api('timeseries'),
+    const [summary, byPulls, bySize, recent, series, sync] = await Promise.all([
+      api('summary'), api('top?by=pulls&limit=10'), api('top?by=size&limit=10'), api('recent?limit=20'), api('timeseries'), api('sync'),
     ]);
     renderSummary(summary);
+    renderSync(sync.rules);
     renderTop(byPulls, bySize);
     renderRecent(recent);
     renderCharts(series);

@@ -437,6 +437,7 @@ const UPSTREAM_PATH = new RegExp(`^/v2/(?:${NAME}/(?:manifests/(?:[A-Za-z0-9_][A
 const LAYOUT = [
   /^longshore\.db(?:-wal|-shm|-journal)?$/,
   /^longshore\.lock$/,
+  /^admin\.token$/,
   /^blobs$/, /^blobs\/sha(?:256|512)$/, /^blobs\/sha(?:256|512)\/[a-f0-9]{2}$/,
   /^tmp$/, /^tmp\/[a-f0-9]{24}$/,
   /^uploads$/, /^uploads\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,

@@ -1,0 +1,289 @@
+// Reads a bundle (this project's, or any OCI image layout archive such as `skopeo copy …
+// oci-archive:FILE:REF` writes) and stores its images as cached content of the registry and repository
+// their `org.opencontainers.image.ref.name` names, with their tags.
+//
+// Nothing becomes visible until it is verified. Each blob entry is hashed while it is written to a temp
+// file of the store (its digest and size are checked against its path and tar header); the archive is
+// read to its end before anything else happens, because index.json may come last. Then, image by image,
+// the whole closure (manifests and the chosen platforms' blobs) must be present — in the bundle or,
+// for an incremental bundle, already in this mirror — before its files are moved into place and its
+// rows, links and tag are written, in one synchronous step no request can interleave with. A bundle
+// cut short or with one wrong byte fails naming the entry; its staged files are removed.
+import { readFile, rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { LongshoreError, isLongshoreError } from '../../errors.js';
+import type { LocalContent } from '../../registry/local-content.js';
+import { INDEX_TYPES, declaredMediaType, manifestReferences } from '../../registry/media-types.js';
+import { parseDigest, type Digest } from '../../registry/reference.js';
+import type { UpstreamRouter } from '../../registry/routing.js';
+import { parseImageRef, type ImageRef } from '../image-ref.js';
+import { ACCEPT_ALL } from '../warm.js';
+import { BUNDLE_JSON, INDEX_JSON, OCI_LAYOUT, REF_NAME, digestOfPath, type BundleInfo } from './layout.js';
+import { readTar } from './tar.js';
+
+/** index.json, oci-layout and longshore-bundle.json are read into memory, up to this size. */
+const MAX_METADATA = 64 * 1024 * 1024;
+/** Bytes gathered before a blob's temp file is written to. */
+const WRITE_BATCH = 1024 * 1024;
+
+export interface ImportDeps {
+  local: LocalContent;
+  router: UpstreamRouter;
+  maxManifestSize: number;
+  log: Logger;
+}
+
+export interface ImportedImage {
+  ref: string;
+  digest?: Digest;
+  manifests?: number;
+  blobs?: number;
+  bytes?: number;
+  /** Bytes this mirror did not hold before. */
+  newBytes?: number;
+  error?: { code: string; message: string };
+}
+
+export interface ImportResult {
+  images: ImportedImage[];
+  /** Entries read from the archive and their bytes. */
+  blobs: number;
+  bytes: number;
+}
+
+export interface ImportOptions {
+  signal?: AbortSignal | undefined;
+  onBytes?: ((n: number) => void) | undefined;
+  onImage?: ((image: ImportedImage) => void) | undefined;
+}
+
+interface Staged {
+  temp: string;
+  size: number;
+}
+
+export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDeps, options: ImportOptions = {}): Promise<ImportResult> {
+  const staged = new Map<Digest, Staged>();
+  const metadata = new Map<string, Buffer>();
+  let bytes = 0;
+  try {
+    for await (const entry of readTar(source)) {
+      options.signal?.throwIfAborted();
+      if (entry.type !== 'file') continue;
+      if (entry.name === OCI_LAYOUT || entry.name === INDEX_JSON || entry.name === BUNDLE_JSON) {
+        if (entry.size > MAX_METADATA) throw invalid(entry.name, `is ${entry.size} bytes, more than the ${MAX_METADATA} allowed`);
+        const parts: Buffer[] = [];
+        for await (const chunk of entry.body()) parts.push(Buffer.from(chunk));
+        metadata.set(entry.name, Buffer.concat(parts));
+        continue;
+      }
+      const path = digestOfPath(entry.name);
+      if (path === undefined) continue; // not part of an image layout; never interpreted as a path
+      let digest: Digest;
+      try {
+        digest = parseDigest(path);
+      } catch (err) {
+        throw invalid(entry.name, `cannot be stored: ${(err as Error).message}`);
+      }
+      const writer = await deps.local.store.createWriter(digest, entry.size);
+      try {
+        // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
+        let batch: Buffer[] = [];
+        let batched = 0;
+        for await (const chunk of entry.body()) {
+          batch.push(chunk);
+          batched += chunk.length;
+          bytes += chunk.length;
+          options.onBytes?.(chunk.length);
+          if (batched >= WRITE_BATCH) {
+            await writer.write(batch);
+            batch = [];
+            batched = 0;
+          }
+        }
+        if (batch.length > 0) await writer.write(batch);
+        writer.verify();
+        await writer.handle.datasync();
+      } catch (err) {
+        await writer.cancel();
+        await writer.close();
+        throw invalid(entry.name, `is damaged: ${(err as Error).message}`, isLongshoreError(err) ? err.detail : undefined);
+      }
+      await writer.close();
+      const earlier = staged.get(digest);
+      if (earlier) await rm(earlier.temp, { force: true });
+      staged.set(digest, { temp: writer.tempPath, size: entry.size });
+    }
+    options.signal?.throwIfAborted();
+    const layout = parseJson(metadata.get(OCI_LAYOUT), OCI_LAYOUT) as { imageLayoutVersion?: unknown };
+    if (typeof layout.imageLayoutVersion !== 'string') throw invalid(OCI_LAYOUT, 'has no imageLayoutVersion');
+    const index = parseJson(metadata.get(INDEX_JSON), INDEX_JSON) as { manifests?: unknown };
+    if (!Array.isArray(index.manifests)) throw invalid(INDEX_JSON, 'lists no manifests');
+    const info = metadata.has(BUNDLE_JSON) ? parseJson(metadata.get(BUNDLE_JSON), BUNDLE_JSON) as Partial<BundleInfo> : undefined;
+    const omitted = new Set((Array.isArray(info?.omitted) ? info.omitted : []).map((o) => String(o?.digest)));
+
+    const images: ImportedImage[] = [];
+    const committer = new Committer(deps, staged, omitted);
+    for (const entry of index.manifests as Array<{ digest?: unknown; mediaType?: unknown; size?: unknown; annotations?: Record<string, unknown> }>) {
+      options.signal?.throwIfAborted();
+      const name = entry?.annotations?.[REF_NAME];
+      let image: ImportedImage;
+      try {
+        if (typeof name !== 'string') throw invalid(INDEX_JSON, `has a manifest (${String(entry?.digest).slice(0, 80)}) without an ${REF_NAME} annotation: its repository is unknown`);
+        image = await committer.commit(parseImageRef(name, deps.router), entry);
+      } catch (err) {
+        if (!isLongshoreError(err)) throw err;
+        image = { ref: typeof name === 'string' ? name : String(entry?.digest), error: { code: err.code, message: err.message } };
+      }
+      images.push(image);
+      options.onImage?.(image);
+    }
+    return { images, blobs: staged.size, bytes };
+  } finally {
+    // Whatever was not moved into place (unused, or the import failed) goes.
+    await Promise.all([...staged.values()].map((s) => rm(s.temp, { force: true })));
+  }
+}
+
+interface Closure {
+  manifests: Array<{ digest: Digest; mediaType: string; size: number; body: Buffer }>;
+  blobs: Map<Digest, number>;
+}
+
+class Committer {
+  constructor(private readonly deps: ImportDeps, private readonly staged: Map<Digest, Staged>, private readonly omitted: ReadonlySet<string>) {}
+
+  async commit(ref: ImageRef, entry: { digest?: unknown; mediaType?: unknown; size?: unknown }): Promise<ImportedImage> {
+    const root = parseDigest(String(entry.digest));
+    if (ref.reference.kind === 'digest' && ref.reference.digest !== root) throw invalid(INDEX_JSON, `names ${ref.full} for manifest ${root}`);
+    const closure: Closure = { manifests: [], blobs: new Map() };
+    const missing: string[] = [];
+    await this.walk(root, typeof entry.mediaType === 'string' ? entry.mediaType : undefined, typeof entry.size === 'number' ? entry.size : undefined, closure, missing, 0);
+    if (missing.length > 0) {
+      const left = missing.filter((d) => this.omitted.has(d));
+      if (left.length > 0) {
+        throw new LongshoreError('LS_BUNDLE_CONTENT_MISSING', `${ref.full}: this incremental bundle left out ${left.length} blob(s) that this mirror does not hold (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', …' : ''}); import the bundle that carried them first`, { reference: ref.full, missing: left.slice(0, 100) });
+      }
+      throw invalid(`blobs/${missing[0]!.replace(':', '/')}`, `is missing: ${ref.full} needs it (${missing.length} missing in all)`);
+    }
+    const { local } = this.deps;
+    const { upstream, name } = ref.repo;
+    let newBytes = 0;
+    let bytes = 0;
+    // Files into place first (each already verified)...
+    const moves: Array<Promise<void>> = [];
+    const sizes = new Map<Digest, number>();
+    for (const digest of [...closure.blobs.keys(), ...closure.manifests.map((m) => m.digest)]) {
+      const staged = this.staged.get(digest);
+      if (staged) {
+        this.staged.delete(digest);
+        sizes.set(digest, staged.size);
+        if (local.catalog.contentInfo(digest) === undefined) newBytes += staged.size;
+        moves.push(local.store.adopt(staged.temp, digest));
+      } else {
+        sizes.set(digest, closure.blobs.get(digest) ?? (await local.blobSize(digest)) ?? 0);
+      }
+    }
+    await Promise.all(moves);
+    // ...then every row, link and the tag in one synchronous step: a request sees all of the image or none.
+    for (const [digest] of closure.blobs) {
+      bytes += sizes.get(digest)!;
+      local.catalog.recordContent({ digest, size: sizes.get(digest)!, upstream, repository: name });
+      local.link(upstream, name, digest);
+    }
+    for (const manifest of [...closure.manifests].reverse()) {
+      bytes += manifest.size;
+      local.catalog.recordContent({ digest: manifest.digest, size: manifest.size, mediaType: manifest.mediaType, upstream, repository: name, refs: manifestReferences(manifest.body) });
+      local.link(upstream, name, manifest.digest);
+    }
+    if (ref.reference.kind === 'tag') {
+      // The bundle's answer replaces every earlier resolution of the tag, whatever Accept list asked.
+      local.catalog.deleteTag(upstream, name, ref.reference.tag);
+      local.catalog.putTag(upstream, name, ref.reference.tag, ACCEPT_ALL.key, root, closure.manifests[0]!.mediaType);
+    }
+    local.onGrowth();
+    return { ref: ref.full, digest: root, manifests: closure.manifests.length, blobs: closure.blobs.size, bytes, newBytes };
+  }
+
+  private async walk(digest: Digest, declaredType: string | undefined, declaredSize: number | undefined, closure: Closure, missing: string[], depth: number): Promise<boolean> {
+    const body = await this.body(digest);
+    if (!body) {
+      missing.push(digest);
+      return false;
+    }
+    if (declaredSize !== undefined && body.length !== declaredSize) throw invalid(`blobs/${digest.replace(':', '/')}`, `is ${body.length} bytes; its descriptor says ${declaredSize}`);
+    const mediaType = declaredMediaType(body) ?? declaredType;
+    if (mediaType === undefined) throw invalid(`blobs/${digest.replace(':', '/')}`, 'is named as a manifest but declares no media type');
+    closure.manifests.push({ digest, mediaType, size: body.length, body });
+    const refs = manifestReferences(body);
+    if (INDEX_TYPES.has(mediaType)) {
+      if (depth >= 4) return true;
+      // An index is kept whole; the platforms whose manifests the bundle carries are imported.
+      const children = indexChildren(body);
+      let present = 0;
+      for (const child of children) {
+        if (!(await this.available(child.digest))) continue;
+        if (await this.walk(child.digest, child.mediaType, child.size, closure, missing, depth + 1)) present++;
+      }
+      if (present === 0) missing.push(...children.map((c) => c.digest).slice(0, 1));
+      return true;
+    }
+    for (const blob of refs.blobs) {
+      const child = parseDigest(blob);
+      if (closure.blobs.has(child)) continue;
+      const size = this.staged.get(child)?.size ?? (await this.deps.local.blobSize(child));
+      if (size === undefined) {
+        missing.push(child);
+        continue;
+      }
+      closure.blobs.set(child, size);
+    }
+    return true;
+  }
+
+  private async available(digest: Digest): Promise<boolean> {
+    return this.staged.has(digest) || (await this.deps.local.blobSize(digest)) !== undefined;
+  }
+
+  /** A manifest's bytes: from the bundle, or already stored here. */
+  private async body(digest: Digest): Promise<Buffer | undefined> {
+    const staged = this.staged.get(digest);
+    if (staged) {
+      if (staged.size > this.deps.maxManifestSize) throw invalid(`blobs/${digest.replace(':', '/')}`, `is named as a manifest but is ${staged.size} bytes, more than maxManifestSize`);
+      return readFile(staged.temp);
+    }
+    if ((await this.deps.local.blobSize(digest)) === undefined) return undefined;
+    return this.deps.local.store.read(digest);
+  }
+}
+
+function indexChildren(body: Buffer): Array<{ digest: Digest; mediaType: string | undefined; size: number | undefined }> {
+  const doc = JSON.parse(body.toString('utf8')) as { manifests?: Array<{ digest?: unknown; mediaType?: unknown; size?: unknown }> };
+  const out = [];
+  for (const m of Array.isArray(doc.manifests) ? doc.manifests : []) {
+    if (typeof m?.digest !== 'string') continue;
+    let digest: Digest;
+    try {
+      digest = parseDigest(m.digest);
+    } catch {
+      continue; // another algorithm: not something this mirror stores
+    }
+    out.push({ digest, mediaType: typeof m.mediaType === 'string' ? m.mediaType : undefined, size: typeof m.size === 'number' ? m.size : undefined });
+  }
+  return out;
+}
+
+function parseJson(body: Buffer | undefined, name: string): unknown {
+  if (!body) throw invalid(name, 'is missing: this is not an OCI image layout archive, or it was cut short');
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as unknown;
+    if (typeof doc !== 'object' || doc === null) throw new Error('not an object');
+    return doc;
+  } catch (err) {
+    throw invalid(name, `is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function invalid(entry: string, what: string, detail?: Record<string, unknown>): LongshoreError {
+  return new LongshoreError('LS_BUNDLE_INVALID', `bundle entry ${entry} ${what}`, { ...detail, entry });
+}

@@ -1,0 +1,324 @@
+// Issues 16 and 17: admin commands beside a serving mirror go through it (POST /api/v1/jobs/*), so its
+// accounting stays equal to the disk; warm, export and import carry images across an air gap. The CLI
+// runs as a child process, as an operator runs it, against an in-process mirror that announced its
+// admin URL in the data directory's lock.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { scanTar } from '../../src/jobs/bundle/tar.js';
+import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
+import { publishImage } from '../helpers/images.js';
+import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  lines: Array<Record<string, unknown>>;
+}
+
+function cli(configFile: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--config', configFile], { cwd: ROOT, env: { ...process.env, LONGSHORE_CONFIG: '' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, lines });
+    });
+  });
+}
+
+/** Bytes and files under blobs/: what is really on disk. */
+function onDisk(dataDir: string): { bytes: number; objects: number } {
+  let bytes = 0;
+  let objects = 0;
+  const root = join(dataDir, 'blobs', 'sha256');
+  if (!existsSync(root)) return { bytes, objects };
+  for (const prefix of readdirSync(root)) {
+    for (const name of readdirSync(join(root, prefix))) {
+      bytes += statSync(join(root, prefix, name)).size;
+      objects++;
+    }
+  }
+  return { bytes, objects };
+}
+
+async function reported(mirror: TestMirror): Promise<{ bytes: number; objects: number }> {
+  const text = (await get(`${mirror.url}/metrics`)).body.toString();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1]);
+  return { bytes: value('longshore_cache_size_bytes'), objects: value('longshore_cache_objects') };
+}
+
+async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<{ mirror: TestMirror; configFile: string }> {
+  const mirror = await startMirror(config);
+  await mirror.longshore.announce(mirror.url);
+  const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}.json`);
+  await writeFile(configFile, JSON.stringify({ ...config, dataDir: mirror.dataDir, cache: { minFreeSpace: 0 } }));
+  return { mirror, configFile };
+}
+
+async function pullAll(mirror: TestMirror, repository: string, tag: string, blobs: Iterable<string>): Promise<void> {
+  assert.equal((await get(`${mirror.url}/v2/${repository}/manifests/${tag}`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+  for (const digest of blobs) {
+    assert.equal((await get(`${mirror.url}/v2/${repository}/blobs/${digest}`)).status, 200);
+    await waitFor(() => mirror.longshore.catalog.content(digest as `sha256:${string}`) !== undefined);
+  }
+}
+
+describe('gc and verify --quarantine beside a serving mirror', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+  let configFile: string;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    ({ mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false } }));
+  });
+  after(async () => {
+    await mirror.close();
+    await rm(configFile, { force: true });
+    await fake.close();
+  });
+
+  it('refuses job requests without the data directory\'s admin token, even with the dashboard off', async () => {
+    const res = await fetch(`${mirror.url}/api/v1/jobs/gc`, { method: 'POST', body: '{}' });
+    assert.equal(res.status, 401);
+    const token = await readFile(join(mirror.dataDir, 'admin.token'), 'utf8');
+    assert.equal((statSync(join(mirror.dataDir, 'admin.token')).mode & 0o077), 0, 'only the mirror\'s account may read the token');
+    const ok = await fetch(`${mirror.url}/api/v1/jobs/gc`, { method: 'POST', body: '{"dryRun":true}', headers: { 'x-longshore-admin-token': token } });
+    assert.equal(ok.status, 200);
+    assert.equal(JSON.parse((await ok.text()).trim().split('\n').at(-1)!).event, 'result');
+  });
+
+  it('verify --quarantine goes through the server: the corrupt object is gone from its accounting and from disk', async () => {
+    const image = publishImage(fake, 'library/app', '1', 'docker', 100_000);
+    await pullAll(mirror, 'library/app', '1', image.blobs.keys());
+    const [victim] = [...image.blobs].find(([, bytes]) => bytes.length === 100_000)!;
+    const path = join(mirror.dataDir, 'blobs', 'sha256', victim.slice(7, 9), victim.slice(7));
+    const bytes = await readFile(path);
+    bytes[500] = bytes[500]! ^ 0xff; // same size: only hashing finds it
+    await writeFile(path, bytes);
+
+    const result = await cli(configFile, 'verify', '--quarantine', '--json');
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.lines[0]!.corrupt, [victim]);
+    assert.deepEqual(readdirSync(join(mirror.dataDir, 'quarantine')), [victim.slice(7)]);
+    assert.equal(mirror.longshore.catalog.content(victim as `sha256:${string}`), undefined);
+    assert.deepEqual(await reported(mirror), onDisk(mirror.dataDir));
+    // The mirror fetches it afresh, right.
+    assert.equal(sha256((await get(`${mirror.url}/v2/library/app/blobs/${victim}`)).body), victim);
+  });
+
+  it('gc goes through the server: /metrics equals what is on disk afterwards', async () => {
+    const image = publishImage(fake, 'library/big', '1', 'docker', 200_000);
+    await pullAll(mirror, 'library/big', '1', image.blobs.keys());
+    assert.ok((await reported(mirror)).objects > 5);
+    const result = await cli(configFile, 'gc', '--to', '0', '--json');
+    assert.equal(result.code, 0, result.stderr);
+    const report = result.lines[0] as { evicted: number; remaining: number };
+    assert.ok(report.evicted > 5);
+    assert.equal(report.remaining, 0);
+    assert.deepEqual(await reported(mirror), onDisk(mirror.dataDir));
+    assert.deepEqual(onDisk(mirror.dataDir), { bytes: 0, objects: 0 });
+  });
+});
+
+describe('warm, export and import across an air gap', () => {
+  let fake: FakeRegistry;
+  let connected: { mirror: TestMirror; configFile: string };
+  let gapped: { mirror: TestMirror; configFile: string };
+  let work: string;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    connected = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    // No reachable upstream: a port nothing listens on, and offline anyway.
+    gapped = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    work = await mkdtemp(join(tmpdir(), 'longshore-bundles-'));
+  });
+  after(async () => {
+    await connected.mirror.close();
+    await gapped.mirror.close();
+    await rm(connected.configFile, { force: true });
+    await rm(gapped.configFile, { force: true });
+    await rm(work, { recursive: true, force: true });
+    await fake.close();
+  });
+
+  async function bundleBlobs(file: string): Promise<string[]> {
+    const handle = await open(file, 'r');
+    try {
+      const { files } = await scanTar(handle, new Set());
+      return [...files.keys()].filter((n) => n.startsWith('blobs/')).map((n) => n.slice('blobs/'.length).replace('/', ':')).sort();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  it('warm fetches one platform of a multi-arch image, each blob once, and a second warm fetches nothing', async () => {
+    const image = publishImage(fake, 'library/node', '20', 'oci', 150_000);
+    const blobGets = () => fake.count({ host: 'registry', method: 'GET', path: /\/blobs\// });
+    const before = blobGets();
+    const result = await cli(connected.configFile, 'warm', '--platform', 'linux/arm64', '--json', 'node:20');
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const [line, summary] = result.lines;
+    assert.equal(line!.ref, 'docker.io/library/node:20');
+    assert.deepEqual(line!.platforms, ['linux/arm64']);
+    assert.equal(summary!.event, 'summary');
+    const arm = JSON.parse(fake.manifests.get(image.platforms['linux/arm64']!)!.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    const wanted = [arm.config.digest, ...arm.layers.map((l) => l.digest)];
+    const fetched = fake.requests.filter((r) => r.host === 'registry' && /\/blobs\//.test(r.path) && r.method === 'GET').map((r) => r.path.split('/').pop());
+    assert.equal(blobGets() - before, wanted.length, 'each arm64 blob once, nothing of amd64');
+    assert.deepEqual(new Set(fetched.slice(-wanted.length)), new Set(wanted));
+    const again = await cli(connected.configFile, 'warm', '--platform', 'linux/arm64', '--json', 'docker.io/library/node:20');
+    assert.equal(again.code, 0);
+    assert.equal(blobGets() - before, wanted.length);
+    assert.equal(again.lines.at(-1)!.fetchedBytes, 0);
+  });
+
+  let first = '';
+  it('exports two images, and an offline mirror imports them while serving and serves them with no upstream', async () => {
+    const app = publishImage(fake, 'team/app', '1.0', 'docker', 50_000);
+    first = join(work, 'first.tar');
+    const result = await cli(connected.configFile, 'export', '--output', first, '--platform', 'linux/amd64', '--json', 'node:20', 'team/app:1.0');
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.ok(existsSync(first));
+    assert.deepEqual(readdirSync(work), ['first.tar'], 'no partial file left behind');
+    const handle = await open(first, 'r');
+    const index = JSON.parse((await scanTar(handle, new Set(['index.json']))).bodies.get('index.json')!.toString()) as { manifests: Array<{ annotations: Record<string, string> }> };
+    await handle.close();
+    assert.deepEqual(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name']), ['docker.io/library/node:20', 'docker.io/team/app:1.0']);
+
+    const imported = await cli(gapped.configFile, 'import', '--json', first);
+    assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+    assert.equal(imported.lines.filter((l) => l.event === 'image' && !l.error).length, 2);
+    const amd = JSON.parse(fake.manifests.get(app.platforms['linux/amd64']!)!.body.toString()) as { layers: Array<{ digest: string }> };
+    const index2 = await get(`${gapped.mirror.url}/v2/team/app/manifests/1.0`, { accept: ALL_MANIFEST_TYPES });
+    assert.equal(index2.status, 200);
+    assert.equal(sha256(index2.body), app.index);
+    assert.equal((await get(`${gapped.mirror.url}/v2/team/app/manifests/${app.platforms['linux/amd64']}`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+    for (const layer of amd.layers) assert.equal(sha256((await get(`${gapped.mirror.url}/v2/team/app/blobs/${layer.digest}`)).body), layer.digest);
+    // Content isolation: node's blobs are not served under team/app.
+    const nodeLayer = (await bundleBlobs(first)).find((d) => !app.blobs.has(d) && !fake.manifests.has(d))!;
+    assert.equal((await get(`${gapped.mirror.url}/v2/team/app/blobs/${nodeLayer}`)).status, 404);
+    assert.deepEqual(await reported(gapped.mirror), onDisk(gapped.mirror.dataDir));
+
+    const totals = await reported(gapped.mirror);
+    const twice = await cli(gapped.configFile, 'import', '--json', first);
+    assert.equal(twice.code, 0);
+    assert.deepEqual(await reported(gapped.mirror), totals, 'importing twice changes nothing');
+  });
+
+  it('refuses a bundle with one flipped byte, naming the entry, and serves nothing of it', async () => {
+    const bad = publishImage(fake, 'team/bad', '1', 'docker', 70_000);
+    const file = join(work, 'bad.tar');
+    assert.equal((await cli(connected.configFile, 'export', '--output', file, 'team/bad:1')).code, 0);
+    const bytes = await readFile(file);
+    const amd = JSON.parse(fake.manifests.get(bad.platforms['linux/amd64']!)!.body.toString()) as { layers: Array<{ digest: string }> };
+    const layer = amd.layers[1]!.digest;
+    const at = bytes.indexOf(bad.blobs.get(layer)!.subarray(0, 64));
+    assert.ok(at > 0);
+    bytes[at + 1000] = bytes[at + 1000]! ^ 0x01;
+    await writeFile(file, bytes);
+    const result = await cli(gapped.configFile, 'import', '--json', file);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, new RegExp(`bundle entry blobs/sha256/${layer.slice(7)} is damaged: content does not match digest`));
+    assert.equal((await get(`${gapped.mirror.url}/v2/team/bad/manifests/1`, { accept: ALL_MANIFEST_TYPES })).status, 404);
+    assert.equal((await get(`${gapped.mirror.url}/v2/team/bad/blobs/${amd.layers[0]!.digest}`)).status, 404);
+    assert.deepEqual(readdirSync(join(gapped.mirror.dataDir, 'tmp')), [], 'staged files removed');
+    assert.deepEqual(await reported(gapped.mirror), onDisk(gapped.mirror.dataDir));
+
+    const cut = join(work, 'cut.tar');
+    await writeFile(cut, bytes.subarray(0, at + 5000));
+    const truncated = await cli(gapped.configFile, 'import', cut);
+    assert.notEqual(truncated.code, 0);
+    assert.match(truncated.stderr, /ends early|truncated/);
+  });
+
+  it('an incremental bundle holds only the new image\'s blobs, imports on top of the first, and names what is missing elsewhere', async () => {
+    const fresh = publishImage(fake, 'team/new', '2', 'docker', 40_000);
+    const delta = join(work, 'delta.tar');
+    const result = await cli(connected.configFile, 'export', '--output', delta, '--since', first, '--json', 'node:20', 'team/new:2');
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const amd = JSON.parse(fake.manifests.get(fresh.platforms['linux/amd64']!)!.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    // Everything of team/new:2 that the first bundle did not carry (the platform configs' bytes are alike across test images).
+    const carried = new Set(await bundleBlobs(first));
+    const expected = [fresh.index, fresh.platforms['linux/amd64']!, amd.config.digest, ...amd.layers.map((l) => l.digest)].filter((d) => !carried.has(d)).sort();
+    assert.ok(expected.length >= 4);
+    assert.deepEqual(await bundleBlobs(delta), expected);
+
+    const imported = await cli(gapped.configFile, 'import', '--json', delta);
+    assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+    assert.equal((await get(`${gapped.mirror.url}/v2/team/new/manifests/2`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+    assert.equal((await get(`${gapped.mirror.url}/v2/library/node/manifests/20`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+
+    // A mirror that never got the first bundle: node:20's content is missing, and the message says so.
+    const { mirror: empty, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    try {
+      const refused = await cli(configFile, 'import', '--json', delta);
+      assert.equal(refused.code, 1);
+      const node = refused.lines.find((l) => l.ref === 'docker.io/library/node:20')!;
+      assert.equal((node.error as { code: string }).code, 'LS_BUNDLE_CONTENT_MISSING');
+      assert.match((node.error as { message: string }).message, /import the bundle that carried them first/);
+      // team/new:2 needs the config the first bundle carried, so it is refused the same way; nothing is served.
+      const team = refused.lines.find((l) => l.ref === 'docker.io/team/new:2')!;
+      assert.equal((team.error as { code: string }).code, 'LS_BUNDLE_CONTENT_MISSING');
+      assert.equal((await get(`${empty.url}/v2/team/new/manifests/2`, { accept: ALL_MANIFEST_TYPES })).status, 404);
+      assert.equal((await get(`${empty.url}/v2/team/new/blobs/${amd.layers[1]!.digest}`)).status, 404);
+      assert.deepEqual(await reported(empty), onDisk(empty.dataDir));
+      assert.deepEqual(onDisk(empty.dataDir), { bytes: 0, objects: 0 });
+    } finally {
+      await empty.close();
+      await rm(configFile, { force: true });
+    }
+  });
+
+  it('works alone when no server holds the data directory, holding its lock meanwhile', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'longshore-alone-'));
+    const configFile = `${dataDir}.json`;
+    await writeFile(configFile, JSON.stringify({ dataDir, offline: true, upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, cache: { minFreeSpace: 0 } }));
+    try {
+      const result = await cli(configFile, 'import', '--json', first);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.ok(!existsSync(join(dataDir, 'longshore.lock')), 'the lock is released');
+      const mirror = await startMirror({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true }, dataDir);
+      try {
+        assert.equal((await get(`${mirror.url}/v2/team/app/manifests/1.0`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+        assert.deepEqual(await reported(mirror), onDisk(dataDir));
+      } finally {
+        await mirror.close();
+      }
+    } finally {
+      await rm(configFile, { force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('one owner at a time', () => {
+  it('a command finding another command\'s lock stops with LS_DATA_DIR_LOCKED (exit 2), and so does a server', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'longshore-owned-'));
+    const configFile = `${dataDir}.json`;
+    await writeFile(configFile, JSON.stringify({ dataDir, upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } } }));
+    // A live process that is not us: our parent, as a running `longshore import`.
+    await writeFile(join(dataDir, 'longshore.lock'), JSON.stringify({ pid: process.ppid, host: hostname(), role: 'command', task: 'import', since: new Date().toISOString() }));
+    try {
+      const result = await cli(configFile, 'gc', '--json');
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`in use by a running longshore import \\(pid ${process.ppid}`));
+      assert.equal(result.lines[0]!.code, 'LS_DATA_DIR_LOCKED');
+      await assert.rejects(startMirror({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } } }, dataDir), /running longshore import/);
+    } finally {
+      await rm(configFile, { force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
