@@ -19,7 +19,8 @@ import { requestContext, requestStart, type RequestLocals } from './http/middlew
 import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
 import { Evictor } from './cache/evictor.js';
-import { reconcile } from './cache/recovery.js';
+import { Admission } from './cache/policy.js';
+import { reconcile, type ReconcileResult } from './cache/recovery.js';
 import { Catalog } from './metadata/catalog.js';
 import { LocalUsage } from './metadata/local-usage.js';
 import { UploadTable } from './metadata/uploads.js';
@@ -47,6 +48,8 @@ export interface Longshore {
   store: ContentStore;
   catalog: Catalog;
   evictor: Evictor;
+  /** Start-up reconciliation of files and rows, which runs in the background while the mirror serves. */
+  reconciled: Promise<ReconcileResult>;
   localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
@@ -78,8 +81,11 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
 
   const db = openDatabase(paths.database);
-  const catalog = new Catalog(db);
-  await reconcile(store, catalog, log.child({ component: 'recovery' }));
+  const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent });
+  // In the background: serving does not wait for it (cache/recovery.ts says why that is safe).
+  const stopReconciling = new AbortController();
+  const reconciled = reconcile(store, catalog, log.child({ component: 'recovery' }), { signal: stopReconciling.signal });
+  reconciled.catch((err: unknown) => log.error({ err }, 'reconciliation failed'));
   const local = new LocalContent(store, catalog);
 
   const upstreams = new Map<string, UpstreamEntry>();
@@ -105,7 +111,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       resumeAttempts: upstream.resumeAttempts,
     });
   }
-  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
+  const admission = new Admission(config.cache);
+  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, config.local.prefixes);
   const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
@@ -192,12 +199,11 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     : app;
 
   const flushTimer = setInterval(() => {
-    try {
-      catalog.flush();
-    } catch (err) {
+    // A slice per turn of the event loop: each hit moves the content its manifest names too.
+    catalog.flushSlices().catch((err: unknown) => {
       // e.g. SQLITE_FULL on a full disk: the hits are lost, the mirror keeps serving
       log.error({ err }, 'could not record cache hits');
-    }
+    });
   }, ACCESS_FLUSH_MS);
   flushTimer.unref();
 
@@ -209,6 +215,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     store,
     catalog,
     evictor,
+    reconciled,
     localRegistry,
     metrics,
     upstreams,
@@ -227,6 +234,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       clearTimeout(timer);
       await Promise.all([...upstreams.values()].map((u) => u.client.close()));
       await closeAuth?.();
+      stopReconciling.abort();
+      await reconciled.catch(() => undefined);
       catalog.flush();
       db.close();
       await lock.release();

@@ -48,6 +48,7 @@ describe('kill -9 and restart', () => {
 
     const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
     try {
+      await restarted.longshore.reconciled; // it runs in the background while the mirror serves
       assert.deepEqual(await readdir(join(dataDir, 'tmp')), []);
       assert.equal(restarted.longshore.catalog.content(digest as `sha256:${string}`), undefined);
       assert.equal((await filesOnDisk(dataDir)).has(digest), false);
@@ -67,13 +68,14 @@ describe('kill -9 and restart', () => {
     await filler.close({ keepData: true });
 
     // a budget far below the cache: the first download after start sets off a large eviction
-    const child = await startChild({ cache: { maxSize: 100_000, highWatermark: 0.9, lowWatermark: 0.1, minFreeSpace: 0 } });
+    const child = await startChild({ cache: { maxSize: 100_000, highWatermark: 0.9, lowWatermark: 0.1, minFreeSpace: 0, admissionShare: 1, doorkeeperShare: 1 } });
     const trigger = fake.addBlob(randomBytes(20_000));
     await get(`${child.url}/v2/library/x/blobs/${trigger}`);
     await child.process.killHard();
 
     const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
     try {
+      await restarted.longshore.reconciled; // it runs in the background while the mirror serves
       const catalog = restarted.longshore.catalog;
       const files = await filesOnDisk(dataDir);
       const rows = catalog.allContent();
