@@ -24,6 +24,7 @@ import { reconcile, type ReconcileResult } from './cache/recovery.js';
 import { Catalog } from './metadata/catalog.js';
 import { LocalUsage } from './metadata/local-usage.js';
 import { UploadTable } from './metadata/uploads.js';
+import { Checkpointer } from './metadata/checkpointer.js';
 import { openDatabase } from './metadata/database.js';
 import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
@@ -81,6 +82,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
 
   const db = openDatabase(paths.database);
+  const checkpointer = new Checkpointer(db, paths.database, log.child({ component: 'checkpointer' }));
   const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent });
   // In the background: serving does not wait for it (cache/recovery.ts says why that is safe).
   const stopReconciling = new AbortController();
@@ -237,6 +239,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       stopReconciling.abort();
       await reconciled.catch(() => undefined);
       catalog.flush();
+      await checkpointer.stop();
       db.close();
       await lock.release();
     },

@@ -18,6 +18,10 @@ import type { UpstreamRouter } from '../registry/routing.js';
 
 /** Candidates fetched per query. */
 const BATCH = 256;
+/** Rows removed per transaction (each a few index updates), between turns of the event loop. */
+const ROWS_PER_TRANSACTION = 32;
+/** Candidates screened (busy, recent, lifted to their image) per turn of the event loop. */
+const CANDIDATES_PER_TURN = 64;
 
 export type EvictionReason = 'budget' | 'disk' | 'requested';
 
@@ -155,18 +159,29 @@ export class Evictor {
       cursor = batch[batch.length - 1];
       const victims: EvictionCandidate[] = [];
       let planned = this.catalog.totals().bytes;
-      for (const candidate of batch) {
-        if (planned <= target) break;
-        if (busy.has(candidate.digest) || this.catalog.recentlyWanted(candidate.digest)) {
-          skipped++;
-          continue;
-        }
-        victims.push(candidate);
-        planned -= candidate.size;
+      for (let i = 0; i < batch.length && planned > target; i += CANDIDATES_PER_TURN) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        // One transaction for the lifts of a slice: each would otherwise be a commit of its own.
+        this.catalog.inTransaction(() => {
+          for (const candidate of batch.slice(i, i + CANDIDATES_PER_TURN)) {
+            if (planned <= target) break;
+            if (busy.has(candidate.digest) || this.catalog.recentlyWanted(candidate.digest)) {
+              skipped++;
+              continue;
+            }
+            // Named by a manifest that ranks higher (an image still wanted): lifted there, met again later.
+            if (this.catalog.liftToImage(candidate)) continue;
+            victims.push(candidate);
+            planned -= candidate.size;
+          }
+        });
       }
       // Files first, then rows: a crash in between leaves rows without files, which start-up removes.
       for (const victim of victims) await this.local.store.delete(victim.digest);
-      this.catalog.removeContents(victims.map((v) => v.digest));
+      for (let i = 0; i < victims.length; i += ROWS_PER_TRANSACTION) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        this.catalog.removeContents(victims.slice(i, i + ROWS_PER_TRANSACTION).map((v) => v.digest));
+      }
       for (const victim of victims) {
         this.local.forget(victim.digest);
         this.catalog.age = victim.priority;

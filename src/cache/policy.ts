@@ -2,17 +2,19 @@
 //
 // Every content row carries a priority; eviction removes the lowest first (an index range, see
 // Catalog.evictionCandidates), so each policy is a rule for the priority a row gets when it is stored
-// and when it (or an image naming it) is asked for again. Hits are counted in memory and written in
-// bounded slices (Catalog.flush); a manifest's hits reach the content it names two levels down (an
-// index → its platform manifests → their config and layers), which is what makes a policy see images:
-// a client that re-pulls an image it already has asks for the manifests only, and the layers stay
-// wanted all the same.
+// and when it is asked for again. Hits are counted in memory and written in time-bounded slices
+// (Catalog.flush). The image policies see images: a manifest's hits count for the content it names two
+// levels down (an index → its platform manifests → their config and layers), so a client that re-pulls
+// an image it already has asks for the manifests only and the layers stay wanted all the same, and a
+// base layer shared by many images is wanted by all of them. Content newly named by a manifest that
+// ranks higher (a new tag on old layers) is lifted to that manifest's rank when eviction meets it.
 //
 //   image-lfuda  the default. LFU with dynamic aging (Squid's heap LFUDA), by image: priority =
 //                L + frequency, where frequency counts requests for the content or for an image naming
 //                it, and L ("the age") is the priority of the last victim, so content that was popular
-//                long ago sinks below content wanted now. Size-neutral, which is what the byte hit ratio
-//                (the bandwidth bill) rewards: a layer earns its bytes by how often they are wanted.
+//                long ago sinks below content wanted now. Size-neutral, which
+//                is what the byte hit ratio (the bandwidth bill) rewards: a layer earns its bytes by how
+//                often they are wanted. Admission (below) is where size counts.
 //   image-lru    recency by image (the policy before this one): priority = the last time the content or
 //                a manifest naming it was asked for.
 //   lru          plain recency of the content itself (nginx, Varnish).
@@ -31,7 +33,7 @@ export const POLICIES: readonly PolicyName[] = ['image-lfuda', 'image-lru', 'lru
 export interface PolicyRules {
   /** The priority of content asked for again (its own hits). */
   readonly self: string;
-  /** The priority of content named by a manifest that was asked for; undefined: manifests' hits stay theirs. */
+  /** The priority of content named by a manifest that was asked for; undefined: not an image policy. */
   readonly named: string | undefined;
   /** Priority and frequency of newly stored content, given the highest frequency of a manifest naming it. */
   initial(size: number, now: number, age: number, parentFrequency: number): { priority: number; frequency: number };

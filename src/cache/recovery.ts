@@ -23,7 +23,7 @@ const PAGE = 1000;
 /** Files examined at once (stat runs on libuv's thread pool). */
 const PARALLEL = 16;
 /** Directory entries looked up in the catalog between two turns of the event loop. */
-const NAMES_PER_TURN = 500;
+const NAMES_PER_TURN = 250;
 
 export interface ReconcileResult {
   rowsRemoved: number;
@@ -75,13 +75,13 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
       const name = names[i]!;
       if (!/^[a-f0-9]{64}$/.test(name) || !name.startsWith(prefix)) continue;
       const digest: Digest = `sha256:${name}`;
-      if (!catalog.contentInfo(digest)) orphans.push(digest);
+      if (!catalog.content(digest)) orphans.push(digest); // not contentInfo: a million names would churn its cache
     }
     for (const digest of orphans) {
       if (stopped()) break;
       const path = store.paths.content(digest);
       const info = await stat(path).catch(() => undefined);
-      if (!info?.isFile() || info.mtimeMs >= startedAt || catalog.contentInfo(digest)) continue;
+      if (!info?.isFile() || info.mtimeMs >= startedAt || catalog.content(digest)) continue;
       if (await hashFile(path).catch(() => undefined) === digest) {
         catalog.adopt(digest, info.size);
         result.filesAdopted++;

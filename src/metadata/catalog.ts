@@ -117,6 +117,8 @@ export class Catalog {
   private readonly declaredSizeStmt;
   private readonly parentFrequencyStmt;
   private readonly namedHitStmt;
+  private readonly inheritedStmt;
+  private readonly liftStmt;
   private readonly keepLocalStmt;
   private readonly unkeepLocalStmt;
   private readonly setKeepStmt;
@@ -160,13 +162,21 @@ export class Catalog {
     this.touchTagStmt = db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept_key = ?');
     this.hitStmt = db.prepare(`UPDATE content SET hits = hits + @n, last_access = MAX(last_access, @t), frequency = frequency + @n,
       priority = MAX(priority, ${this.rules.self}) WHERE digest = @digest`);
-    // What a manifest names, two levels down (an index: its platform manifests and their blobs). Both
-    // lookups are primary-key ranges of manifest_refs; the work is the size of the image.
+    // What a manifest names (an index: its platform manifests; a platform manifest: its config and
+    // layers), a primary-key range of manifest_refs. One level: a pull asks for the platform manifest
+    // too, whose hit reaches the layers; an index asked for alone reaches them through liftToImage.
     this.namedHitStmt = this.rules.named === undefined ? undefined : db.prepare(`
       UPDATE content SET frequency = frequency + @n, priority = MAX(priority, ${this.rules.named})
-      WHERE digest IN (
-        SELECT child FROM manifest_refs WHERE manifest = @digest
-        UNION SELECT r2.child FROM manifest_refs r1 JOIN manifest_refs r2 ON r2.manifest = r1.child WHERE r1.manifest = @digest)`);
+      WHERE digest IN (SELECT child FROM manifest_refs WHERE manifest = @digest)`);
+    // The highest priority among the manifests naming the content and the manifests naming those (an
+    // index of a platform manifest of a layer); both steps are index lookups on manifest_refs_child.
+    this.inheritedStmt = db.prepare<[string, string], { p: number | null }>(`
+      SELECT MAX(p) AS p FROM (
+        SELECT m.priority AS p FROM manifest_refs r JOIN content m ON m.digest = r.manifest WHERE r.child = ?
+        UNION ALL
+        SELECT i.priority FROM manifest_refs r JOIN manifest_refs r2 ON r2.child = r.manifest JOIN content i ON i.digest = r2.manifest
+        WHERE r.child = ?)`);
+    this.liftStmt = db.prepare('UPDATE content SET priority = ? WHERE digest = ? AND priority < ?');
     // Bounded: a base layer named by thousands of manifests looks at 64 of them.
     this.parentFrequencyStmt = db.prepare<[string], { f: number | null }>(`
       SELECT MAX(f) AS f FROM (SELECT p.frequency AS f FROM manifest_refs r JOIN content p ON p.digest = r.manifest WHERE r.child = ? LIMIT 64)`);
@@ -184,9 +194,9 @@ export class Catalog {
     this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT bytes, objects FROM content_totals WHERE id = 0');
     // The lowest priorities after a cursor: a range of the partial index content_eviction, which holds
     // no pinned or local rows, so skipping them costs nothing and a batch costs its own size.
-    this.candidatesStmt = db.prepare<[number, number, string, number], EvictionCandidate>(`
+    this.candidatesStmt = db.prepare<[number, string, number], EvictionCandidate>(`
       SELECT digest, size, priority FROM content
-      WHERE keep = 0 AND (priority > ? OR (priority = ? AND digest > ?))
+      WHERE keep = 0 AND (priority, digest) > (?, ?)
       ORDER BY priority, digest LIMIT ?`);
     this.pinnedTagStmt = db.prepare<[string, string, string], { digest: Digest }>('SELECT DISTINCT digest FROM tags WHERE upstream = ? AND repository = ? AND tag GLOB ?');
     // A repository pin covers the repository's own manifests and what they reference, not every digest
@@ -314,6 +324,11 @@ export class Catalog {
     })();
   }
 
+  /** Runs `work` in one transaction (nested calls join the outer one). */
+  inTransaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
   /** Forgets content in one transaction (an eviction batch; see removeContent). */
   removeContents(digests: readonly Digest[]): void {
     if (digests.length === 0) return;
@@ -348,7 +363,19 @@ export class Catalog {
    */
   evictionCandidates(limit: number, cursor?: { priority: number; digest: string }): EvictionCandidate[] {
     const priority = cursor?.priority ?? -Infinity;
-    return this.candidatesStmt.all(priority, priority, cursor?.digest ?? '', limit);
+    return this.candidatesStmt.all(priority, cursor?.digest ?? '', limit);
+  }
+
+  /**
+   * For the image policies: when a manifest naming the candidate (or naming such a manifest) ranks
+   * higher, lifts the candidate to that priority and returns true — it is not the next victim.
+   */
+  liftToImage(candidate: EvictionCandidate): boolean {
+    if (this.rules.named === undefined) return false;
+    const inherited = this.inheritedStmt.get(candidate.digest, candidate.digest)?.p ?? null;
+    if (inherited === null || inherited <= candidate.priority) return false;
+    this.liftStmt.run(inherited, candidate.digest, inherited);
+    return true;
   }
 
   /** Sets (`on`) or clears a keep bit (KEEP_PINNED) on the given digests. */
@@ -511,42 +538,41 @@ export class Catalog {
   }
 
   /**
-   * Writes pending hits (at most `limit` digests, oldest first) in one transaction, each with what it
-   * does to the priorities of the content it names; returns how many digests were written. A slice of
-   * a few hundred keeps the transaction within milliseconds; flushSlices() writes them all that way.
+   * Writes pending hits, oldest first, in one transaction: all of them, or as many as fit in `budgetMs`
+   * (at least one); returns how many digests were written. flushSlices() writes them all a slice per
+   * turn of the event loop.
    */
-  flush(limit = Infinity): number {
+  flush(budgetMs = Infinity): number {
     if (this.pendingHits.size === 0) return 0;
-    const batch: Array<[Digest, { count: number; last: number }]> = [];
-    for (const entry of this.pendingHits) {
-      if (batch.length >= limit) break;
-      batch.push(entry as [Digest, { count: number; last: number }]);
-    }
-    for (const [digest] of batch) this.pendingHits.delete(digest);
     const age = this.ageValue;
+    const deadline = performance.now() + budgetMs;
+    let written = 0;
     this.db.transaction(() => {
-      for (const [digest, { count, last }] of batch) {
+      for (const [digest, { count, last }] of this.pendingHits) {
+        this.pendingHits.delete(digest);
+        written++;
         const params = { n: count, t: last, age, digest };
         this.hitStmt.run(params);
         this.namedHitStmt?.run(params);
+        if (written % 4 === 0 && performance.now() > deadline) break;
       }
     })();
-    return batch.length;
+    return written;
   }
 
   /** Writes every pending hit, a slice per turn of the event loop. */
-  async flushSlices(slice = FLUSH_SLICE): Promise<number> {
+  async flushSlices(sliceMs = FLUSH_SLICE_MS): Promise<number> {
     let written = 0;
     while (this.pendingHits.size > 0) {
-      written += this.flush(slice);
+      written += this.flush(sliceMs);
       if (this.pendingHits.size > 0) await new Promise((resolve) => setImmediate(resolve));
     }
     return written;
   }
 }
 
-/** Digests written per flush transaction by flushSlices (each with the content it names: an image's worth of rows). */
-const FLUSH_SLICE = 200;
+/** Time one flushSlices transaction may take before the event loop gets a turn. */
+const FLUSH_SLICE_MS = 8;
 
 function tagKey(upstream: string, repository: string, tag: string): string {
   return `${upstream}\0${repository}\0${tag}`;
