@@ -65,7 +65,7 @@ export interface TraceSize {
   pullsPerDay: number;
 }
 
-export const TRACE_FULL: TraceSize = { images: 1500, days: 7, pullsPerDay: 12_000 };
+export const TRACE_FULL: TraceSize = { images: 800, days: 5, pullsPerDay: 4_000 };
 export const TRACE_QUICK: TraceSize = { images: 400, days: 4, pullsPerDay: 3_000 };
 
 interface Blob { digest: Digest; size: number }

@@ -18,10 +18,11 @@ import type { UpstreamRouter } from '../registry/routing.js';
 
 /** Candidates fetched per query. */
 const BATCH = 256;
-/** Rows removed per transaction (each a few index updates), between turns of the event loop. */
-const ROWS_PER_TRANSACTION = 32;
-/** Candidates screened (busy, recent, lifted to their image) per turn of the event loop. */
-const CANDIDATES_PER_TURN = 64;
+/**
+ * Time one synchronous slice of a batch may take — screening candidates (busy, recent, lifted to their
+ * image) or removing rows, each slice one transaction — before the event loop gets a turn.
+ */
+const SLICE_MS = 6;
 
 export type EvictionReason = 'budget' | 'disk' | 'requested';
 
@@ -159,12 +160,13 @@ export class Evictor {
       cursor = batch[batch.length - 1];
       const victims: EvictionCandidate[] = [];
       let planned = this.catalog.totals().bytes;
-      for (let i = 0; i < batch.length && planned > target; i += CANDIDATES_PER_TURN) {
+      for (let i = 0; i < batch.length && planned > target;) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
         // One transaction for the lifts of a slice: each would otherwise be a commit of its own.
+        const deadline = performance.now() + SLICE_MS;
         this.catalog.inTransaction(() => {
-          for (const candidate of batch.slice(i, i + CANDIDATES_PER_TURN)) {
-            if (planned <= target) break;
+          for (; i < batch.length && planned > target && performance.now() < deadline; i++) {
+            const candidate = batch[i]!;
             if (busy.has(candidate.digest) || this.catalog.recentlyWanted(candidate.digest)) {
               skipped++;
               continue;
@@ -178,9 +180,9 @@ export class Evictor {
       }
       // Files first, then rows: a crash in between leaves rows without files, which start-up removes.
       for (const victim of victims) await this.local.store.delete(victim.digest);
-      for (let i = 0; i < victims.length; i += ROWS_PER_TRANSACTION) {
+      for (let i = 0; i < victims.length;) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-        this.catalog.removeContents(victims.slice(i, i + ROWS_PER_TRANSACTION).map((v) => v.digest));
+        i += this.catalog.removeContents(victims.slice(i).map((v) => v.digest), SLICE_MS);
       }
       for (const victim of victims) {
         this.local.forget(victim.digest);

@@ -329,12 +329,21 @@ export class Catalog {
     return this.db.transaction(work)();
   }
 
-  /** Forgets content in one transaction (an eviction batch; see removeContent). */
-  removeContents(digests: readonly Digest[]): void {
-    if (digests.length === 0) return;
+  /**
+   * Forgets content in one transaction (an eviction batch; see removeContent): all of it, or as much as
+   * fits in `budgetMs` (at least one); returns how many digests were removed, from the front.
+   */
+  removeContents(digests: readonly Digest[], budgetMs = Infinity): number {
+    if (digests.length === 0) return 0;
+    const deadline = performance.now() + budgetMs;
+    let removed = 0;
     this.db.transaction(() => {
-      for (const digest of digests) this.removeContent(digest);
+      while (removed < digests.length) {
+        this.removeContent(digests[removed++]!);
+        if (performance.now() > deadline) break;
+      }
     })();
+    return removed;
   }
 
   /** Records a verified file found without a row (after a crash between rename and insert). */
