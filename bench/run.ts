@@ -11,6 +11,7 @@ import { formatSummary, summarizeProfile } from './lib/cpu-profile.js';
 import { FULL_SIZES, QUICK_SIZES, prepareImages } from './lib/images.js';
 import { hasProc, machineInfo } from './lib/machine.js';
 import { parseOptions, type ScenarioId } from './lib/options.js';
+import { runNamedScenario } from './lib/named.js';
 import { renderMarkdown, renderSvg } from './lib/report.js';
 import type { RunResult, ScenarioResult } from './lib/results.js';
 import { startMirror, type MirrorServer, type ServerKind } from './lib/servers.js';
@@ -49,6 +50,9 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2), REPO_ROOT);
   const mode = options.quick ? 'quick' : 'full';
   const sizes = options.quick ? QUICK : FULL;
+  // In-process scenarios first: they need none of the tools below.
+  for (const name of [...options.named].sort()) await runNamedScenario(name, options, runStarted, REPO_ROOT);
+  if (options.only.size === 0) return;
 
   const missing = [
     ...missingTools(['docker-registry', 'skopeo', 'openssl', ...(options.only.has(8) ? ['haproxy' as const] : [])]),

@@ -23,10 +23,12 @@ import { requestContext, requestStart, type RequestLocals } from './http/middlew
 import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
 import { Evictor } from './cache/evictor.js';
-import { reconcile } from './cache/recovery.js';
+import { Admission } from './cache/policy.js';
+import { reconcile, type ReconcileResult } from './cache/recovery.js';
 import { Catalog } from './metadata/catalog.js';
 import { LocalUsage } from './metadata/local-usage.js';
 import { UploadTable } from './metadata/uploads.js';
+import { Checkpointer } from './metadata/checkpointer.js';
 import { openDatabase } from './metadata/database.js';
 import { Metrics } from './observability/metrics.js';
 import { LocalContent } from './registry/local-content.js';
@@ -51,6 +53,8 @@ export interface Longshore {
   store: ContentStore;
   catalog: Catalog;
   evictor: Evictor;
+  /** Start-up reconciliation of files and rows, which runs in the background while the mirror serves. */
+  reconciled: Promise<ReconcileResult>;
   localRegistry: LocalRegistry;
   metrics: Metrics;
   upstreams: ReadonlyMap<string, UpstreamEntry>;
@@ -104,8 +108,12 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
 
   const db = openDatabase(paths.database);
-  const catalog = new Catalog(db);
-  await reconcile(store, catalog, log.child({ component: 'recovery' }));
+  const checkpointer = new Checkpointer(db, paths.database, log.child({ component: 'checkpointer' }));
+  const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent });
+  // In the background: serving does not wait for it (cache/recovery.ts says why that is safe).
+  const stopReconciling = new AbortController();
+  const reconciled = reconcile(store, catalog, log.child({ component: 'recovery' }), { signal: stopReconciling.signal });
+  reconciled.catch((err: unknown) => log.error({ err }, 'reconciliation failed'));
   const local = new LocalContent(store, catalog);
 
   const upstreams = new Map<string, UpstreamEntry>();
@@ -132,7 +140,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       immutable: tagGlobs(upstream.immutableTags),
     });
   }
-  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule() };
+  const admission = new Admission(config.cache);
+  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
   const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
@@ -237,12 +246,11 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     : app;
 
   const flushTimer = setInterval(() => {
-    try {
-      catalog.flush();
-    } catch (err) {
+    // A slice per turn of the event loop: each hit moves the content its manifest names too.
+    catalog.flushSlices().catch((err: unknown) => {
       // e.g. SQLITE_FULL on a full disk: the hits are lost, the mirror keeps serving
       log.error({ err }, 'could not record cache hits');
-    }
+    });
   }, ACCESS_FLUSH_MS);
   flushTimer.unref();
   sync?.start();
@@ -255,6 +263,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     store,
     catalog,
     evictor,
+    reconciled,
     localRegistry,
     metrics,
     upstreams,
@@ -276,7 +285,10 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       clearTimeout(timer);
       await Promise.all([...upstreams.values()].map((u) => u.client.close()));
       await closeAuth?.();
+      stopReconciling.abort();
+      await reconciled.catch(() => undefined);
       catalog.flush();
+      await checkpointer.stop();
       db.close();
       await lock.release();
     },

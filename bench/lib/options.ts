@@ -6,6 +6,9 @@ import { parseRate } from './units.js';
 
 export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
+/** Scenarios that run in-process, without the servers of the comparison (and are not in the default run). */
+export const NAMED_SCENARIOS = ['cache-policy', 'scale'] as const;
+export type NamedScenario = (typeof NAMED_SCENARIOS)[number];
 
 export type LoadGenerator = 'wrk' | 'net';
 
@@ -14,6 +17,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Scenarios to run; 6 (resources) is measured during 3 and 4 and needs one of them. */
   only: ReadonlySet<ScenarioId>;
+  /** Named scenarios to run (bench/scenarios/cache-policy.ts, scale.ts): only when asked for. */
+  named: ReadonlySet<NamedScenario>;
   /** Emulated WAN link in bytes/s: always used by scenario 7; when given, also by scenarios 1 and 2. */
   throttle: number;
   throttleGiven: boolean;
@@ -31,13 +36,14 @@ export interface BenchOptions {
 
 const DEFAULT_THROTTLE = '50MB/s';
 
-export const USAGE = `usage: npm run bench -- [--quick] [--only=1,3] [--throttle=50MB/s] [--profile]
+export const USAGE = `usage: npm run bench -- [--quick] [--only=1,3|cache-policy|scale] [--throttle=50MB/s] [--profile]
                        [--loadgen=wrk|net] [--cache=DIR] [--results=DIR] [--no-write]`;
 
 export function parseOptions(argv: readonly string[], repoRoot: string): BenchOptions {
   const options: BenchOptions = {
     quick: false,
     only: new Set(SCENARIO_IDS),
+    named: new Set(),
     throttle: parseRate(DEFAULT_THROTTLE)!,
     throttleGiven: false,
     profile: false,
@@ -53,11 +59,14 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
         options.quick = true;
         break;
       case '--only': {
-        const ids = (value ?? '').split(',').map((s) => Number(s.trim()));
-        if (ids.length === 0 || ids.some((id) => !(SCENARIO_IDS as readonly number[]).includes(id))) {
-          throw new Error(`--only expects scenario numbers from 1 to 9, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
+        const items = (value ?? '').split(',').map((s) => s.trim());
+        const named = items.filter((s) => (NAMED_SCENARIOS as readonly string[]).includes(s)) as NamedScenario[];
+        const ids = items.filter((s) => !(NAMED_SCENARIOS as readonly string[]).includes(s)).map(Number);
+        if (items.length === 0 || ids.some((id) => !(SCENARIO_IDS as readonly number[]).includes(id))) {
+          throw new Error(`--only expects scenario numbers from 1 to 9 or ${NAMED_SCENARIOS.join(', ')}, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
         }
         options.only = new Set(ids as ScenarioId[]);
+        options.named = new Set(named);
         break;
       }
       case '--throttle': {

@@ -1,19 +1,30 @@
 // Keeps the cache within its byte budget and the disk above its free-space floor. Past the high
-// watermark (or under the floor), the least recently wanted content is removed — by "effective" recency,
-// where content is as recent as the most recently used manifest naming it — until the cache is under
-// the low watermark. Pinned images and blobs being read or written are never removed. Eviction runs in
-// the background, one run at a time; requests never wait for it.
+// watermark (or under the floor), content of the lowest priority (cache/policy.ts: by default how often
+// an image naming it is wanted, aged) is removed until the cache is under the low watermark. Pinned
+// images, content of local repositories, content being read or written, and content asked for within
+// the last RECENT_MS are never removed. Eviction runs in the background, one run at a time, a batch per
+// turn of the event loop; requests never wait for it.
+//
+// A run walks the eviction index once, from the lowest priority up, with a cursor: each batch is one
+// index range of BATCH rows, whatever the size of the catalogue, and content skipped because it is busy
+// is not looked at again in that run. Pinned and local content is not in that index at all.
 import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { Catalog } from '../metadata/catalog.js';
+import { KEEP_PINNED, type Catalog, type EvictionCandidate } from '../metadata/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { LocalContent } from '../registry/local-content.js';
 import type { Digest } from '../digest.js';
-import { LOCAL, type UpstreamRouter } from '../registry/routing.js';
+import type { UpstreamRouter } from '../registry/routing.js';
 
-/** Candidates fetched per query; the order is recomputed after each batch. */
+/** Candidates fetched per query. */
 const BATCH = 256;
+/**
+ * Time one synchronous slice of a batch may take — screening candidates (busy, recent, lifted to their
+ * image) or removing rows, each slice one transaction — before the event loop gets a turn.
+ */
+const SLICE_MS = 6;
+
+export type EvictionReason = 'budget' | 'disk' | 'requested';
 
 export interface EvictionResult {
   evicted: number;
@@ -22,12 +33,23 @@ export interface EvictionResult {
   remaining: number;
 }
 
+/** What eviction needs of the local content (LocalContent has it). */
+export interface EvictableContent {
+  readonly store: { delete(digest: Digest): Promise<boolean>; readonly paths: { readonly root: string } };
+  /** Digests open for reading now. */
+  inUse(): Iterable<Digest>;
+  /** Drops in-process copies of evicted content. */
+  forget(digest: Digest): void;
+}
+
 export class Evictor {
   private running: Promise<EvictionResult> | undefined;
   private again = false;
+  /** Digests flagged KEEP_PINNED in the catalog (loaded at the first run). */
+  private flaggedPins: Set<Digest> | undefined;
 
   constructor(
-    private readonly local: LocalContent,
+    private readonly local: EvictableContent,
     private readonly catalog: Catalog,
     private readonly settings: Config['cache'],
     private readonly router: UpstreamRouter,
@@ -81,17 +103,21 @@ export class Evictor {
     return this.running;
   }
 
-  private async target(): Promise<number> {
+  private async target(): Promise<{ target: number; reason: EvictionReason }> {
     const { bytes } = this.catalog.totals();
     let target = this.settings.maxSize === null ? Infinity : this.settings.maxSize * this.settings.lowWatermark;
+    let reason: EvictionReason = 'budget';
     const free = await freeSpace(this.local.store.paths.root);
-    if (free !== undefined && free < this.settings.minFreeSpace) target = Math.min(target, bytes - (this.settings.minFreeSpace - free));
-    return Math.max(0, target);
+    if (free !== undefined && free < this.settings.minFreeSpace && bytes - (this.settings.minFreeSpace - free) < target) {
+      target = bytes - (this.settings.minFreeSpace - free);
+      reason = 'disk';
+    }
+    return { target: Math.max(0, target), reason };
   }
 
+  /** Digests the configured pins cover now: the tags (glob) or repositories, with what they reference. */
   private pinned(): Set<Digest> {
-    // Content of local (pushed) repositories is primary data, not cache.
-    const out = new Set<Digest>(this.catalog.digestsOf(LOCAL));
+    const out = new Set<Digest>();
     for (const pin of this.settings.pins) {
       const slash = pin.lastIndexOf('/');
       const colon = pin.indexOf(':', slash + 1);
@@ -107,40 +133,72 @@ export class Evictor {
     return out;
   }
 
+  /** Brings the catalog's pin flags in line with the pins (tags move, pins change between starts); returns the pinned bytes. */
+  private syncPins(): number {
+    const now = this.pinned();
+    const before = this.flaggedPins ?? new Set(this.catalog.kept(KEEP_PINNED));
+    this.catalog.setKeep(KEEP_PINNED, [...now].filter((d) => !before.has(d)), true);
+    this.catalog.setKeep(KEEP_PINNED, [...before].filter((d) => !now.has(d)), false);
+    this.flaggedPins = now;
+    let bytes = 0;
+    for (const digest of now) bytes += this.catalog.contentInfo(digest)?.size ?? 0;
+    return bytes;
+  }
+
   private async evict(targetBytes: number | undefined): Promise<EvictionResult> {
-    this.catalog.flush(); // recency must include the hits counted in memory
-    const target = targetBytes ?? (await this.target());
-    const pinned = this.pinned();
-    let pinnedBytes = 0;
-    for (const digest of pinned) pinnedBytes += this.catalog.content(digest)?.size ?? 0;
-    const skipped = new Set<Digest>();
+    await this.catalog.flushSlices(); // priorities must include the hits counted in memory
+    const { target, reason } = targetBytes === undefined ? await this.target() : { target: targetBytes, reason: 'requested' as const };
+    const pinnedBytes = this.syncPins();
+    let cursor: EvictionCandidate | undefined;
+    let skipped = 0;
     let evicted = 0;
     let freed = 0;
-    for (;;) {
-      if (this.catalog.totals().bytes <= target) break;
+    while (this.catalog.totals().bytes > target) {
       const busy = new Set<Digest>([...this.local.inUse(), ...this.downloading()]);
-      const batch = this.catalog.evictionCandidates(BATCH + skipped.size).filter((c) => !skipped.has(c.digest));
+      const batch = this.catalog.evictionCandidates(BATCH, cursor);
       if (batch.length === 0) break;
-      for (const candidate of batch) {
-        if (this.catalog.totals().bytes <= target) break;
-        if (pinned.has(candidate.digest) || busy.has(candidate.digest)) {
-          skipped.add(candidate.digest);
-          continue;
-        }
-        // File first, then row: a crash in between leaves a row without a file, which start-up removes.
-        await this.local.store.delete(candidate.digest);
-        this.catalog.removeContent(candidate.digest);
-        this.local.forget(candidate.digest);
-        evicted++;
-        freed += candidate.size;
+      cursor = batch[batch.length - 1];
+      const victims: EvictionCandidate[] = [];
+      let planned = this.catalog.totals().bytes;
+      for (let i = 0; i < batch.length && planned > target;) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        // One transaction for the lifts of a slice: each would otherwise be a commit of its own.
+        const deadline = performance.now() + SLICE_MS;
+        this.catalog.inTransaction(() => {
+          for (; i < batch.length && planned > target && performance.now() < deadline; i++) {
+            const candidate = batch[i]!;
+            if (busy.has(candidate.digest) || this.catalog.recentlyWanted(candidate.digest)) {
+              skipped++;
+              continue;
+            }
+            // Named by a manifest that ranks higher (an image still wanted): lifted there, met again later.
+            if (this.catalog.liftToImage(candidate)) continue;
+            victims.push(candidate);
+            planned -= candidate.size;
+          }
+        });
       }
+      // Files first, then rows: a crash in between leaves rows without files, which start-up removes.
+      for (const victim of victims) await this.local.store.delete(victim.digest);
+      for (let i = 0; i < victims.length;) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        i += this.catalog.removeContents(victims.slice(i).map((v) => v.digest), SLICE_MS);
+      }
+      for (const victim of victims) {
+        this.local.forget(victim.digest);
+        this.catalog.age = victim.priority;
+        evicted++;
+        freed += victim.size;
+      }
+      // Hits that arrived meanwhile move their content up, out of the cursor's way.
+      await this.catalog.flushSlices();
     }
-    this.metrics?.evictions.inc(evicted);
-    this.metrics?.evictedBytes.inc(freed);
+    this.metrics?.evictions.inc({ reason }, evicted);
+    this.metrics?.evictedBytes.inc({ reason }, freed);
     this.metrics?.pinnedBytes.set(pinnedBytes);
     const remaining = this.catalog.totals().bytes;
-    if (evicted > 0) this.log.info({ evicted, bytes: freed, remaining, target }, 'evicted least recently used content');
-    if (remaining > target) this.log.warn({ remaining, target, skipped: skipped.size }, 'cache is over its budget; the rest is pinned or in use');
+    if (evicted > 0) this.log.info({ evicted, bytes: freed, remaining, target, reason }, 'evicted content');
+    if (remaining > target) this.log.warn({ remaining, target, skipped }, 'cache is over its budget; the rest is pinned or in use');
     return { evicted, bytes: freed, remaining };
   }
 }

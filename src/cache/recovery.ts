@@ -1,8 +1,14 @@
-// Start-up reconciliation of the store with the catalog, so that a kill -9 at any moment (mid-download,
+// Reconciliation of the store with the catalog, so that a kill -9 at any moment (mid-download,
 // mid-eviction, between a rename and its row) heals itself:
-//   - temp files are removed (ContentStore.init);
+//   - temp files are removed (ContentStore.init, before anything is served);
 //   - rows whose file is gone, or whose file has another size, are removed (with the file);
 //   - files without a row are hashed: adopted when the bytes match the digest in their name, else removed.
+//
+// The server runs it in the background after it starts serving: rows are walked a page at a time in
+// digest order and files a directory at a time, so the event loop is never held for long and the work
+// is proportional to a page, not to the store. Serving does not depend on it having finished:
+// LocalContent serves a file only when its row exists and the sizes agree, and a file without a row is
+// never served (it is fetched again, or adopted here once hashed).
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,34 +17,95 @@ import type { Catalog } from '../metadata/catalog.js';
 import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
 import { READ_CHUNK, type ContentStore } from '../storage/content-store.js';
 
+/** Rows read per page. */
+const PAGE = 1000;
+/** Files examined at once (stat runs on libuv's thread pool). */
+const PARALLEL = 16;
+/** Directory entries looked up in the catalog between two turns of the event loop. */
+const NAMES_PER_TURN = 250;
+
 export interface ReconcileResult {
   rowsRemoved: number;
   filesAdopted: number;
   filesRemoved: number;
+  /** False when it was stopped (shutdown) before the end. */
+  complete: boolean;
 }
 
-export async function reconcile(store: ContentStore, catalog: Catalog, log: Logger): Promise<ReconcileResult> {
-  const result: ReconcileResult = { rowsRemoved: 0, filesAdopted: 0, filesRemoved: 0 };
-  const files = await storedFiles(store);
-  for (const row of catalog.allContent()) {
-    const size = files.get(row.digest);
-    files.delete(row.digest);
-    if (size === row.size) continue;
-    if (size !== undefined) await store.delete(row.digest);
-    catalog.removeContent(row.digest);
-    result.rowsRemoved++;
-  }
-  for (const [digest, size] of files) {
-    if (await fileMatches(store.paths.content(digest), digest)) {
-      catalog.adopt(digest, size);
-      result.filesAdopted++;
-    } else {
-      await store.delete(digest);
-      result.filesRemoved++;
+export interface ReconcileOptions {
+  /** Stops the walk between two steps (the server is closing). */
+  signal?: AbortSignal;
+}
+
+export async function reconcile(store: ContentStore, catalog: Catalog, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileResult> {
+  const result: ReconcileResult = { rowsRemoved: 0, filesAdopted: 0, filesRemoved: 0, complete: false };
+  const stopped = () => options.signal?.aborted === true;
+  // Files written from here on were verified by this process before they were renamed into place.
+  const startedAt = Date.now();
+  for (let after = ''; !stopped();) {
+    const page = catalog.contentPage(after, PAGE);
+    if (page.length === 0) break;
+    after = page[page.length - 1]!.digest;
+    for (let i = 0; i < page.length && !stopped(); i += PARALLEL) {
+      await Promise.all(page.slice(i, i + PARALLEL).map(async (row) => {
+        const size = await fileSize(store.paths.content(row.digest));
+        if (size === row.size) return;
+        // The row may have been removed or replaced meanwhile (eviction, a new download): ask again.
+        const current = catalog.content(row.digest);
+        if (!current || current.size === size) return;
+        if (size !== undefined) await store.delete(row.digest);
+        if (catalog.removeContent(row.digest)) result.rowsRemoved++;
+      }));
     }
   }
+  for (const algorithm of DIGEST_ALGORITHMS) {
+    const root = store.paths.algorithmDir(algorithm);
+    let prefixes: string[] = [];
+    try {
+      prefixes = await readdir(root);
+    } catch {
+      continue; // no content of this algorithm yet
+    }
+    for (const prefix of prefixes.sort()) {
+      if (stopped()) break;
+      if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
+      const names = await readdir(join(root, prefix)).catch(() => [] as string[]);
+      const orphans: Digest[] = [];
+      for (let i = 0; i < names.length; i++) {
+        if (i % NAMES_PER_TURN === NAMES_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
+        const name = names[i]!;
+        if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
+        const digest: Digest = `${algorithm}:${name}`;
+        if (!catalog.content(digest)) orphans.push(digest); // not contentInfo: a million names would churn its cache
+      }
+      for (const digest of orphans) {
+        if (stopped()) break;
+        const path = store.paths.content(digest);
+        const info = await stat(path).catch(() => undefined);
+        if (!info?.isFile() || info.mtimeMs >= startedAt || catalog.content(digest)) continue;
+        if (await fileMatches(path, digest).catch(() => false)) {
+          catalog.adopt(digest, info.size);
+          result.filesAdopted++;
+        } else {
+          await store.delete(digest);
+          result.filesRemoved++;
+        }
+      }
+    }
+  }
+  result.complete = !stopped();
   if (result.rowsRemoved + result.filesAdopted + result.filesRemoved > 0) log.warn(result, 'reconciled the store with the catalog');
+  else log.debug(result, 'reconciled the store with the catalog');
   return result;
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const info = await stat(path);
+    return info.isFile() ? info.size : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */

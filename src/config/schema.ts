@@ -319,6 +319,23 @@ export const configSchema = z.strictObject({
     pins: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/:*-]*$/, 'expected "repository", "repository:tag" or a tag pattern with *')).default([]),
     /** How often the budget is checked besides after each download. Default 1 minute. */
     checkInterval: duration('cache.checkInterval').default(60_000),
+    /**
+     * Admission: a blob larger than this fraction of maxSize is streamed to its clients from the upstream
+     * (verified, each client its own download) and not cached, so that one huge pull never evicts the
+     * content everyone else uses. Ignored when maxSize is null. Default 0.25.
+     */
+    admissionShare: z.number().gt(0).max(1).default(0.25),
+    /**
+     * A blob larger than this fraction of maxSize is cached on its second request within the mirror's
+     * memory of recent requests (the first is streamed through uncached), so that one-off pulls of huge
+     * images evict nothing. 1 turns it off. Ignored when maxSize is null. Default 0.01.
+     */
+    doorkeeperShare: z.number().min(0).max(1).default(0.01),
+    /**
+     * Content a client asked for within this long is never evicted, whether or not its hits have been
+     * written to the database yet (they are written every 5 s). At most 5 minutes. Default 10 s.
+     */
+    protectRecent: duration('cache.protectRecent').refine((ms) => ms <= 300_000, 'must be at most 5m').default(10_000),
   }).refine((c) => c.lowWatermark < c.highWatermark, { message: 'lowWatermark must be below highWatermark', path: ['lowWatermark'] }).prefault({}),
 }).refine((c) => !c.auth.enabled || Object.values(c.upstreams).every((u) => !u.passThroughCredentials), {
   message: 'passThroughCredentials cannot be combined with auth.enabled: clients then send the mirror\'s tokens, not their upstream credentials',

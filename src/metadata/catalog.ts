@@ -7,7 +7,9 @@
 // This process must therefore be the only writer of the database while it runs.
 import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
+import { RULES, type PolicyName, type PolicyRules } from '../cache/policy.js';
 import type { Digest } from '../digest.js';
+import { LOCAL } from '../registry/routing.js';
 
 export interface ContentRow {
   digest: Digest;
@@ -16,6 +18,12 @@ export interface ContentRow {
   created_at: number;
   last_access: number;
   hits: number;
+  /** Eviction priority (cache/policy.ts): the lowest goes first. */
+  priority: number;
+  /** Requests for the content or for an image naming it. */
+  frequency: number;
+  /** KEEP_LOCAL | KEEP_PINNED bits: out of the eviction index when not 0. */
+  keep: number;
 }
 
 export interface TagRow {
@@ -43,6 +51,24 @@ export interface ContentInfo {
 const CACHED_TAGS = 20_000;
 /** Content rows kept in memory for contentInfo. */
 const CACHED_CONTENT = 50_000;
+/** At most this many recently asked-for digests are remembered (about 150 bytes each). */
+const RECENT_ENTRIES = 100_000;
+/** Bits of content.keep: rows with any bit set are out of the eviction index. */
+export const KEEP_LOCAL = 1;
+export const KEEP_PINNED = 2;
+
+export interface EvictionCandidate {
+  digest: Digest;
+  size: number;
+  priority: number;
+}
+
+export interface CatalogOptions {
+  /** The eviction policy whose priorities the rows carry (cache/policy.ts). Default image-lfuda. */
+  policy?: PolicyName;
+  /** Content asked for within this many ms counts as recently wanted (cache.protectRecent). Default 10 s. */
+  recentMs?: number;
+}
 
 export interface ContentRecord {
   digest: Digest;
@@ -90,6 +116,23 @@ export class Catalog {
   private readonly holdersStmt;
   private readonly referencedByStmt;
   private readonly declaredSizeStmt;
+  private readonly parentFrequencyStmt;
+  private readonly namedHitStmt;
+  private readonly inheritedStmt;
+  private readonly liftStmt;
+  private readonly keepLocalStmt;
+  private readonly unkeepLocalStmt;
+  private readonly setKeepStmt;
+  private readonly clearKeepStmt;
+  private readonly keptStmt;
+  private readonly lowestStmt;
+  private readonly contentPageStmt;
+  private readonly rules: PolicyRules;
+  /** L of the aging policies: the priority of the last evicted content (see cache/policy.ts). */
+  private ageValue = 0;
+  private readonly recentMs: number;
+  /** Digests asked for within recentMs, by time, oldest first. */
+  private readonly recent = new Map<Digest, number>();
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -97,11 +140,13 @@ export class Catalog {
   private readonly tagCache = new LRUCache<string, readonly TagRow[]>({ max: CACHED_TAGS });
   private readonly contentCache = new LRUCache<Digest, ContentInfo>({ max: CACHED_CONTENT });
 
-  constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {
+  constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now, options: CatalogOptions = {}) {
+    this.rules = RULES[options.policy ?? 'image-lfuda'];
+    this.recentMs = options.recentMs ?? 10_000;
     this.getContentStmt = db.prepare<[string], ContentRow>('SELECT * FROM content WHERE digest = ?');
     this.putContentStmt = db.prepare(
-      `INSERT INTO content (digest, size, media_type, created_at, last_access, hits)
-       VALUES (@digest, @size, @mediaType, @now, @now, 0)
+      `INSERT INTO content (digest, size, media_type, created_at, last_access, hits, priority, frequency, keep)
+       VALUES (@digest, @size, @mediaType, @now, @now, 0, @priority, @frequency, 0)
        ON CONFLICT (digest) DO UPDATE SET media_type = COALESCE(excluded.media_type, content.media_type)`,
     );
     this.linkStmt = db.prepare('INSERT OR IGNORE INTO repository_content (upstream, repository, digest) VALUES (?, ?, ?)');
@@ -116,21 +161,44 @@ export class Catalog {
        DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, checked_at = excluded.checked_at`,
     );
     this.touchTagStmt = db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept_key = ?');
-    this.hitStmt = db.prepare('UPDATE content SET hits = hits + ?, last_access = MAX(last_access, ?) WHERE digest = ?');
+    this.hitStmt = db.prepare(`UPDATE content SET hits = hits + @n, last_access = MAX(last_access, @t), frequency = frequency + @n,
+      priority = MAX(priority, ${this.rules.self}) WHERE digest = @digest`);
+    // What a manifest names (an index: its platform manifests; a platform manifest: its config and
+    // layers), a primary-key range of manifest_refs. One level: a pull asks for the platform manifest
+    // too, whose hit reaches the layers; an index asked for alone reaches them through liftToImage.
+    this.namedHitStmt = this.rules.named === undefined ? undefined : db.prepare(`
+      UPDATE content SET frequency = frequency + @n, priority = MAX(priority, ${this.rules.named})
+      WHERE digest IN (SELECT child FROM manifest_refs WHERE manifest = @digest)`);
+    // The highest priority among the manifests naming the content and the manifests naming those (an
+    // index of a platform manifest of a layer); both steps are index lookups on manifest_refs_child.
+    this.inheritedStmt = db.prepare<[string, string], { p: number | null }>(`
+      SELECT MAX(p) AS p FROM (
+        SELECT m.priority AS p FROM manifest_refs r JOIN content m ON m.digest = r.manifest WHERE r.child = ?
+        UNION ALL
+        SELECT i.priority FROM manifest_refs r JOIN manifest_refs r2 ON r2.child = r.manifest JOIN content i ON i.digest = r2.manifest
+        WHERE r.child = ?)`);
+    this.liftStmt = db.prepare('UPDATE content SET priority = ? WHERE digest = ? AND priority < ?');
+    // Bounded: a base layer named by thousands of manifests looks at 64 of them.
+    this.parentFrequencyStmt = db.prepare<[string], { f: number | null }>(`
+      SELECT MAX(f) AS f FROM (SELECT p.frequency AS f FROM manifest_refs r JOIN content p ON p.digest = r.manifest WHERE r.child = ? LIMIT 64)`);
+    this.keepLocalStmt = db.prepare(`UPDATE content SET keep = keep | ${KEEP_LOCAL} WHERE digest = ? AND keep & ${KEEP_LOCAL} = 0`);
+    this.unkeepLocalStmt = db.prepare(`UPDATE content SET keep = keep & ~${KEEP_LOCAL} WHERE digest = ? AND keep & ${KEEP_LOCAL} <> 0
+      AND NOT EXISTS (SELECT 1 FROM repository_content WHERE upstream = '${LOCAL}' AND digest = ?)`);
+    this.setKeepStmt = db.prepare('UPDATE content SET keep = keep | ? WHERE digest = ?');
+    this.clearKeepStmt = db.prepare('UPDATE content SET keep = keep & ~? WHERE digest = ?');
+    this.keptStmt = db.prepare<[number], { digest: Digest }>('SELECT digest FROM content WHERE keep <> 0 AND keep & ? <> 0');
+    this.lowestStmt = db.prepare<[], { priority: number }>('SELECT priority FROM content WHERE keep = 0 ORDER BY priority LIMIT 1');
+    this.contentPageStmt = db.prepare<[string, number], { digest: Digest; size: number }>('SELECT digest, size FROM content WHERE digest > ? ORDER BY digest LIMIT ?');
     this.removeContentStmt = db.prepare('DELETE FROM content WHERE digest = ?');
     this.tagNamesStmt = db.prepare<[string, string], { tag: string }>('SELECT DISTINCT tag FROM tags WHERE upstream = ? AND repository = ? ORDER BY tag');
-    this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS objects FROM content');
-    // A blob or platform manifest is as recent as the most recently used manifest that names it: an image
-    // whose index is still pulled keeps its layers, even when clients already have them and never ask.
-    this.candidatesStmt = db.prepare<[number], { digest: Digest; size: number; effective: number }>(`
-      WITH RECURSIVE reach(digest, t) AS (
-        SELECT digest, last_access FROM content
-        UNION
-        SELECT r.child, reach.t FROM manifest_refs r JOIN reach ON r.manifest = reach.digest
-      )
-      SELECT c.digest, c.size, MAX(reach.t) AS effective
-      FROM content c JOIN reach ON reach.digest = c.digest
-      GROUP BY c.digest ORDER BY effective ASC, c.digest ASC LIMIT ?`);
+    // Kept by triggers (migration 6): start-up reads one row instead of summing the catalogue.
+    this.totalsStmt = db.prepare<[], { bytes: number; objects: number }>('SELECT bytes, objects FROM content_totals WHERE id = 0');
+    // The lowest priorities after a cursor: a range of the partial index content_eviction, which holds
+    // no pinned or local rows, so skipping them costs nothing and a batch costs its own size.
+    this.candidatesStmt = db.prepare<[number, string, number], EvictionCandidate>(`
+      SELECT digest, size, priority FROM content
+      WHERE keep = 0 AND (priority, digest) > (?, ?)
+      ORDER BY priority, digest LIMIT ?`);
     this.pinnedTagStmt = db.prepare<[string, string, string], { digest: Digest }>('SELECT DISTINCT digest FROM tags WHERE upstream = ? AND repository = ? AND tag GLOB ?');
     // A repository pin covers the repository's own manifests and what they reference, not every digest
     // that was ever linked to the name.
@@ -141,7 +209,7 @@ export class Catalog {
       WITH RECURSIVE below(digest) AS (SELECT ? UNION SELECT r.child FROM manifest_refs r JOIN below ON r.manifest = below.digest)
       SELECT digest FROM below`);
     this.allContentStmt = db.prepare<[], { digest: Digest; size: number }>('SELECT digest, size FROM content');
-    this.adoptStmt = db.prepare('INSERT OR IGNORE INTO content (digest, size, media_type, created_at, last_access, hits) VALUES (?, ?, NULL, ?, ?, 0)');
+    this.adoptStmt = db.prepare('INSERT OR IGNORE INTO content (digest, size, media_type, created_at, last_access, hits, priority, frequency) VALUES (?, ?, NULL, ?, ?, 0, ?, ?)');
     this.removeLinksStmt = db.prepare('DELETE FROM repository_content WHERE digest = ?');
     this.removeRefsStmt = db.prepare('DELETE FROM manifest_refs WHERE manifest = ?');
     this.repoSizesStmt = db.prepare<[number], { upstream: string; repository: string; bytes: number; objects: number }>(`
@@ -182,6 +250,17 @@ export class Catalog {
     const totals = this.totalsStmt.get() ?? { bytes: 0, objects: 0 };
     this.bytes = totals.bytes;
     this.objects = totals.objects;
+    // L resumes where the last run left it: the lowest priority still stored is at least the last victim's.
+    this.ageValue = this.lowestStmt.get()?.priority ?? 0;
+  }
+
+  /** L of the aging policies; the evictor raises it to each victim's priority. */
+  get age(): number {
+    return this.ageValue;
+  }
+
+  set age(value: number) {
+    if (value > this.ageValue) this.ageValue = value;
   }
 
   content(digest: Digest): ContentRow | undefined {
@@ -202,13 +281,17 @@ export class Catalog {
   /** Records stored content (and, for a manifest, its references) in one transaction. */
   recordContent(record: ContentRecord): void {
     this.contentCache.delete(record.digest);
+    const now = this.now();
+    this.noteRecent(record.digest, now);
     this.db.transaction(() => {
       if (!this.getContentStmt.get(record.digest)) {
         this.bytes += record.size;
         this.objects++;
       }
-      this.putContentStmt.run({ digest: record.digest, size: record.size, mediaType: record.mediaType ?? null, now: this.now() });
-      this.linkStmt.run(record.upstream, record.repository, record.digest);
+      const parentFrequency = this.parentFrequencyStmt.get(record.digest)?.f ?? 0;
+      const initial = this.rules.initial(record.size, now, this.ageValue, parentFrequency);
+      this.putContentStmt.run({ digest: record.digest, size: record.size, mediaType: record.mediaType ?? null, now, ...initial });
+      this.link(record.upstream, record.repository, record.digest);
       if (record.refs) {
         for (const child of record.refs.blobs) this.refStmt.run(record.digest, child, 'blob', record.refs.sizes?.[child] ?? null);
         for (const child of record.refs.manifests) this.refStmt.run(record.digest, child, 'manifest', null);
@@ -218,7 +301,13 @@ export class Catalog {
 
   /** Notes that a repository holds already stored content (a blob shared across repositories). */
   linkRepository(upstream: string, repository: string, digest: Digest): void {
+    this.link(upstream, repository, digest);
+  }
+
+  private link(upstream: string, repository: string, digest: Digest): void {
     this.linkStmt.run(upstream, repository, digest);
+    // Content of local (pushed) repositories is primary data, not cache: out of the eviction index.
+    if (upstream === LOCAL) this.keepLocalStmt.run(digest);
   }
 
   /** Forgets content, its repository links and the references it makes; returns whether it was known. */
@@ -237,10 +326,33 @@ export class Catalog {
     })();
   }
 
+  /** Runs `work` in one transaction (nested calls join the outer one). */
+  inTransaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  /**
+   * Forgets content in one transaction (an eviction batch; see removeContent): all of it, or as much as
+   * fits in `budgetMs` (at least one); returns how many digests were removed, from the front.
+   */
+  removeContents(digests: readonly Digest[], budgetMs = Infinity): number {
+    if (digests.length === 0) return 0;
+    const deadline = performance.now() + budgetMs;
+    let removed = 0;
+    this.db.transaction(() => {
+      while (removed < digests.length) {
+        this.removeContent(digests[removed++]!);
+        if (performance.now() > deadline) break;
+      }
+    })();
+    return removed;
+  }
+
   /** Records a verified file found without a row (after a crash between rename and insert). */
   adopt(digest: Digest, size: number): void {
     const now = this.now();
-    if (this.adoptStmt.run(digest, size, now, now).changes > 0) {
+    const { priority, frequency } = this.rules.initial(size, now, this.ageValue, 0);
+    if (this.adoptStmt.run(digest, size, now, now, priority, frequency).changes > 0) {
       this.bytes += size;
       this.objects++;
     }
@@ -251,9 +363,48 @@ export class Catalog {
     return this.allContentStmt.all();
   }
 
-  /** The least recently wanted content first (see candidatesStmt). */
-  evictionCandidates(limit: number): Array<{ digest: Digest; size: number; effective: number }> {
-    return this.candidatesStmt.all(limit);
+  /** Content rows in digest order after `after` (start-up reconciliation walks them page by page). */
+  contentPage(after: string, limit: number): Array<{ digest: Digest; size: number }> {
+    return this.contentPageStmt.all(after, limit);
+  }
+
+  /**
+   * The evictable content of lowest priority after `cursor` (exclusive), lowest first: pinned and local
+   * content is not in the index at all. Cost: the batch, whatever the size of the catalogue.
+   */
+  evictionCandidates(limit: number, cursor?: { priority: number; digest: string }): EvictionCandidate[] {
+    const priority = cursor?.priority ?? -Infinity;
+    return this.candidatesStmt.all(priority, cursor?.digest ?? '', limit);
+  }
+
+  /**
+   * For the image policies: when a manifest naming the candidate (or naming such a manifest) ranks
+   * higher, lifts the candidate to that priority and returns true — it is not the next victim.
+   */
+  liftToImage(candidate: EvictionCandidate): boolean {
+    if (this.rules.named === undefined) return false;
+    const inherited = this.inheritedStmt.get(candidate.digest, candidate.digest)?.p ?? null;
+    if (inherited === null || inherited <= candidate.priority) return false;
+    this.liftStmt.run(inherited, candidate.digest, inherited);
+    return true;
+  }
+
+  /** Sets (`on`) or clears a keep bit (KEEP_PINNED) on the given digests. */
+  setKeep(bit: number, digests: Iterable<Digest>, on: boolean): void {
+    this.db.transaction(() => {
+      for (const digest of digests) (on ? this.setKeepStmt : this.clearKeepStmt).run(bit, digest);
+    })();
+  }
+
+  /** Digests with a keep bit set (through the small partial index content_kept). */
+  kept(bit: number): Digest[] {
+    return this.keptStmt.all(bit).map((r) => r.digest);
+  }
+
+  /** Whether the content was asked for (or stored) within recentMs. */
+  recentlyWanted(digest: Digest): boolean {
+    const at = this.recent.get(digest);
+    return at !== undefined && this.now() - at < this.recentMs;
   }
 
   /** Digests a pin covers: the tags (glob) or the whole repository, with everything they reference. */
@@ -310,6 +461,7 @@ export class Catalog {
   /** Removes a repository's hold on content; returns how many repositories still hold it. */
   unlink(upstream: string, repository: string, digest: Digest): number {
     this.unlinkStmt.run(upstream, repository, digest);
+    if (upstream === LOCAL) this.unkeepLocalStmt.run(digest, digest);
     return this.linkCountStmt.get(digest)?.n ?? 0;
   }
 
@@ -376,6 +528,7 @@ export class Catalog {
   recordHit(digest: Digest): void {
     const entry = this.pendingHits.get(digest);
     const now = this.now();
+    this.noteRecent(digest, now);
     if (entry) {
       entry.count++;
       entry.last = now;
@@ -384,17 +537,58 @@ export class Catalog {
     }
   }
 
-  /** Writes pending hits in one transaction; returns how many digests were updated. */
-  flush(): number {
+  private noteRecent(digest: Digest, now: number): void {
+    if (this.recentMs <= 0) return;
+    // Re-inserted, so that the map stays ordered by time and is pruned from its front.
+    this.recent.delete(digest);
+    this.recent.set(digest, now);
+    for (const [oldest, at] of this.recent) {
+      if (this.recent.size <= RECENT_ENTRIES && now - at < this.recentMs) break;
+      this.recent.delete(oldest);
+    }
+  }
+
+  /** Digests with hits not yet written. */
+  get pendingCount(): number {
+    return this.pendingHits.size;
+  }
+
+  /**
+   * Writes pending hits, oldest first, in one transaction: all of them, or as many as fit in `budgetMs`
+   * (at least one); returns how many digests were written. flushSlices() writes them all a slice per
+   * turn of the event loop.
+   */
+  flush(budgetMs = Infinity): number {
     if (this.pendingHits.size === 0) return 0;
-    const batch = [...this.pendingHits];
-    this.pendingHits.clear();
+    const age = this.ageValue;
+    const deadline = performance.now() + budgetMs;
+    let written = 0;
     this.db.transaction(() => {
-      for (const [digest, { count, last }] of batch) this.hitStmt.run(count, last, digest);
+      for (const [digest, { count, last }] of this.pendingHits) {
+        this.pendingHits.delete(digest);
+        written++;
+        const params = { n: count, t: last, age, digest };
+        this.hitStmt.run(params);
+        this.namedHitStmt?.run(params);
+        if (written % 4 === 0 && performance.now() > deadline) break;
+      }
     })();
-    return batch.length;
+    return written;
+  }
+
+  /** Writes every pending hit, a slice per turn of the event loop. */
+  async flushSlices(sliceMs = FLUSH_SLICE_MS): Promise<number> {
+    let written = 0;
+    while (this.pendingHits.size > 0) {
+      written += this.flush(sliceMs);
+      if (this.pendingHits.size > 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return written;
   }
 }
+
+/** Time one flushSlices transaction may take before the event loop gets a turn. */
+const FLUSH_SLICE_MS = 8;
 
 function tagKey(upstream: string, repository: string, tag: string): string {
   return `${upstream}\0${repository}\0${tag}`;

@@ -82,13 +82,29 @@ export class Metrics {
 
   readonly evictions = new Counter({
     name: 'longshore_evictions_total',
-    help: 'Blobs and manifests evicted from the cache.',
+    help: 'Blobs and manifests evicted from the cache, by reason: budget (over cache.maxSize), disk (under cache.minFreeSpace), requested (an explicit run, e.g. gc).',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 
   readonly evictedBytes = new Counter({
     name: 'longshore_evicted_bytes_total',
-    help: 'Bytes evicted from the cache.',
+    help: 'Bytes evicted from the cache, by reason (as longshore_evictions_total).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly notAdmitted = new Counter({
+    name: 'longshore_cache_not_admitted_total',
+    help: 'Blob downloads streamed to clients without being cached, by reason: too-large (over cache.admissionShare of the budget), first-request (over cache.doorkeeperShare, not asked for before).',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly notAdmittedBytes = new Counter({
+    name: 'longshore_cache_not_admitted_bytes_total',
+    help: 'Bytes streamed to clients without being cached because of admission, by reason (as longshore_cache_not_admitted_total).',
+    labelNames: ['upstream', 'reason'] as const,
     registers: [this.registry],
   });
 

@@ -86,13 +86,14 @@ export class LocalContent {
     return { digest, mediaType: row.media_type, size: row.size };
   }
 
-  /** A stored manifest's bytes; undefined if the file is gone (its row is then removed). */
+  /** A stored manifest's bytes; undefined if the file is gone or not what its row says (the row is then removed). */
   async manifestBody(digest: Digest): Promise<Buffer | undefined> {
     const hot = this.manifests.get(digest);
     if (hot) return hot;
-    const body = await this.store.read(digest);
-    if (!body) {
-      this.catalog.removeContent(digest);
+    const row = this.catalog.contentInfo(digest);
+    const body = row && (await this.store.read(digest));
+    if (!body || body.length !== row?.size) {
+      await this.discard(digest, body !== undefined);
       return undefined;
     }
     this.manifests.set(digest, body);
@@ -126,10 +127,20 @@ export class LocalContent {
     this.onGrowth();
   }
 
-  /** Opens a stored blob; undefined when it is not stored. */
+  /**
+   * Opens a stored blob; undefined when it is not stored. A file is served only with its row and when
+   * the sizes agree: until start-up reconciliation has passed over it, nothing else vouches for it.
+   */
   async openBlob(digest: Digest): Promise<BlobHandle | undefined> {
+    const row = this.catalog.contentInfo(digest);
+    if (!row) return undefined;
     const content = await this.store.open(digest);
     if (!content) return undefined;
+    if (content.size !== row.size) {
+      await content.close();
+      await this.discard(digest, true);
+      return undefined;
+    }
     this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
     let released = false;
     const done = () => {
@@ -151,8 +162,24 @@ export class LocalContent {
     };
   }
 
+  /** Size of a stored blob: its row's, when the file is there and agrees. */
   async blobSize(digest: Digest): Promise<number | undefined> {
-    return this.store.size(digest);
+    const row = this.catalog.contentInfo(digest);
+    if (!row) return undefined;
+    const size = await this.store.size(digest);
+    return size === row.size ? size : undefined;
+  }
+
+  /** Removes content whose file is gone or disagrees with its row (what start-up reconciliation would do). */
+  private async discard(digest: Digest, fileExists: boolean): Promise<void> {
+    const row = this.catalog.contentInfo(digest);
+    if (fileExists) {
+      // Only when the row is still the one that disagreed: a download may have just replaced the file.
+      const size = await this.store.size(digest);
+      if (row && size === row.size) return;
+      if (size !== undefined) await this.store.delete(digest);
+    }
+    this.catalog.removeContent(digest);
   }
 
   recordBlob(record: ContentRecord): void {

@@ -7,7 +7,8 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { UpstreamClient } from '../upstream/client.js';
+import type { AdmissionVerdict } from '../cache/policy.js';
+import type { UpstreamBlob, UpstreamClient } from '../upstream/client.js';
 import { BlobFill } from './blob-fill.js';
 import type { TagRow } from '../metadata/catalog.js';
 import type { LocalContent, StoredManifest } from './local-content.js';
@@ -49,6 +50,13 @@ export function tagGlobs(patterns: readonly string[]): ((tag: string) => boolean
 export interface DiskPressure {
   isLow(): Promise<boolean>;
   relieve(): void;
+  /** Whether the cache takes a download of this size (cache/policy.ts Admission); undefined: every one. */
+  admit?(key: string, size: number | undefined): AdmissionVerdict;
+}
+
+/** A download the cache does not take (admission): its upstream response, for the client that started it. */
+class NotAdmitted {
+  constructor(readonly upstream: UpstreamBlob, readonly verdict: Exclude<AdmissionVerdict, 'cache'>) {}
 }
 
 /** Upstream failures after which a cached tag is served stale rather than failing the pull. */
@@ -62,6 +70,8 @@ const NOT_FOUND = new Set(['LS_MANIFEST_NOT_FOUND', 'LS_BLOB_NOT_FOUND', 'LS_NAM
 const NEGATIVE_ENTRIES = 10_000;
 /** Remembered verdicts on clients' pass-through credentials, at most (about 150 bytes each). */
 const VERDICT_ENTRIES = 10_000;
+/** Remembered sizes of blobs the cache did not admit, at most (about 150 bytes each). */
+const OVERSIZE_ENTRIES = 10_000;
 
 /**
  * A repository's referrers list for a subject is cached as a tag resolution: the tag is the subject's
@@ -74,7 +84,7 @@ const INDEX_ACCEPT = AcceptSet.parse(MediaType.OciIndex);
 
 interface PendingFill {
   digest: Digest;
-  fill: Promise<BlobFill>;
+  fill: Promise<BlobFill | NotAdmitted>;
   /** Repositories whose requests started or joined it: they need no confirmation to join. */
   repositories: Set<string>;
 }
@@ -96,6 +106,8 @@ export class ProxyRegistry implements Registry {
   private readonly verdicts = new LRUCache<string, { allowed: boolean; until: number }>({ max: VERDICT_ENTRIES });
   /** The same downloads once their upstream answered, for counting readers. */
   private readonly running = new Set<BlobFill>();
+  /** Sizes of blobs an upstream sent that the cache did not admit: the next request streams at once. */
+  private readonly oversize = new LRUCache<string, number>({ max: OVERSIZE_ENTRIES });
 
   constructor(
     private readonly local: LocalContent,
@@ -129,12 +141,16 @@ export class ProxyRegistry implements Registry {
     const pending = this.fills.get(fillKey(upstream, digest));
     if (!pending) return;
     const fill = await pending.fill.catch(() => undefined);
-    await fill?.done.catch(() => undefined);
+    // Not admitted to the cache: nothing is being stored, so there is nothing to wait for.
+    if (fill instanceof BlobFill) await fill.done.catch(() => undefined);
   }
 
   /** Resolves when every download now in progress has finished (committed or failed). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.fills.values()].map(async (p) => (await p.fill).done));
+    await Promise.allSettled([...this.fills.values()].map(async (p) => {
+      const fill = await p.fill;
+      if (fill instanceof BlobFill) await fill.done;
+    }));
   }
 
   /**
@@ -320,8 +336,8 @@ export class ProxyRegistry implements Registry {
       const size = await this.local.blobSize(digest);
       if (size !== undefined) return { digest, size, outcome: 'hit' };
       const pending = this.fills.get(fillKey(repo.upstream, digest));
-      const fill = pending && (await pending.fill);
-      if (fill && !fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
+      const fill = pending && (await pending.fill.catch(() => undefined));
+      if (fill instanceof BlobFill && !fill.failed) return { digest, size: fill.size, outcome: 'coalesced' };
     }
     this.requireOnline(repo, 'blob', digest);
     this.rememberedAbsent(repo, digest);
@@ -346,6 +362,8 @@ export class ProxyRegistry implements Registry {
         }
         pending.repositories.add(repo.name);
         const fill = await pending.fill;
+        // Too large for the cache: each client streams it from the upstream by itself.
+        if (fill instanceof NotAdmitted) return this.passThrough(repo, digest, ctx, fill.verdict);
         if (!fill.failed) return joinFill(fill, 'coalesced');
         // A failed download leaves the map when it settles; start afresh after that.
         await fill.done.catch(() => undefined);
@@ -370,10 +388,17 @@ export class ProxyRegistry implements Registry {
       if (this.diskPressure && (await this.diskPressure.isLow())) {
         if (this.fills.has(key)) continue;
         this.diskPressure.relieve();
-        return this.passThrough(repo, digest, ctx);
+        return this.passThrough(repo, digest, ctx, 'disk');
       }
       if (this.fills.has(key)) continue;
-      return joinFill(await this.startFill(repo, digest, ctx), 'miss');
+      // Admission, when the size is known before asking: declared by a manifest of this repository, or
+      // sent by the upstream the last time. Otherwise startFill decides once the upstream answers.
+      const known = this.local.declaredSize(repo.upstream, repo.name, digest) ?? this.oversize.get(key);
+      const verdict = this.diskPressure?.admit?.(key, known) ?? 'cache';
+      if (verdict !== 'cache') return this.passThrough(repo, digest, ctx, verdict);
+      const fill = await this.startFill(repo, digest, ctx, known !== undefined);
+      if (fill instanceof NotAdmitted) return this.passThrough(repo, digest, ctx, fill.verdict, fill.upstream);
+      return joinFill(fill, 'miss');
     }
   }
 
@@ -492,11 +517,16 @@ export class ProxyRegistry implements Registry {
     }
   }
 
-  /** With the disk short of space: the blob straight from the upstream, verified on the way, not cached. */
-  private async passThrough(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobHandle> {
-    const upstream = await this.clientFor(repo, ctx).blob('GET', repo.name, digest, ctx.requestId, this.local.declaredSize(repo.upstream, repo.name, digest));
-    this.log.warn({ requestId: ctx.requestId, digest, size: upstream.size }, 'disk short of space; streaming from upstream without caching');
+  /**
+   * The blob straight from the upstream, verified on the way, not cached: with the disk short of space,
+   * or a blob larger than the cache admits. `opened`: the upstream response a fill already has.
+   */
+  private async passThrough(repo: RepositoryRef, digest: Digest, ctx: RequestContext, why: 'disk' | Exclude<AdmissionVerdict, 'cache'>, opened?: UpstreamBlob): Promise<BlobHandle> {
+    const upstream = opened ?? await this.noteAbsence(repo, digest, () => this.clientFor(repo, ctx).blob('GET', repo.name, digest, ctx.requestId, this.local.declaredSize(repo.upstream, repo.name, digest)));
+    if (why === 'disk') this.log.warn({ requestId: ctx.requestId, digest, size: upstream.size }, 'disk short of space; streaming from upstream without caching');
+    else this.log.info({ requestId: ctx.requestId, digest, size: upstream.size, reason: why }, 'blob not admitted to the cache; streaming from upstream without caching');
     this.metrics?.blobDownloads.inc({ upstream: repo.upstream, result: 'passed-through' });
+    if (why !== 'disk') this.metrics?.notAdmitted.inc({ upstream: repo.upstream, reason: why });
     return {
       digest,
       size: upstream.size,
@@ -507,14 +537,18 @@ export class ProxyRegistry implements Registry {
         upstream.body.on('error', (err) => verifier.destroy(err));
         // It may have failed already (the size cap), before this listener existed.
         if (upstream.body.errored) verifier.destroy(upstream.body.errored);
-        upstream.body.on('data', (chunk: Buffer) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, chunk.length));
+        upstream.body.on('data', (chunk: Buffer) => {
+          this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, chunk.length);
+          if (why !== 'disk') this.metrics?.notAdmittedBytes.inc({ upstream: repo.upstream, reason: why }, chunk.length);
+        });
         return upstream.body.pipe(verifier);
       },
       release: () => void upstream.body.destroy(),
     };
   }
 
-  private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext): Promise<BlobFill> {
+  /** `decided`: admission already saw the size this upstream will send (a manifest declared it). */
+  private startFill(repo: RepositoryRef, digest: Digest, ctx: RequestContext, decided = false): Promise<BlobFill | NotAdmitted> {
     const { resumeAttempts } = this.upstream(repo.upstream);
     const client = this.clientFor(repo, ctx);
     const key = fillKey(repo.upstream, digest);
@@ -524,6 +558,11 @@ export class ProxyRegistry implements Registry {
       // A manifest of this repository declares the blob's size: an upstream sending more is cut off there.
       const declared = this.local.declaredSize(repo.upstream, repo.name, digest);
       const upstream = await this.noteAbsence(repo, digest, () => client.blob('GET', repo.name, digest, ctx.requestId, declared));
+      const verdict = decided && upstream.size === declared ? 'cache' : this.diskPressure?.admit?.(key, upstream.size) ?? 'cache';
+      if (verdict !== 'cache') {
+        if (upstream.size !== undefined) this.oversize.set(key, upstream.size);
+        return new NotAdmitted(upstream, verdict);
+      }
       let writer;
       try {
         writer = await this.local.store.createWriter(digest, upstream.size);
@@ -567,9 +606,11 @@ export class ProxyRegistry implements Registry {
     })();
     const entry: PendingFill = { digest, fill: pending, repositories: new Set([repo.name]) };
     this.fills.set(key, entry);
-    pending.catch(() => {
+    const settled = () => {
       if (this.fills.get(key) === entry) this.fills.delete(key);
-    });
+    };
+    // Not admitted: nothing to join once the requests waiting now have their answer.
+    pending.then((fill) => fill instanceof NotAdmitted && settled(), settled);
     return pending;
   }
 

@@ -80,7 +80,8 @@ describe('gc and verify --quarantine beside a serving mirror', () => {
 
   before(async () => {
     fake = await FakeRegistry.start();
-    ({ mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false } }));
+    // protectRecent 0: `gc --to 0` runs right after the pulls, which the cache would otherwise keep for 10 s.
+    ({ mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false }, cache: { protectRecent: 0 } }));
   });
   after(async () => {
     await mirror.close();

@@ -21,7 +21,9 @@ describe('eviction', () => {
   let mirror: TestMirror;
 
   async function start(cache: NonNullable<ConfigInput['cache']>): Promise<void> {
-    mirror = await startMirror({ cache: { minFreeSpace: 0, ...cache }, upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
+    // protectRecent 0: these tests evict what they pulled a moment ago, to check the order of victims;
+    // admission off: their blobs are large shares of small budgets (test/integration/cache-policy.test.ts).
+    mirror = await startMirror({ cache: { minFreeSpace: 0, protectRecent: 0, admissionShare: 1, doorkeeperShare: 1, ...cache }, upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
   }
   async function pull(digest: string): Promise<Buffer> {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
@@ -153,6 +155,7 @@ describe('crash recovery', () => {
 
     const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } }, dataDir);
     try {
+      await restarted.longshore.reconciled; // it runs in the background while the mirror serves
       const catalog = restarted.longshore.catalog;
       assert.equal(catalog.content(lost as `sha256:${string}`), undefined);
       assert.equal(catalog.content(orphanDigest as `sha256:${string}`)?.size, orphan.length);

@@ -64,7 +64,8 @@ describe('the registry workflow with the default configuration', () => {
     alpine = publishImage(fake, 'library/alpine', 'latest');
     publishImage(fake, 'bitnami/redis', '7');
     // Only the upstream URL differs from the shipped defaults: no `local` section at all.
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
+    // protectRecent 0: a test evicts everything right after pulling it.
+    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } }, cache: { protectRecent: 0 } });
   });
   after(async () => {
     await mirror.close();
