@@ -1,6 +1,6 @@
 // `npm run bench`: compares Longshore with Debian's docker-registry (distribution 2.8) in proxy mode,
 // both in front of the same token-authenticated upstream, scenario by scenario (bench/README.md).
-// Prints a Markdown table and writes bench/results/<date>.md, .json and .svg.
+// Prints a Markdown table and writes bench/results/<commit>[-quick].md and .json (lib/results.ts).
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +12,8 @@ import { FULL_SIZES, QUICK_SIZES, prepareImages } from './lib/images.js';
 import { hasProc, machineInfo } from './lib/machine.js';
 import { parseOptions, type ScenarioId } from './lib/options.js';
 import { runNamedScenario } from './lib/named.js';
-import { renderMarkdown, renderSvg } from './lib/report.js';
-import type { RunResult, ScenarioResult } from './lib/results.js';
+import { renderMarkdown } from './lib/report.js';
+import { resultName, type RunResult, type ScenarioResult } from './lib/results.js';
 import { startMirror, type MirrorServer, type ServerKind } from './lib/servers.js';
 import { GiB, formatBytes, formatRate } from './lib/units.js';
 import { publishMissing, startUpstream, type BenchUpstream } from './lib/upstream.js';
@@ -183,13 +183,10 @@ async function main(): Promise<void> {
   console.log(`\n${markdown}`);
   if (!options.noWrite) {
     mkdirSync(options.resultsDir, { recursive: true });
-    const base = `${run.startedAt.slice(0, 10)}${mode === 'quick' ? '-quick' : ''}`;
-    let name = base;
-    for (let i = 2; existsSync(join(options.resultsDir, `${name}.md`)); i++) name = `${base}-${i}`;
+    const name = resultName(options.resultsDir, machine, mode === 'quick' ? ['quick'] : []);
     writeFileSync(join(options.resultsDir, `${name}.md`), markdown);
     writeFileSync(join(options.resultsDir, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
-    writeFileSync(join(options.resultsDir, `${name}.svg`), renderSvg(run));
-    console.log(`wrote ${join(options.resultsDir, name)}.{md,json,svg}`);
+    console.log(`wrote ${join(options.resultsDir, name)}.{md,json}`);
   }
 }
 

@@ -1,12 +1,13 @@
 // The in-process scenarios (`--only=cache-policy`, `--only=scale`): each measures Longshore alone, in
 // this process or a child it starts, prints a Markdown report and writes
-// bench/results/<name>-<date>[-quick].{md,json}.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// bench/results/<commit>-<name>[-quick].{md,json}.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachePolicyScenario, renderCachePolicy } from '../scenarios/cache-policy.js';
 import { renderScale, scaleScenario } from '../scenarios/scale.js';
 import { machineInfo } from './machine.js';
 import type { BenchOptions, NamedScenario } from './options.js';
+import { resultName } from './results.js';
 
 export async function runNamedScenario(name: NamedScenario, options: BenchOptions, started: Date, repoRoot: string): Promise<void> {
   const machine = machineInfo(repoRoot, undefined);
@@ -28,9 +29,7 @@ export async function runNamedScenario(name: NamedScenario, options: BenchOption
   console.log(`\n${markdown}`);
   if (options.noWrite) return;
   mkdirSync(options.resultsDir, { recursive: true });
-  const base = `${name}-${started.toISOString().slice(0, 10)}${options.quick ? '-quick' : ''}`;
-  let file = base;
-  for (let i = 2; existsSync(join(options.resultsDir, `${file}.md`)); i++) file = `${base}-${i}`;
+  const file = resultName(options.resultsDir, machine, options.quick ? [name, 'quick'] : [name]);
   writeFileSync(join(options.resultsDir, `${file}.md`), markdown);
   writeFileSync(join(options.resultsDir, `${file}.json`), `${JSON.stringify({ startedAt: started.toISOString(), quick: options.quick, machine, ...data as object }, null, 2)}\n`);
   console.log(`wrote ${join(options.resultsDir, file)}.{md,json}`);

@@ -3,6 +3,8 @@
 import type { CountingProxy } from '../../test/e2e/rig/counting-proxy.js';
 import type { TokenServer } from '../../test/e2e/rig/token-server.js';
 import { waitFor } from '../../test/e2e/rig/wait.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LoadSnapshot, MachineInfo } from './machine.js';
 import type { ServerKind } from './servers.js';
 
@@ -124,4 +126,16 @@ export async function upstreamSettled(proxy: CountingProxy, quietMs = 500, timeo
 export function describeTraffic(t: UpstreamTraffic): string {
   return `manifest GET ${t.manifestGet}, manifest HEAD ${t.manifestHead}, blob GET ${t.blobGet}, blob HEAD ${t.blobHead}, ` +
     `other ${t.other}, 401 ${t.challenges}, token ${t.tokens}; blob bytes ${t.blobBytes}`;
+}
+
+/**
+ * A result file's name: the commit measured (12 hex, "-dirty" when src/ had uncommitted changes), then
+ * what ran ("-quick", a named scenario), then "-2", "-3" … for further runs of the same.
+ */
+export function resultName(dir: string, machine: Pick<MachineInfo, 'commit' | 'uncommittedSrc'>, parts: string[]): string {
+  const commit = machine.commit === 'unknown' ? 'unknown' : machine.commit.slice(0, 12);
+  const base = [commit + (machine.uncommittedSrc.length > 0 ? '-dirty' : ''), ...parts].join('-');
+  let name = base;
+  for (let i = 2; existsSync(join(dir, `${name}.md`)); i++) name = `${base}-${i}`;
+  return name;
 }
