@@ -20,6 +20,7 @@ import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
 import { endpointNotFound, ociErrorHandler } from './http/middleware/errors.js';
 import { requestContext, requestStart, type RequestLocals } from './http/middleware/request-context.js';
+import { clientAddressOf, noteClientAddress } from './http/client-address.js';
 import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
 import { Evictor } from './cache/evictor.js';
@@ -167,6 +168,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   const recentPulls = config.ui.enabled ? new RecentPulls() : undefined;
   const start = requestStart(log.child({ component: 'http' }), metrics, recentPulls);
   app.use(requestContext(start));
+  app.use(noteClientAddress(clientAddressOf(config.server.trustedProxies)));
   // The registry API first: pulls are nearly all the traffic, and every layer Express tries before the
   // one that answers costs each of them time.
   // With auth on, the dashboard and admin API are for users allowed to pull everything (see below).

@@ -1,6 +1,7 @@
 // The one configuration schema. Every option, its default (with units) and its meaning lives here;
 // the README's configuration reference is written from this file. Types are derived from the schema.
 import { z } from 'zod';
+import { isAddressBlock } from '../address-blocks.js';
 import { parseDuration, parseSize } from './units.js';
 
 const duration = (what: string) =>
@@ -294,6 +295,14 @@ export const configSchema = z.strictObject({
      * descriptor and buffers; dockerd and containerd open a handful per pull or push. Default 1024.
      */
     maxConnections: z.number().int().min(1).default(1024),
+    /**
+     * Reverse proxies (addresses or CIDR blocks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For is believed:
+     * a request from one of them is counted against the client address the proxy appended (failed
+     * logins per address, upload sessions per anonymous client). Set it when Longshore runs behind
+     * HAProxy (`option forwardfor`) or an ingress; otherwise every user shares the proxy's address and
+     * one attacker's failed logins lock everyone out. Default []: the header is never read.
+     */
+    trustedProxies: z.array(z.string().refine(isAddressBlock, 'must be an IP address or CIDR block, e.g. 10.0.0.0/8')).max(1024).default([]),
   }).refine((s) => s.requestTimeout === 0 || s.headersTimeout <= s.requestTimeout, {
     message: 'headersTimeout must not exceed requestTimeout', path: ['headersTimeout'],
   }).prefault({}),

@@ -127,6 +127,18 @@ describe('push limits', () => {
       assert.equal((await call(mirror.url, 'POST', '/v2/team/app/blobs/uploads/')).status, 202);
     });
 
+    it('behind a trusted proxy, counts each forwarded client; a client cannot pick a fresh identity by header', async () => {
+      const mirror = await mirrorWith({ maxUploadsPerClient: 2 }, { server: { trustedProxies: ['127.0.0.1'] } });
+      const from = (client: string) => ({ 'x-forwarded-for': client });
+      for (let i = 0; i < 2; i++) assert.equal((await call(mirror.url, 'POST', '/v2/team/app/blobs/uploads/', undefined, from('203.0.113.1'))).status, 202);
+      assert.equal((await call(mirror.url, 'POST', '/v2/team/app/blobs/uploads/', undefined, from('6.6.6.6, 203.0.113.1'))).status, 429, 'what the client writes left of the proxy is ignored');
+      assert.equal((await call(mirror.url, 'POST', '/v2/team/app/blobs/uploads/', undefined, from('203.0.113.2'))).status, 202, 'another client behind the proxy has its own slots');
+      // Without the setting, the header is not read: all of these are one client, the peer.
+      const plain = await mirrorWith({ maxUploadsPerClient: 2 });
+      for (let i = 0; i < 2; i++) assert.equal((await call(plain.url, 'POST', '/v2/team/app/blobs/uploads/', undefined, from(`203.0.113.${i}`))).status, 202);
+      assert.equal((await call(plain.url, 'POST', '/v2/team/app/blobs/uploads/', undefined, from('203.0.113.9'))).status, 429);
+    });
+
     it('counts sessions resumed after a restart', async () => {
       const first = await mirrorWith({ maxUploadsPerClient: 2 });
       for (let i = 0; i < 2; i++) assert.equal((await call(first.url, 'POST', '/v2/team/app/blobs/uploads/')).status, 202);

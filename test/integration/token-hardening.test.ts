@@ -228,3 +228,47 @@ describe('token endpoint: failed logins per client address', () => {
     assert.equal((await get(url, { authorization: basic('alice', PASSWORD) })).status, 429, 'ten failures in the window again');
   });
 });
+
+describe('token endpoint: failed logins behind a reverse proxy', () => {
+  const cheapHash = bcrypt.hashSync(PASSWORD, 4);
+  const through = (client: string, password: string) => ({ authorization: basic('alice', password), 'x-forwarded-for': client });
+
+  async function fail(url: string, client: string, times: number): Promise<void> {
+    for (let i = 0; i < times; i++) assert.equal((await get(url, through(client, `guess-${i}`))).status, 401, `${client}: failure ${i + 1}`);
+  }
+
+  it('counts a client that rotates X-Forwarded-For as one address when no proxy is trusted', async () => {
+    const fake = await FakeRegistry.start();
+    const mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } }, auth: { enabled: true, users: [{ username: 'alice', passwordHash: cheapHash }] } });
+    try {
+      const url = `${mirror.url}/token?service=longshore`;
+      for (let i = 0; i < 10; i++) assert.equal((await get(url, through(`203.0.113.${i}`, `guess-${i}`))).status, 401);
+      assert.equal((await get(url, through('203.0.113.200', PASSWORD))).status, 429, 'a new X-Forwarded-For value is no new identity');
+    } finally {
+      await mirror.close();
+      await fake.close();
+    }
+  });
+
+  it('with server.trustedProxies, holds back the attacker behind the proxy and not everyone else', async () => {
+    const fake = await FakeRegistry.start();
+    const mirror = await startMirror({
+      upstreams: { 'docker.io': { url: fake.registryUrl } },
+      auth: { enabled: true, users: [{ username: 'alice', passwordHash: cheapHash }] },
+      server: { trustedProxies: ['127.0.0.1'] },
+    });
+    try {
+      const url = `${mirror.url}/token?service=longshore`;
+      // The attacker writes its own X-Forwarded-For; the proxy appends the address it saw.
+      await fail(url, '6.6.6.6, 203.0.113.66', 10);
+      assert.equal((await get(url, through('203.0.113.66', PASSWORD))).status, 429, 'the attacker is held back');
+      assert.equal((await get(url, through('6.6.6.6, 203.0.113.66', PASSWORD))).status, 429, 'whatever it writes left of the proxy');
+      assert.equal((await get(url, through('203.0.113.7', PASSWORD))).status, 200, 'another user behind the same proxy logs in');
+      const refused = mirror.logs().filter((l) => l.msg === 'login refused').length;
+      assert.equal(refused, 10);
+    } finally {
+      await mirror.close();
+      await fake.close();
+    }
+  });
+});

@@ -60,6 +60,7 @@ describeWithTools('deploy/haproxy/haproxy.cfg', ['haproxy'], () => {
     const defaults = cfg.get('defaults')!;
     assert.ok(defaults.includes('option httpchk GET /readyz'));
     assert.ok(defaults.includes('option redispatch 1'));
+    assert.ok(defaults.includes('option forwardfor'), 'nodes can tell clients apart behind the proxy');
     assert.ok(defaults.some((l) => l.startsWith('retry-on ') && l.includes('conn-failure') && l.includes('empty-response')));
     // Writes are never replayed once sent.
     assert.deepEqual(cfg.get('backend local_writes')!.filter((l) => l.startsWith('retry-on')), ['retry-on conn-failure']);

@@ -6,6 +6,7 @@ import type { LocalRegistry } from '../../registry/local-registry.js';
 import { parseDigest, parseReference } from '../../registry/reference.js';
 import { LOCAL, type RepositoryRef, type UpstreamRouter } from '../../registry/routing.js';
 import { readLimited } from '../../read-limited.js';
+import { clientAddress } from '../client-address.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 
 /** Referrers are listed for local repositories only (writes are routed by UpstreamRouter.routeWrite). */
@@ -31,7 +32,7 @@ function blobCreated(res: Response, name: string, digest: string): void {
 /** Who holds an upload session, for local.maxUploadsPerClient: the authenticated user, else the remote address. */
 function clientOf(req: Request, res: Response): string {
   const subject = (res.locals as RequestLocals).subject;
-  return subject !== undefined ? `user:${subject}` : `address:${req.socket.remoteAddress ?? ''}`;
+  return subject !== undefined ? `user:${subject}` : `address:${clientAddress(req, res)}`;
 }
 
 /** Content-Length of a chunk, when the client sent one. */

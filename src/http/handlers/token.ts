@@ -13,6 +13,7 @@ import type { ClientAuth } from '../../auth/client-auth.js';
 import type { Subject } from '../../auth/rules.js';
 import { parseScopes } from '../../auth/scope.js';
 import { LongshoreError, type ErrorCode } from '../../errors.js';
+import { clientAddress } from '../client-address.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 import { basicCredentials } from '../authorization.js';
 import { nsOf } from '../registry-target.js';
@@ -65,7 +66,7 @@ export function tokenRouter(auth: ClientAuth, log: Logger): express.Router {
     let subject: Subject = null;
     if (request.credentials) {
       const { username, password } = request.credentials;
-      if (!(await auth.login(username, password, clientAddress(req)))) {
+      if (!(await auth.login(username, password, clientAddress(req, res)))) {
         log.info({ user: username.slice(0, 128), requestId: (res.locals as RequestLocals).requestId }, 'login refused');
         throw new LongshoreError('LS_UNAUTHORIZED', 'incorrect username or password');
       }
@@ -141,10 +142,6 @@ function bodyParserError(err: unknown): string | undefined {
   return typeof type === 'string' ? type : 'body.unreadable';
 }
 
-/** The address failed logins are counted against. Behind a reverse proxy, the proxy's. */
-function clientAddress(req: Request): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
 
 function stringParam(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

@@ -6,6 +6,7 @@
 // remembered for a minute, by a hash of the header.
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { clientAddress } from '../client-address.js';
 import { LRUCache } from 'lru-cache';
 import type { ClientAuth } from '../../auth/client-auth.js';
 import { TokenInvalidError } from '../../auth/tokens.js';
@@ -36,7 +37,7 @@ export function requireAdmin(auth: ClientAuth) {
     return credentials.username;
   };
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const subject = await who(req.headers.authorization, req.socket.remoteAddress);
+    const subject = await who(req.headers.authorization, clientAddress(req, res));
     if (subject === null) {
       res.setHeader('www-authenticate', 'Basic realm="Longshore", charset="UTF-8"');
       throw new LongshoreError('LS_UNAUTHORIZED', 'the dashboard and admin API need the credentials of a user allowed to pull every repository');

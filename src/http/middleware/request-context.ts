@@ -22,6 +22,8 @@ export interface RequestLocals {
   pull?: { upstream: string; repository: string; reference: string };
   /** What the registry request is for, parsed once (http/registry-target.ts); set by the first reader. */
   target?: RegistryTarget;
+  /** The client's address (http/client-address.ts: the peer, or what a trusted proxy forwarded); not set on the fast path. */
+  client?: string;
   /** The client's Basic credentials (see RequestContext); never logged. */
   credentials?: { username: string; password: string } | undefined;
 }
