@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
-import { LongshoreError } from '../errors.js';
+import { ConfigError, LongshoreError } from '../errors.js';
 import type { CheckReply } from './bcrypt-worker.js';
 
 export interface PasswordChecker {
@@ -64,7 +64,7 @@ export class PasswordPool implements PasswordChecker {
   checks = 0;
 
   constructor(private readonly options: PasswordPoolOptions = { threads: 2, maxWaiting: 64 }) {
-    if (options.threads < 1 || options.maxWaiting < 0) throw new RangeError('a password pool needs a thread');
+    if (options.threads < 1 || options.maxWaiting < 0) throw new ConfigError('a password pool needs a thread and a queue of 0 or more');
   }
 
   /** Threads alive now: 0 before the first check and after `close`. */

@@ -63,8 +63,8 @@ export function parseHtpasswd(text: string): UserEntry[] {
     const colon = line.indexOf(':');
     const username = colon > 0 ? line.slice(0, colon) : '';
     const passwordHash = line.slice(colon + 1);
-    if (username === '' || /\s/.test(username)) throw new Error(`line ${index + 1} is not "user:hash"`);
-    if (!BCRYPT.test(passwordHash)) throw new Error(`line ${index + 1} (user "${username}") is not a bcrypt entry; create it with htpasswd -B`);
+    if (username === '' || /\s/.test(username)) throw new ConfigError(`line ${index + 1} is not "user:hash"`);
+    if (!BCRYPT.test(passwordHash)) throw new ConfigError(`line ${index + 1} (user "${username}") is not a bcrypt entry; create it with htpasswd -B`);
     entries.push({ username, passwordHash });
   });
   return entries;

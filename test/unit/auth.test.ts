@@ -84,6 +84,7 @@ describe('user store', () => {
       assert.throws(() => parseHtpasswd(`bob:${hash}\n${line}\n`), (err: Error) => {
         assert.match(err.message, /line 2 \(user "carol"\) is not a bcrypt entry/);
         assert.ok(!err.message.includes(line.slice(6)));
+        assert.equal((err as Error & { code?: string }).code, 'LS_CONFIG_INVALID');
         return true;
       });
     }
