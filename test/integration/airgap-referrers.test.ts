@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { scanTar } from '../../src/jobs/bundle/tar.js';
+import { TAR_END, readTar, scanTar, tarHeader, tarPadding } from '../../src/jobs/bundle/tar.js';
 import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
 import { publishImage, type PublishedImage } from '../helpers/images.js';
@@ -92,6 +93,20 @@ async function bundleBlobs(file: string): Promise<string[]> {
   } finally {
     await handle.close();
   }
+}
+
+/** Copies a bundle, entry by entry: `edit` returns the new body, or null to leave the entry out. */
+async function rewrite(from: string, to: string, edit: (name: string, body: Buffer) => Buffer | null): Promise<void> {
+  const parts: Buffer[] = [];
+  for await (const entry of readTar(createReadStream(from))) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry.body()) chunks.push(Buffer.from(chunk));
+    const body = edit(entry.name, Buffer.concat(chunks));
+    if (body === null) continue;
+    parts.push(tarHeader(entry.name, body.length), body, tarPadding(body.length));
+  }
+  parts.push(TAR_END);
+  await writeFile(to, Buffer.concat(parts));
 }
 
 interface Artifact { digest: string; layer: string; payload: Buffer }
@@ -283,6 +298,51 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
     const listed = (await get(`${gapped.mirror.url}/v2/signed/referrers/${image.index}`)).json<Index>().manifests.map((m) => m.digest).sort();
     assert.deepEqual(listed, [signature.digest, sbom.digest, added.digest].sort());
     assert.deepEqual(await upstreamRequests(gapped.mirror), []);
+  });
+
+  it('a bundle that does not name the list\'s repository (image-spec PR #1171 as other tools write it) gives the list to the images holding its subject', async () => {
+    const { mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    try {
+      const foreign = join(work, 'foreign.tar');
+      await rewrite(bundle, foreign, (name, body) => {
+        if (name !== 'index.json') return body;
+        const index = JSON.parse(body.toString()) as Index;
+        for (const m of index.manifests) delete m.annotations?.['io.longshore.referrers.repository'];
+        return Buffer.from(JSON.stringify(index));
+      });
+      const imported = await cli(configFile, 'import', '--json', foreign);
+      assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+      assert.deepEqual(imported.lines.filter((l) => l.event === 'referrers').map((l) => l.repository).sort(),
+        ['docker.io/library/plain', 'docker.io/library/plain', 'docker.io/library/signed', 'docker.io/library/signed']);
+      const listed = await get(`${mirror.url}/v2/signed/referrers/${image.index}`);
+      assert.deepEqual(listed.json<Index>().manifests.map((m) => m.digest).sort(), [signature.digest, sbom.digest].sort());
+      assert.equal((await get(`${mirror.url}/v2/plain/referrers/${image.index}`)).status, 404, 'not given to a repository without the subject');
+    } finally {
+      await mirror.close();
+      await rm(configFile, { force: true });
+    }
+  });
+
+  it('refuses a referrers list whose referrer the bundle lacks, leaving the image imported and the list not half there', async () => {
+    const { mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    try {
+      const lacking = join(work, 'lacking.tar');
+      await rewrite(bundle, lacking, (name, body) => (name === `blobs/sha256/${hexOf(sbom.digest)}` ? null : body));
+      const imported = await cli(configFile, 'import', '--json', lacking);
+      assert.equal(imported.code, 1, imported.stderr + imported.stdout);
+      const refused = imported.lines.filter((l) => l.event === 'referrers' && l.error !== undefined);
+      assert.equal(refused.length, 1, JSON.stringify(imported.lines));
+      assert.equal(refused[0]!.subject, image.index);
+      assert.match((refused[0]!.error as { message: string }).message, new RegExp(`blobs/sha256/${hexOf(sbom.digest)} is missing`));
+      assert.equal((await get(`${mirror.url}/v2/signed/manifests/1.0`, { accept: ALL_MANIFEST_TYPES })).status, 200, 'the image itself is whole');
+      assert.equal((await get(`${mirror.url}/v2/signed/referrers/${image.index}`)).status, 404);
+      assert.equal((await get(`${mirror.url}/v2/signed/manifests/${signature.digest}`, { accept: OCI_MANIFEST })).status, 404, 'nothing of the refused list is served');
+      assert.equal((await get(`${mirror.url}/v2/signed/referrers/${image.platforms['linux/amd64']}`)).status, 200, 'the other lists are imported');
+      assert.deepEqual(await reported(mirror), onDisk(mirror.dataDir));
+    } finally {
+      await mirror.close();
+      await rm(configFile, { force: true });
+    }
   });
 
   it('refuses a bundle whose referrer blob has one flipped byte, naming the entry, and serves nothing of it', async () => {
