@@ -64,10 +64,11 @@ export async function airgap(command: 'warm' | 'export' | 'import', args: readon
   const refs = [...parsed.positional];
   for (const list of parsed.values.get('--file') ?? []) refs.push(...refsFromList(await readFile(list, 'utf8')));
   if (refs.length === 0) throw new ConfigError(`${command}: name at least one image REF (or --file LIST)`);
-  if (command === 'warm') return warm(refs, platforms, concurrency, config, json, print);
+  const withReferrers = parsed.flags.has('--with-referrers');
+  if (command === 'warm') return warm(refs, platforms, concurrency, withReferrers, config, json, print);
   const output = parsed.values.get('--output')?.at(-1);
   if (!output) throw new ConfigError('export: --output FILE is required');
-  return exportBundle(refs, platforms, concurrency, parsed.values.get('--since') ?? [], output, config, json, print);
+  return exportBundle(refs, platforms, concurrency, withReferrers, parsed.values.get('--since') ?? [], output, config, json, print);
 }
 
 /** Runs `work` against the owner of the data directory: remotely, or alone with the lock held. */
@@ -102,20 +103,24 @@ function reporter(display: ProgressDisplay, json: boolean, print: Print): (event
       if (json) print(JSON.stringify(event));
       else if (error) print(`${event.ref}: ${error.message ?? 'failed'}`);
       else if (!process.stderr.isTTY) print(`${event.ref}: ${event.digest as string}, ${human(Number(event.bytes))} (${human(Number(event.fetchedBytes ?? event.newBytes ?? 0))} new)`);
+    } else if (event.event === 'referrers') {
+      const error = event.error as { message?: string } | undefined;
+      if (json) print(JSON.stringify(event));
+      else if (error) print(`referrers of ${event.subject}: ${error.message ?? 'failed'}`);
     }
   };
 }
 
-async function warm(refs: string[], platforms: PlatformChoice, concurrency: number, config: Config, json: boolean, print: Print): Promise<number> {
+async function warm(refs: string[], platforms: PlatformChoice, concurrency: number, withReferrers: boolean, config: Config, json: boolean, print: Print): Promise<number> {
   const display = ProgressDisplay.forTerminal(json, 'all images');
   const onEvent = reporter(display, json, print);
-  const request = { refs, platforms, concurrency };
+  const request = { refs, platforms, concurrency, ...(withReferrers ? { withReferrers } : {}) };
   const summary = await withOwner(config, 'warm',
     (client) => client.job('warm', request, onEvent),
     async (longshore) => ({ ...(await longshore.jobs.warm(request, onEvent)).summary }));
   display.stop();
   delete summary.event;
-  print(json ? JSON.stringify({ event: 'summary', ...summary }) : `warmed ${String(summary.images)} image(s), ${String(summary.blobs)} blobs, ${human(Number(summary.bytes))}: ${human(Number(summary.fetchedBytes))} fetched, ${human(Number(summary.cachedBytes))} already cached, in ${Number(summary.seconds).toFixed(1)} s${Number(summary.failed) > 0 ? `; ${String(summary.failed)} failed` : ''}`);
+  print(json ? JSON.stringify({ event: 'summary', ...summary }) : `warmed ${String(summary.images)} image(s)${summary.referrers !== undefined ? ` with ${String(summary.referrers)} referrer manifest(s)` : ''}, ${String(summary.blobs)} blobs, ${human(Number(summary.bytes))}: ${human(Number(summary.fetchedBytes))} fetched, ${human(Number(summary.cachedBytes))} already cached, in ${Number(summary.seconds).toFixed(1)} s${Number(summary.failed) > 0 ? `; ${String(summary.failed)} failed` : ''}`);
   return Number(summary.failed) > 0 ? 1 : 0;
 }
 
@@ -141,7 +146,7 @@ export async function carriedBy(bundles: readonly string[]): Promise<Set<string>
   return out;
 }
 
-async function exportBundle(refs: string[], platforms: PlatformChoice, concurrency: number, since: readonly string[], output: string, config: Config, json: boolean, print: Print): Promise<number> {
+async function exportBundle(refs: string[], platforms: PlatformChoice, concurrency: number, withReferrers: boolean, since: readonly string[], output: string, config: Config, json: boolean, print: Print): Promise<number> {
   const started = Date.now();
   const exclude = [...(await carriedBy(since))];
   const partial = join(dirname(output), `.${basename(output)}.partial-${process.pid}`);
@@ -153,7 +158,7 @@ async function exportBundle(refs: string[], platforms: PlatformChoice, concurren
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    const request = { refs, platforms, concurrency };
+    const request = { refs, platforms, concurrency, ...(withReferrers ? { withReferrers } : {}) };
     const result = await withOwner<{ size: number; blobs: number; omitted: number; fetchedBytes?: unknown; cachedBytes?: unknown }>(config, 'export',
       async (client) => {
         const warmed = await client.job('warm', request, onEvent);
@@ -190,7 +195,7 @@ async function importFiles(files: readonly string[], config: Config, json: boole
   const started = Date.now();
   const display = ProgressDisplay.forTerminal(json, 'bundles');
   const onEvent = reporter(display, json, print);
-  const totals = { images: 0, failed: 0, blobs: 0, bytes: 0 };
+  const totals = { images: 0, failed: 0, blobs: 0, bytes: 0, referrers: 0 };
   await withOwner(config, 'import',
     async (client) => {
       for (const file of files) {
@@ -210,17 +215,19 @@ async function importFiles(files: readonly string[], config: Config, json: boole
           throw isLongshoreError(err) ? new LongshoreError(err.code, `${file}: ${err.message}`, err.detail) : err;
         });
         const failed = result.images.filter((i) => i.error).length;
-        add(totals, { images: result.images.length - failed, failed, blobs: result.blobs, bytes: result.bytes });
+        const listsFailed = result.referrers.filter((r) => r.error).length;
+        add(totals, { images: result.images.length - failed, failed: failed + listsFailed, blobs: result.blobs, bytes: result.bytes, referrers: result.referrers.length - listsFailed });
       }
     });
   display.stop();
   const summary = { ...totals, seconds: (Date.now() - started) / 1000 };
-  print(json ? JSON.stringify({ event: 'summary', ...summary }) : `imported ${summary.images} image(s), ${summary.blobs} blobs, ${human(summary.bytes)} in ${summary.seconds.toFixed(1)} s${summary.failed > 0 ? `; ${summary.failed} failed` : ''}`);
+  print(json ? JSON.stringify({ event: 'summary', ...summary }) : `imported ${summary.images} image(s)${summary.referrers > 0 ? `, ${summary.referrers} referrers list(s)` : ''}, ${summary.blobs} blobs, ${human(summary.bytes)} in ${summary.seconds.toFixed(1)} s${summary.failed > 0 ? `; ${summary.failed} failed` : ''}`);
   return summary.failed > 0 ? 1 : 0;
 }
 
-function add(totals: { images: number; failed: number; blobs: number; bytes: number }, result: Record<string, unknown>): void {
+function add(totals: { images: number; failed: number; blobs: number; bytes: number; referrers: number }, result: Record<string, unknown>): void {
   totals.images += Number(result.images ?? 0);
+  totals.referrers += Number(result.referrers ?? 0);
   totals.failed += Number(result.failed ?? 0);
   totals.blobs += Number(result.blobs ?? 0);
   totals.bytes += Number(result.bytes ?? 0);

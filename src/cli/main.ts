@@ -8,9 +8,9 @@
 //                                            mismatching files to <dataDir>/quarantine and forget them
 //   longshore health                         exit 0 if the server of this config answers /healthz (the
 //                                            container image's HEALTHCHECK)
-//   longshore warm [--platform P,…|all] [--concurrency N] [--file LIST] REF…
-//                                            fetch images into the cache
-//   longshore export --output FILE [--platform …] [--since OLD_BUNDLE…] [--file LIST] REF…
+//   longshore warm [--platform P,…|all] [--concurrency N] [--with-referrers] [--file LIST] REF…
+//                                            fetch images (and their signatures, attestations) into the cache
+//   longshore export --output FILE [--platform …] [--since OLD_BUNDLE…] [--with-referrers] [--file LIST] REF…
 //                                            write images as an OCI image layout tarball (cli/airgap.ts)
 //   longshore import FILE…                   store the images of bundles, verified, as cached content
 // Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
@@ -45,7 +45,7 @@ import { findOwner } from './owner.js';
 import { human } from './progress.js';
 
 const USAGE = 'usage: longshore <du|gc|verify|health|warm|export|import> [--config PATH] [--json] [du: --top N] [gc: --to SIZE --dry-run] [verify: --quarantine] '
-  + '[warm: --platform OS/ARCH,…|all --concurrency N --file LIST REF…] [export: --output FILE --platform … --since OLD_BUNDLE… --file LIST REF…] [import: FILE…]';
+  + '[warm: --platform OS/ARCH,…|all --concurrency N --with-referrers --file LIST REF…] [export: --output FILE --platform … --since OLD_BUNDLE… --with-referrers --file LIST REF…] [import: FILE…]';
 const COMMANDS = ['du', 'gc', 'verify', 'health', 'warm', 'export', 'import'];
 /** How long `health` waits for an answer (Docker's HEALTHCHECK allows 3 s by default here). */
 const HEALTH_TIMEOUT_MS = 2_500;

@@ -98,7 +98,11 @@ export function jobsRouter(deps: JobsRouterDeps): express.Router {
     await stream(res, async (emit, signal) => {
       const result = await deps.jobs.importBundle(req, emit, signal);
       const failed = result.images.filter((i) => i.error).length;
-      return { images: result.images.length - failed, failed, blobs: result.blobs, bytes: result.bytes, seconds: result.seconds };
+      const listsFailed = result.referrers.filter((r) => r.error).length;
+      return {
+        images: result.images.length - failed, failed: failed + listsFailed, blobs: result.blobs, bytes: result.bytes, seconds: result.seconds,
+        ...(result.referrers.length > 0 ? { referrers: result.referrers.length - listsFailed } : {}),
+      };
     });
   });
 
@@ -130,7 +134,7 @@ function object(body: unknown): Record<string, unknown> {
   return typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : {};
 }
 
-function warmRequest(raw: unknown, defaults: JobsRouterDeps['defaults']): { refs: string[]; platforms: ReturnType<typeof parsePlatforms>; concurrency: number } {
+function warmRequest(raw: unknown, defaults: JobsRouterDeps['defaults']): { refs: string[]; platforms: ReturnType<typeof parsePlatforms>; concurrency: number; withReferrers: boolean } {
   const body = object(raw);
   const refs = body.refs;
   if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS || !refs.every((r) => typeof r === 'string')) {
@@ -139,5 +143,6 @@ function warmRequest(raw: unknown, defaults: JobsRouterDeps['defaults']): { refs
   const platforms = parsePlatforms(typeof body.platforms === 'string' ? body.platforms : Array.isArray(body.platforms) ? body.platforms.join(',') : undefined, defaults.platforms);
   const concurrency = body.concurrency === undefined ? defaults.concurrency : Number(body.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new LongshoreError('LS_QUERY_INVALID', 'concurrency: expected an integer from 1 to 64');
-  return { refs: refs as string[], platforms, concurrency };
+  if (body.withReferrers !== undefined && typeof body.withReferrers !== 'boolean') throw new LongshoreError('LS_QUERY_INVALID', 'withReferrers: expected true or false');
+  return { refs: refs as string[], platforms, concurrency, withReferrers: body.withReferrers === true };
 }

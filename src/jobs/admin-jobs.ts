@@ -35,6 +35,8 @@ export interface WarmRequest {
   refs: readonly string[];
   platforms: PlatformChoice;
   concurrency: number;
+  /** Also fetch (and export) the referrers of each image's manifests: `--with-referrers`. */
+  withReferrers?: boolean | undefined;
 }
 
 export interface WarmSummary {
@@ -44,6 +46,8 @@ export interface WarmSummary {
   bytes: number;
   fetchedBytes: number;
   cachedBytes: number;
+  /** Referrer manifests (signatures, attestations…) fetched with the images: only with withReferrers. */
+  referrers?: number;
   seconds: number;
 }
 
@@ -140,7 +144,7 @@ export class AdminJobs {
     const blobSlots = new Semaphore(request.concurrency);
     const imageSlots = new Semaphore(request.concurrency);
     const progress = new ProgressThrottle(emit);
-    const summary: WarmSummary = { images: 0, failed: 0, blobs: 0, bytes: 0, fetchedBytes: 0, cachedBytes: 0, seconds: 0 };
+    const summary: WarmSummary = { images: 0, failed: 0, blobs: 0, bytes: 0, fetchedBytes: 0, cachedBytes: 0, ...(request.withReferrers ? { referrers: 0 } : {}), seconds: 0 };
     const warmed: Array<WarmedImage | undefined> = [];
     await Promise.all(request.refs.map((text, i) => imageSlots.run(async () => {
       const imageStarted = Date.now();
@@ -149,22 +153,28 @@ export class AdminJobs {
         const ref = parseImageRef(text, this.deps.router);
         const image = await warmer.warm(ref, {
           platforms: request.platforms,
+          withReferrers: request.withReferrers,
           slots: blobSlots,
           signal,
           onPlan: (bytes) => emit({ event: 'plan', ref: ref.full, bytes }),
           onBytes: (bytes) => progress.add(ref.full, bytes),
         });
         warmed[i] = image;
-        const bytes = image.blobs.reduce((s, b) => s + b.size, 0) + image.manifests.reduce((s, m) => s + m.size, 0);
+        const referrers = image.referrers;
+        const blobs = [...image.blobs, ...(referrers?.blobs ?? [])];
+        const bytes = blobs.reduce((s, b) => s + b.size, 0) + [...image.manifests, ...(referrers?.manifests ?? [])].reduce((s, m) => s + m.size, 0);
         summary.images++;
-        summary.blobs += image.blobs.length;
+        summary.blobs += blobs.length;
+        if (referrers) summary.referrers! += referrers.manifests.length;
         summary.bytes += bytes;
         summary.fetchedBytes += image.fetchedBytes;
         summary.cachedBytes += image.cachedBytes;
         progress.flush();
         emit({
           event: 'image', ref: ref.full, digest: image.root.digest, platforms: image.platforms, manifests: image.manifests.length,
-          blobs: image.blobs.length, bytes, fetchedBytes: image.fetchedBytes, cachedBytes: image.cachedBytes, seconds: (Date.now() - imageStarted) / 1000,
+          blobs: blobs.length, bytes, fetchedBytes: image.fetchedBytes, cachedBytes: image.cachedBytes,
+          ...(referrers ? { referrers: referrers.manifests.length, referrerTags: referrers.tags.map((t) => t.tag) } : {}),
+          seconds: (Date.now() - imageStarted) / 1000,
         });
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -205,9 +215,10 @@ export class AdminJobs {
         progress.flush();
         emit({ event: 'image', ...image });
       },
+      onReferrers: (list) => emit({ event: 'referrers', ...list }),
     });
     progress.flush();
-    this.deps.log.info({ images: result.images.length, failed: result.images.filter((i) => i.error).length, bytes: result.bytes }, 'bundle imported');
+    this.deps.log.info({ images: result.images.length, failed: result.images.filter((i) => i.error).length, referrers: result.referrers.length, bytes: result.bytes }, 'bundle imported');
     return { ...result, seconds: (Date.now() - started) / 1000 };
   }
 }

@@ -7,6 +7,8 @@ export type JobEvent =
   | { event: 'progress'; ref?: string; bytes: number }
   /** One image done (or failed, with `error`). */
   | { event: 'image'; ref: string; [key: string]: unknown }
+  /** Import: one subject's referrers list stored for a repository (or refused, with `error`). */
+  | { event: 'referrers'; subject: string; [key: string]: unknown }
   /** The job's summary; always the last event of a job that ran to its end. */
   | { event: 'result'; [key: string]: unknown }
   /** The job failed as a whole; the last event. */

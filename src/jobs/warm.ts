@@ -5,6 +5,7 @@
 import { LongshoreError, isLongshoreError } from '../errors.js';
 import { AcceptSet, INDEX_TYPES, MANIFEST_TYPES, manifestReferences } from '../registry/media-types.js';
 import type { ProxyRegistry } from '../registry/proxy.js';
+import { referrersTagOf } from '../digest.js';
 import { parseDigest, type Digest } from '../registry/reference.js';
 import type { RepositoryRef } from '../registry/routing.js';
 import type { RequestContext } from '../registry/types.js';
@@ -14,6 +15,12 @@ import type { ImageRef } from './image-ref.js';
 export const ACCEPT_ALL = AcceptSet.parse(MANIFEST_TYPES.join(', '));
 /** Indexes inside indexes are followed this deep at most. */
 const MAX_DEPTH = 4;
+/**
+ * Tags that carry a subject's signatures and attestations where registries lack the referrers API,
+ * appended to `<alg>-<hex>` (referrersTagOf): "" is the referrers tag schema's index (distribution-spec
+ * "Referrers Tag Schema"); ".sig", ".att" and ".sbom" are cosign's tags.
+ */
+export const REFERRER_TAG_SUFFIXES = ['', '.sig', '.att', '.sbom'] as const;
 
 /** "linux/amd64", "linux/arm/v7"; or every platform. */
 export type PlatformChoice = readonly string[] | 'all';
@@ -37,10 +44,29 @@ export interface WarmedImage {
   /** Bytes that came from the upstream for this image, and bytes that were cached already. */
   fetchedBytes: number;
   cachedBytes: number;
+  /** With `withReferrers`: what refers to the image's manifests, fetched into the cache too. */
+  referrers?: WarmedReferrers | undefined;
+}
+
+/**
+ * The referrers of an image's root and chosen platform manifests, one level deep: the referrers of a
+ * referrer (a signature of an SBOM) are not followed.
+ */
+export interface WarmedReferrers {
+  /** Each subject's referrers list as this mirror stores it (an OCI index; empty lists included). */
+  lists: Array<{ subject: Digest; list: StoredManifestRef }>;
+  /** Referrer tags the upstream has (REFERRER_TAG_SUFFIXES), with the manifest each points to. */
+  tags: Array<{ tag: string; manifest: StoredManifestRef }>;
+  /** Referrer manifests (listed or tagged), and the children of those that are indexes, each once. */
+  manifests: StoredManifestRef[];
+  /** Their configs and layers, each once. */
+  blobs: Array<{ digest: Digest; size: number }>;
 }
 
 export interface WarmOptions {
   platforms: PlatformChoice;
+  /** Also fetch the referrers (signatures, attestations, SBOMs) of the image's manifests. */
+  withReferrers?: boolean | undefined;
   /** Shared by every image of a job: blob downloads at once. */
   slots: Semaphore;
   signal?: AbortSignal | undefined;
@@ -111,10 +137,16 @@ export class Warmer {
 
     const root = await fetchManifest(ref.reference);
     await walk(root, 0);
-    options.onPlan?.([...blobs.values()].reduce<number>((sum, size) => sum + (size ?? 0), 0));
+    const found = options.withReferrers ? await this.findReferrers(ref, manifests, ctx, options) : undefined;
+    const referrerBlobs = new Map([...(found?.blobs ?? [])].filter(([digest]) => !blobs.has(digest)));
+    if (found) {
+      fetchedBytes += found.fetchedBytes;
+      cachedBytes += found.cachedBytes;
+    }
+    options.onPlan?.([...blobs.values(), ...referrerBlobs.values()].reduce<number>((sum, size) => sum + (size ?? 0), 0));
 
     const sizes = new Map<Digest, number>();
-    await Promise.all([...blobs.keys()].map((digest) => options.slots.run(async () => {
+    await Promise.all([...blobs.keys(), ...referrerBlobs.keys()].map((digest) => options.slots.run(async () => {
       options.signal?.throwIfAborted();
       const { size, fetched } = await this.warmBlob(ref.repo, digest, ctx, options);
       sizes.set(digest, size);
@@ -129,7 +161,77 @@ export class Warmer {
       platforms,
       fetchedBytes,
       cachedBytes,
+      ...(found ? {
+        referrers: {
+          lists: found.lists,
+          tags: found.tags,
+          manifests: found.manifests,
+          blobs: [...found.blobs.keys()].map((digest) => ({ digest, size: sizes.get(digest)! })),
+        },
+      } : {}),
     };
+  }
+
+  /**
+   * The referrers of each of `subjects` through the mirror's own referrers path (the upstream's API, or
+   * its tag schema), every referrer manifest, and the referrer tags the upstream has. Manifests only:
+   * the blobs they name are returned for the caller to fetch with the image's.
+   */
+  private async findReferrers(ref: ImageRef, subjects: readonly StoredManifestRef[], ctx: RequestContext, options: WarmOptions): Promise<{
+    lists: WarmedReferrers['lists'];
+    tags: WarmedReferrers['tags'];
+    manifests: StoredManifestRef[];
+    blobs: Map<Digest, number | undefined>;
+    fetchedBytes: number;
+    cachedBytes: number;
+  }> {
+    const out = { lists: [] as WarmedReferrers['lists'], tags: [] as WarmedReferrers['tags'], manifests: [] as StoredManifestRef[], blobs: new Map<Digest, number | undefined>(), fetchedBytes: 0, cachedBytes: 0 };
+    const taken = new Map<Digest, StoredManifestRef>();
+    const fetch = async (reference: ImageRef['reference']): Promise<StoredManifestRef> => {
+      const known = reference.kind === 'digest' ? taken.get(reference.digest) : undefined;
+      if (known) return known;
+      const answer = await this.registry.manifest(ref.repo, reference, ACCEPT_ALL, 'GET', ctx);
+      if (!answer.body) throw new LongshoreError('LS_INTERNAL', `no manifest body for a referrer of ${ref.full}`);
+      const stored = { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: answer.body };
+      if (taken.has(stored.digest)) return taken.get(stored.digest)!;
+      if (answer.outcome === 'hit') out.cachedBytes += answer.size;
+      else out.fetchedBytes += answer.size;
+      taken.set(stored.digest, stored);
+      out.manifests.push(stored);
+      await this.walkReferrer(stored, out.blobs, fetch);
+      return stored;
+    };
+    for (const subject of subjects) {
+      options.signal?.throwIfAborted();
+      const list = await this.registry.referrersList(ref.repo, subject.digest, ctx);
+      out.lists.push({ subject: subject.digest, list });
+      for (const entry of chooseManifests(list.body, 'all')) await fetch({ kind: 'digest', digest: entry.digest });
+      for (const suffix of REFERRER_TAG_SUFFIXES) {
+        const tag = `${referrersTagOf(subject.digest)}${suffix}`;
+        try {
+          out.tags.push({ tag, manifest: await fetch({ kind: 'tag', tag }) });
+        } catch (err) {
+          if (!isLongshoreError(err, 'LS_MANIFEST_NOT_FOUND')) throw err;
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A referrer's blobs; an index among referrers is taken whole (every child, whatever the platform).
+   * No depth bound is needed: `fetch` takes each digest once, and content cannot name itself.
+   */
+  private async walkReferrer(manifest: StoredManifestRef, blobs: Map<Digest, number | undefined>, fetch: (reference: ImageRef['reference']) => Promise<StoredManifestRef>): Promise<void> {
+    if (INDEX_TYPES.has(manifest.mediaType) || isIndexBody(manifest.body)) {
+      for (const entry of chooseManifests(manifest.body, 'all')) await fetch({ kind: 'digest', digest: entry.digest });
+      return;
+    }
+    const refs = manifestReferences(manifest.body);
+    for (const blob of refs.blobs) {
+      const digest = parseDigest(blob);
+      if (!blobs.has(digest)) blobs.set(digest, refs.sizes?.[blob]);
+    }
   }
 
   /** Opens the blob through the cache; a miss is read to its end, so the download completes and is stored. */

@@ -78,7 +78,7 @@ const OVERSIZE_ENTRIES = 10_000;
  * digest (which no tag can be: tags have no ":"), under this accept key, pointing at the list stored as
  * an OCI index. So it goes stale after tagTTL, is served stale when the upstream fails, and offline.
  */
-const REFERRERS_KEY = 'referrers';
+export const REFERRERS_KEY = 'referrers';
 /** What a referrers tag (the tag schema) is asked for with. */
 const INDEX_ACCEPT = AcceptSet.parse(MediaType.OciIndex);
 
@@ -680,6 +680,22 @@ export class ProxyRegistry implements Registry {
       this.log.warn({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, subject, reason: err.code }, 'serving stale referrers');
       return answer;
     }
+  }
+
+  /**
+   * The referrers list of `subject` as this repository stores it (an OCI index), after referrers() has
+   * answered — fetching, revalidating or serving it stale as for a client. For `warm --with-referrers`
+   * and export, which carry the list itself so an offline mirror can answer from it.
+   */
+  async referrersList(repo: RepositoryRef, subject: Digest, ctx: RequestContext): Promise<{ digest: Digest; mediaType: string; size: number; body: Buffer }> {
+    await this.referrers(repo, subject, undefined, ctx);
+    const row = this.local.catalog.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
+    const body = row && this.heldManifest(repo, row.digest) ? await this.local.manifestBody(row.digest) : undefined;
+    if (!row || !body) {
+      // Evicted (or replaced and evicted) between the answer and this read: rare, and worth a retry by the caller.
+      throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `the referrers list of ${repo.name}@${subject} left the cache while it was read; try again`, { upstream: repo.upstream, repository: repo.name, reference: subject });
+    }
+    return { digest: row.digest, mediaType: MediaType.OciIndex, size: body.length, body };
   }
 
   /** Asks the upstream for the whole referrers list of `subject`, stores it, and returns its bytes. */

@@ -3,12 +3,21 @@
 // `artifactType`) is pushed there, once under cosign's `sha256-<hex>.sig` tag and once listed in the
 // referrers tag schema's index (`sha256-<hex>`), as clients do for such a registry. Through Longshore it
 // is then discovered with the referrers API and with the tag schema, fetched by digest, and the cached
-// referrers list is still served while the upstream is down.
+// referrers list is still served while the upstream is down. Then across an air gap: `export
+// --with-referrers` carries the image with its signature, skopeo still reads the bundle, and a second
+// Longshore, offline with no reachable upstream, imports it and answers the referrers API, the
+// signature's tag and its content from the bundle alone.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Longshore } from './rig/longshore.js';
+import { platformOf } from './rig/images.js';
+import { Longshore, REPO_ROOT } from './rig/longshore.js';
 import { parseBearerChallenge, type Credentials } from './rig/registry-client.js';
+import { Skopeo } from './rig/skopeo.js';
 import { Teardown } from './rig/teardown.js';
 import { describeWithTools } from './rig/tools.js';
 import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
@@ -45,6 +54,8 @@ describeWithTools('signatures and referrers through Longshore from a registry wi
   let signature: string;
   let signatureBody: Buffer;
   let payload: Buffer;
+  let gapped: Longshore;
+  let work: string;
 
   async function pushBlob(repository: string, bytes: Buffer): Promise<string> {
     const digest = sha256(bytes);
@@ -71,6 +82,9 @@ describeWithTools('signatures and referrers through Longshore from a registry wi
       ...upstream.mirrorCredentials,
       upstream: { tagTTL: 0, retries: 0 },
     }), (l) => l.stop());
+    // Nothing listens on port 9, and the mirror is offline anyway.
+    gapped = teardown.add('offline longshore', await Longshore.start({ upstreamUrl: 'http://127.0.0.1:9', username: 'x', password: 'y', config: { offline: true } }), (l) => l.stop());
+    work = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-referrers-')), async (d) => rmSync(d, { recursive: true, force: true }));
 
     const repository = upstream.ocitest.repository;
     subject = upstream.ocitest.index.digest;
@@ -143,5 +157,56 @@ describeWithTools('signatures and referrers through Longshore from a registry wi
     } finally {
       upstream.proxy.fault = null;
     }
+  });
+
+  function cli(server: Longshore, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args, '--config', join(server.dir, 'config.json')],
+        { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 }, (err, stdout, stderr) => {
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+        });
+    });
+  }
+
+  it('export --with-referrers carries the signature; skopeo reads the bundle; an offline mirror imports it and serves the referrers, the .sig tag and the signature with no upstream', { timeout: 300_000 }, async () => {
+    const image = upstream.ocitest;
+    const file = join(work, 'signed.tar');
+    const exported = await cli(longshore, 'export', '--output', file, '--platform', 'linux/amd64', '--with-referrers', '--json', `docker.io/${image.repository}:${image.tag}`);
+    assert.equal(exported.code, 0, `${exported.stderr}\n${exported.stdout}\n${diagnostics()}`);
+    const line = exported.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'image')!;
+    assert.ok(Number(line.referrers) >= 1, JSON.stringify(line));
+
+    // The referrers entries of index.json do not get in the way of a name lookup.
+    const skopeo = new Skopeo(work);
+    const ref = `oci-archive:${file}:docker.io/${image.repository}:${image.tag}`;
+    const raw = await skopeo.run(['inspect', '--raw', ref]);
+    assert.equal(raw.code, 0, raw.stderr);
+    assert.deepEqual(raw.stdout, image.index.bytes, 'the index, byte for byte');
+    const copy = await skopeo.run(['copy', '--override-arch', 'amd64', '--override-os', 'linux', ref, `dir:${join(work, 'copy')}`]);
+    assert.equal(copy.code, 0, copy.stderr);
+    for (const blob of [platformOf(image, 'amd64').config, ...platformOf(image, 'amd64').layers]) assert.deepEqual(readFileSync(join(work, 'copy', blob.digest.slice(7))), blob.bytes);
+
+    const imported = await cli(gapped, 'import', '--json', file);
+    assert.equal(imported.code, 0, `${imported.stderr}\n${imported.stdout}\n${gapped.recentLog()}`);
+    const filtered = await fetch(`${gapped.url}/v2/library/ocitest/referrers/${subject}?artifactType=${encodeURIComponent(SIGNATURE)}`);
+    const text = await filtered.text();
+    assert.equal(filtered.status, 200, `${text}\n${gapped.recentLog()}`);
+    assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
+    assert.deepEqual((JSON.parse(text) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest), [signature]);
+    const all = await fetch(`${gapped.url}/v2/library/ocitest/referrers/${subject}`);
+    assert.deepEqual((await all.json() as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest), [signature]);
+    const manifest = await fetch(`${gapped.url}/v2/library/ocitest/manifests/${signature}`, { headers: { accept: OCI_MANIFEST } });
+    assert.equal(manifest.status, 200);
+    assert.deepEqual(Buffer.from(await manifest.arrayBuffer()), signatureBody);
+    const blob = await fetch(`${gapped.url}/v2/library/ocitest/blobs/${sha256(payload)}`);
+    assert.equal(blob.status, 200);
+    assert.deepEqual(Buffer.from(await blob.arrayBuffer()), payload);
+    const sig = await fetch(`${gapped.url}/v2/library/ocitest/manifests/sha256-${subject.slice('sha256:'.length)}.sig`, { headers: { accept: OCI_MANIFEST } });
+    assert.equal(sig.status, 200, gapped.recentLog());
+    assert.equal(sig.headers.get('docker-content-digest'), signature);
+    await sig.arrayBuffer();
+    // Nothing was ever asked of an upstream.
+    const metrics = await (await fetch(`${gapped.url}/metrics`)).text();
+    assert.doesNotMatch(metrics, /^longshore_upstream_requests_total\{/m);
   });
 });

@@ -6,7 +6,7 @@ import { MediaType } from '../../registry/media-types.js';
 import type { Digest } from '../../registry/reference.js';
 import type { PlatformChoice, WarmedImage } from '../warm.js';
 import { TAR_END, tarEntrySize, tarHeader, tarPadding } from './tar.js';
-import { BUNDLE_JSON, CONTAINERD_NAME, INDEX_JSON, LAYOUT_BODY, OCI_LAYOUT, REF_NAME, blobPath, type BundleInfo } from './layout.js';
+import { BUNDLE_JSON, CONTAINERD_NAME, INDEX_JSON, LAYOUT_BODY, OCI_LAYOUT, REFERRERS_REPOSITORY, REFERRER_SUBJECT, REF_NAME, blobPath, type BundleInfo } from './layout.js';
 
 type Source = { kind: 'buffer'; body: Buffer } | { kind: 'blob'; image: WarmedImage; digest: Digest };
 
@@ -37,22 +37,50 @@ export function planBundle(images: readonly WarmedImage[], platforms: PlatformCh
     blobs++;
     entries.push({ name: blobPath(digest), size, source });
   };
+  // Referrer tags and referrers lists after the images, each once (two images may share a subject).
+  const tagEntries = new Map<string, object>();
+  const listEntries = new Map<string, object>();
+  const referrerManifests = new Set<string>();
   for (const image of images) {
     for (const blob of image.blobs) add(blob.digest, blob.size, { kind: 'blob', image, digest: blob.digest });
     for (const manifest of image.manifests) add(manifest.digest, manifest.size, { kind: 'buffer', body: manifest.body });
+    const referrers = image.referrers;
+    if (!referrers) continue;
+    const repository = `${image.ref.repo.upstream}/${image.ref.repo.name}`;
+    for (const blob of referrers.blobs) add(blob.digest, blob.size, { kind: 'blob', image, digest: blob.digest });
+    for (const manifest of referrers.manifests) {
+      referrerManifests.add(manifest.digest);
+      add(manifest.digest, manifest.size, { kind: 'buffer', body: manifest.body });
+    }
+    for (const { tag, manifest } of referrers.tags) {
+      // Not named for containerd: `ctr import` would take a signature for an image to unpack.
+      tagEntries.set(`${repository}:${tag}`, { mediaType: layoutMediaType(manifest.mediaType), digest: manifest.digest, size: manifest.size, annotations: { [REF_NAME]: `${repository}:${tag}` } });
+    }
+    for (const { subject, list } of referrers.lists) {
+      add(list.digest, list.size, { kind: 'buffer', body: list.body });
+      listEntries.set(`${repository}@${subject}`, { mediaType: list.mediaType, digest: list.digest, size: list.size, annotations: { [REFERRER_SUBJECT]: subject, [REFERRERS_REPOSITORY]: repository } });
+    }
   }
-  const info: BundleInfo = { longshoreBundle: 1, created: new Date().toISOString(), images: images.map((i) => i.ref.full), platforms, omitted };
+  const withReferrers = images.some((i) => i.referrers);
+  const info: BundleInfo = {
+    longshoreBundle: 1, created: new Date().toISOString(), images: images.map((i) => i.ref.full), platforms, omitted,
+    ...(withReferrers ? { referrers: { lists: listEntries.size, manifests: referrerManifests.size, tags: tagEntries.size } } : {}),
+  };
   const infoBody = Buffer.from(`${JSON.stringify(info)}\n`);
   entries.push({ name: BUNDLE_JSON, size: infoBody.length, source: { kind: 'buffer', body: infoBody } });
   const index = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: images.map((image) => ({
-      mediaType: layoutMediaType(image.root.mediaType),
-      digest: image.root.digest,
-      size: image.root.size,
-      annotations: { [REF_NAME]: image.ref.full, [CONTAINERD_NAME]: image.ref.full },
-    })),
+    manifests: [
+      ...images.map((image) => ({
+        mediaType: layoutMediaType(image.root.mediaType),
+        digest: image.root.digest,
+        size: image.root.size,
+        annotations: { [REF_NAME]: image.ref.full, [CONTAINERD_NAME]: image.ref.full },
+      })),
+      ...[...tagEntries].filter(([name]) => !images.some((i) => i.ref.full === name)).map(([, entry]) => entry),
+      ...listEntries.values(),
+    ],
   };
   // Last: an archive cut short has no index.json, so no reader takes it for a whole layout.
   const indexBody = Buffer.from(`${JSON.stringify(index)}\n`);

@@ -13,12 +13,13 @@ import { readFile, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../../errors.js';
 import type { LocalContent } from '../../registry/local-content.js';
-import { INDEX_TYPES, declaredMediaType, manifestReferences } from '../../registry/media-types.js';
+import { INDEX_TYPES, MediaType, declaredMediaType, manifestReferences } from '../../registry/media-types.js';
+import { REFERRERS_KEY } from '../../registry/proxy.js';
 import { parseDigest, type Digest } from '../../registry/reference.js';
-import type { UpstreamRouter } from '../../registry/routing.js';
+import type { RepositoryRef, UpstreamRouter } from '../../registry/routing.js';
 import { parseImageRef, type ImageRef } from '../image-ref.js';
 import { ACCEPT_ALL } from '../warm.js';
-import { BUNDLE_JSON, INDEX_JSON, OCI_LAYOUT, REF_NAME, digestOfPath, type BundleInfo } from './layout.js';
+import { BUNDLE_JSON, INDEX_JSON, OCI_LAYOUT, REFERRERS_REPOSITORY, REFERRER_SUBJECT, REF_NAME, digestOfPath, type BundleInfo } from './layout.js';
 import { readTar } from './tar.js';
 
 /** index.json, oci-layout and longshore-bundle.json are read into memory, up to this size. */
@@ -44,8 +45,20 @@ export interface ImportedImage {
   error?: { code: string; message: string };
 }
 
+/** A subject's referrers list (export --with-referrers), stored for one repository. */
+export interface ImportedReferrers {
+  subject: string;
+  /** "docker.io/library/node"; absent when no repository of the bundle holds the subject. */
+  repository?: string;
+  /** Referrer manifests the list names. */
+  referrers?: number;
+  error?: { code: string; message: string };
+}
+
 export interface ImportResult {
   images: ImportedImage[];
+  /** Referrers lists the bundle carried (layout.ts), after its images. */
+  referrers: ImportedReferrers[];
   /** Entries read from the archive and their bytes. */
   blobs: number;
   bytes: number;
@@ -55,6 +68,7 @@ export interface ImportOptions {
   signal?: AbortSignal | undefined;
   onBytes?: ((n: number) => void) | undefined;
   onImage?: ((image: ImportedImage) => void) | undefined;
+  onReferrers?: ((list: ImportedReferrers) => void) | undefined;
 }
 
 interface Staged {
@@ -124,7 +138,11 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
 
     const images: ImportedImage[] = [];
     const committer = new Committer(deps, staged, omitted);
-    for (const entry of index.manifests as Array<{ digest?: unknown; mediaType?: unknown; size?: unknown; annotations?: Record<string, unknown> }>) {
+    type IndexEntry = { digest?: unknown; mediaType?: unknown; size?: unknown; annotations?: Record<string, unknown> };
+    const entries = index.manifests as IndexEntry[];
+    // Referrers lists (no ref.name, a referrer.subject) go after the images their subjects belong to.
+    const isList = (entry: IndexEntry) => entry?.annotations?.[REF_NAME] === undefined && typeof entry?.annotations?.[REFERRER_SUBJECT] === 'string';
+    for (const entry of entries.filter((e) => !isList(e))) {
       options.signal?.throwIfAborted();
       const name = entry?.annotations?.[REF_NAME];
       let image: ImportedImage;
@@ -138,7 +156,15 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
       images.push(image);
       options.onImage?.(image);
     }
-    return { images, blobs: staged.size, bytes };
+    const referrers: ImportedReferrers[] = [];
+    for (const entry of entries.filter(isList)) {
+      options.signal?.throwIfAborted();
+      for (const list of await committer.commitReferrers(entry, entry.annotations![REFERRER_SUBJECT] as string, entry.annotations![REFERRERS_REPOSITORY])) {
+        referrers.push(list);
+        options.onReferrers?.(list);
+      }
+    }
+    return { images, referrers, blobs: staged.size, bytes };
   } finally {
     // Whatever was not moved into place (unused, or the import failed) goes.
     await Promise.all([...staged.values()].map((s) => rm(s.temp, { force: true })));
@@ -151,7 +177,62 @@ interface Closure {
 }
 
 class Committer {
+  /** Repositories that images of this bundle were committed to, by each manifest of theirs. */
+  private readonly committedIn = new Map<Digest, RepositoryRef[]>();
+
   constructor(private readonly deps: ImportDeps, private readonly staged: Map<Digest, Staged>, private readonly omitted: ReadonlySet<string>) {}
+
+  /**
+   * Stores a subject's referrers list for the repository the entry names or, in a bundle that names
+   * none (another tool's, after image-spec PR #1171), for each repository an image of this bundle holding
+   * the subject went to; then records it as the mirror records a list fetched from an upstream (a
+   * resolution of the subject under REFERRERS_KEY, proxy.ts), so an offline mirror answers the referrers
+   * API from it. Every referrer it names must be carried or held here: a list is never half imported.
+   */
+  async commitReferrers(entry: { digest?: unknown; mediaType?: unknown; size?: unknown }, subjectText: string, named: unknown): Promise<ImportedReferrers[]> {
+    let subject: Digest;
+    let repos: RepositoryRef[];
+    try {
+      subject = parseDigest(subjectText);
+      repos = typeof named === 'string' ? [parseImageRef(`${named}@${subject}`, this.deps.router).repo] : this.committedIn.get(subject) ?? [];
+    } catch (err) {
+      if (!isLongshoreError(err)) throw err;
+      return [{ subject: subjectText.slice(0, 200), error: { code: err.code, message: `${INDEX_JSON}: a referrers list for ${subjectText.slice(0, 200)}: ${err.message}` } }];
+    }
+    if (repos.length === 0) {
+      return [{ subject, error: { code: 'LS_BUNDLE_CONTENT_MISSING', message: `the referrers list of ${subject} belongs to no image of this bundle; it was not imported` } }];
+    }
+    const out: ImportedReferrers[] = [];
+    for (const repo of repos) {
+      const repository = `${repo.upstream}/${repo.name}`;
+      try {
+        const { local } = this.deps;
+        if (!local.holds(repo.upstream, repo.name, subject) || (await local.blobSize(subject)) === undefined) {
+          throw new LongshoreError('LS_BUNDLE_CONTENT_MISSING', `${repository}@${subject}: the bundle carries referrers of a manifest this repository does not hold; import the image first`, { reference: `${repository}@${subject}` });
+        }
+        const list = parseDigest(String(entry.digest));
+        const body = await this.body(list);
+        if (!body) throw invalid(`blobs/${list.replace(':', '/')}`, `is missing: the referrers list of ${repository}@${subject}`);
+        const children = indexChildren(body);
+        const absent: Digest[] = [];
+        for (const child of children) if (!(await this.available(child.digest))) absent.push(child.digest);
+        if (absent.length > 0) {
+          if (absent.some((d) => this.omitted.has(d))) {
+            throw new LongshoreError('LS_BUNDLE_CONTENT_MISSING', `${repository}@${subject}: this incremental bundle left out referrer(s) this mirror does not hold (${absent.slice(0, 3).join(', ')}); import the bundle that carried them first`, { reference: `${repository}@${subject}`, missing: absent.slice(0, 100) });
+          }
+          throw invalid(`blobs/${absent[0]!.replace(':', '/')}`, `is missing: the referrers list of ${repository}@${subject} names it`);
+        }
+        await this.commit({ repo, reference: { kind: 'digest', digest: list }, full: `${repository}@${list}` }, { ...entry, mediaType: MediaType.OciIndex });
+        // Like the bundle's tags: its answer replaces whatever list was cached for the subject.
+        local.catalog.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, list, MediaType.OciIndex);
+        out.push({ subject, repository, referrers: children.length });
+      } catch (err) {
+        if (!isLongshoreError(err)) throw err;
+        out.push({ subject, repository, error: { code: err.code, message: err.message } });
+      }
+    }
+    return out;
+  }
 
   async commit(ref: ImageRef, entry: { digest?: unknown; mediaType?: unknown; size?: unknown }): Promise<ImportedImage> {
     const root = parseDigest(String(entry.digest));
@@ -195,6 +276,10 @@ class Committer {
       bytes += manifest.size;
       local.catalog.recordContent({ digest: manifest.digest, size: manifest.size, mediaType: manifest.mediaType, upstream, repository: name, refs: manifestReferences(manifest.body) });
       local.link(upstream, name, manifest.digest);
+    }
+    for (const manifest of closure.manifests) {
+      const repos = this.committedIn.get(manifest.digest) ?? [];
+      if (!repos.some((r) => r.upstream === upstream && r.name === name)) this.committedIn.set(manifest.digest, [...repos, ref.repo]);
     }
     if (ref.reference.kind === 'tag') {
       // The bundle's answer replaces every earlier resolution of the tag, whatever Accept list asked.
