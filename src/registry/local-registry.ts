@@ -52,6 +52,13 @@ export interface PushedManifest {
   subject?: string;
 }
 
+/**
+ * Bytes an upload's file stream queues before the request body is paused. At fs's default (16 KiB) every
+ * 64 KiB socket read paused the body until its write came back from the thread pool; with room for a
+ * few reads, the stream writes what queued meanwhile in one writev and the socket keeps being read.
+ */
+const UPLOAD_WRITE_BUFFER = 1024 * 1024;
+
 /** Bound on LocalRegistry.notLocal: names, each up to 255 characters. */
 const NOT_LOCAL_NAMES = 10_000;
 
@@ -264,7 +271,7 @@ export class LocalRegistry implements Registry {
     session.busy = true;
     let written = 0;
     try {
-      const out = createWriteStream(session.path, { flags: 'r+', start });
+      const out = createWriteStream(session.path, { flags: 'r+', start, highWaterMark: UPLOAD_WRITE_BUFFER });
       const digester = session.digester;
       await copyAdmitted(body, out, (bytes) => {
         this.admit(start, written, bytes);
