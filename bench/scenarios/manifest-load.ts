@@ -64,8 +64,8 @@ export async function manifestLoadScenario(ctx: ScenarioContext, getTool: 'wrk' 
       };
       for (let i = 0; i < ctx.sizes.loadRuns; i++) {
         // The floor runs next to Longshore's run in every turn, so each pair shares the machine's state.
-        if (turnOrder(i)[0] === 'distribution') await measureFloor(i);
         for (const kind of turnOrder(i)) {
+          if (kind === 'longshore' && turnOrder(i)[0] === 'distribution') await measureFloor(i);
           await upstreamSettled(proxy, 200);
           proxy.reset();
           ctx.upstream.tokens.reset();
