@@ -7,6 +7,7 @@
 // NODE_ARGS='--flag …' starts Longshore's node with those options (some are refused in NODE_OPTIONS).
 // PROFILE=DIR writes Longshore's CPU profile there (summarise it with bench/lib/cpu-profile.ts).
 // GET_TOOL=net sends the GETs with the node:net generator as well.
+// LOG_LEVEL=info runs Longshore with request logs (into a file in the probe's work dir), as scenario 5 does.
 // FLOOR=1 alternates each run with the same load on a bare node:http server that answers the same
 // status, headers and body from memory: the floor for this machine at that moment, which moves a lot.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,8 +22,8 @@ import { loadSnapshot } from './lib/machine.js';
 import { ProcSampler } from './lib/proc-stats.js';
 import { startMirror } from './lib/servers.js';
 import { publishMissing, startUpstream } from './lib/upstream.js';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
+import { startFloor } from './lib/floor.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const cache = process.env.LONGSHORE_BENCH_CACHE ?? join(tmpdir(), 'longshore-bench-cache');
@@ -36,14 +37,15 @@ const workDir = mkdtempSync(join(cache, 'probe-'));
 const getTool = process.env.GET_TOOL === 'net' || spawnSync('wrk', ['--version']).error ? 'net' : 'wrk';
 try {
   const mirror = await startMirror('longshore', { upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build, cpuProfileDir: process.env.PROFILE,
-    nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean) });
+    nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean),
+    ...(process.env.LOG_LEVEL ? { logLevel: process.env.LOG_LEVEL as 'info', logFile: join(workDir, 'longshore.log') } : {}) });
   const url = `${mirror.url}/v2/${images.multi.repository}/manifests/${images.multi.tag}`;
   const headers = { accept: MANIFEST_ACCEPT };
   const first = await fetch(url, { headers });
   await first.arrayBuffer();
   if (first.status !== 200) throw new Error(`warm-up GET answered ${first.status}`);
-  const floor = process.env.FLOOR ? await startFloor(first) : undefined;
-  const targets: [string, string, number][] = [['longshore', url, mirror.pid], ...(floor ? [['floor', floor.url, floor.child.pid!] as [string, string, number]] : [])];
+  const floor = process.env.FLOOR ? await startFloor(first.status, first.headers, Buffer.from(await (await fetch(url, { headers })).arrayBuffer())) : undefined;
+  const targets: [string, string, number][] = [['longshore', url, mirror.pid], ...(floor ? [['floor', `${floor.url}/v2/x/manifests/y`, floor.pid] as [string, string, number]] : [])];
   if (process.env.HOLD) {
     console.log(`holding: ${targets.map(([name, target, pid]) => `${name} pid ${pid} ${target}`).join('; ')}`);
     await new Promise((resolve) => process.once('SIGUSR2', resolve));
@@ -62,22 +64,10 @@ try {
       }
     }
   }
-  floor?.child.kill();
+  await floor?.stop();
   if (process.env.SHOW_LOG) console.log(mirror.recentLog());
   await mirror.stop();
 } finally {
   await upstream.stop();
   rmSync(workDir, { recursive: true, force: true });
-}
-
-/** A node:http server in its own process that answers every request like `sample`, from memory. */
-async function startFloor(sample: Response): Promise<{ url: string; child: ChildProcess }> {
-  const body = Buffer.from(await (await fetch(sample.url, { headers: { accept: MANIFEST_ACCEPT } })).arrayBuffer()).toString('base64');
-  const headers = Object.fromEntries([...sample.headers].filter(([k]) => !['date', 'connection', 'keep-alive'].includes(k)));
-  const code = `const body = Buffer.from(${JSON.stringify(body)}, 'base64'); const headers = ${JSON.stringify(headers)};
-    const server = require('node:http').createServer((req, res) => { for (const k in headers) res.setHeader(k, headers[k]); res.end(req.method === 'HEAD' ? undefined : body); });
-    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = await once(child.stdout!, 'data') as [Buffer];
-  return { url: `http://127.0.0.1:${line.toString().trim()}/v2/x/manifests/y`, child };
 }

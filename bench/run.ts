@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findOnPath, missingTools } from '../test/e2e/rig/tools.js';
 import { buildLongshore } from './lib/build.js';
-import type { ScenarioContext, Sizes } from './lib/context.js';
+import type { MirrorExtras, ScenarioContext, Sizes } from './lib/context.js';
 import { formatSummary, summarizeProfile } from './lib/cpu-profile.js';
 import { FULL_SIZES, QUICK_SIZES, prepareImages } from './lib/images.js';
 import { hasProc, machineInfo } from './lib/machine.js';
@@ -22,6 +22,7 @@ import { coalescingScenario } from './scenarios/coalescing.js';
 import { fleetScenario } from './scenarios/fleet.js';
 import { manifestLoadScenario } from './scenarios/manifest-load.js';
 import { pullScenarios } from './scenarios/pull.js';
+import { pushScenario } from './scenarios/push.js';
 import { resourcesScenario } from './scenarios/resources.js';
 import { streamThroughScenario } from './scenarios/stream-through.js';
 import { throughputScenario } from './scenarios/throughput.js';
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
     workDir: scratch,
     resources: [],
     log: (message) => console.log(`  [${current} +${(Number(process.hrtime.bigint() - scenarioStarted) / 1e9).toFixed(1)} s] ${message}`),
-    async startMirror(kind: ServerKind, upstreamUrl?: string) {
+    async startMirror(kind: ServerKind, upstreamUrl?: string, extra?: MirrorExtras) {
       const cpuProfileDir = options.profile && kind === 'longshore' ? join(profileRoot, `scenario-${current}`) : undefined;
       if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
       const server = await startMirror(kind, {
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
         workDir: join(scratch, 'servers'),
         build,
         ...(cpuProfileDir ? { cpuProfileDir } : {}),
+        ...extra,
       });
       live.add(server);
       const stop = server.stop;
@@ -153,6 +155,7 @@ async function main(): Promise<void> {
   if (only.has(7)) await runScenario(7, `stream-through over a ${formatRate(options.throttle)} link`, () => streamThroughScenario(ctx));
   if (only.has(8)) await runScenario(8, 'the same cold storm through one node and through a three-node fleet', () => fleetScenario(ctx));
   if (only.has(9)) await runScenario(9, 'air gap: warm, export and import against skopeo', () => airgapScenario(ctx));
+  if (only.has(10)) await runScenario(10, 'push of the 1 GiB layer into a local repository', () => pushScenario(ctx));
   results.sort((a, b) => a.id - b.id);
 
   await teardown();

@@ -6,7 +6,10 @@ import type { BenchImage } from './images.js';
 import type { BenchOptions } from './options.js';
 import type { ProcUsage } from './proc-stats.js';
 import type { ScenarioResult } from './results.js';
-import type { MirrorServer, ServerKind } from './servers.js';
+import type { MirrorOptions, MirrorServer, ServerKind } from './servers.js';
+
+/** Per-scenario server options (see MirrorOptions). */
+export type MirrorExtras = Pick<MirrorOptions, 'logLevel' | 'logFile' | 'localPrefixes' | 'plainRegistry'>;
 import type { BenchUpstream } from './upstream.js';
 
 export interface ResourceSample {
@@ -56,7 +59,7 @@ export interface ScenarioContext {
   /** Scratch space for pulls (removed at the end of the run). */
   workDir: string;
   /** A fresh mirror with an empty cache, configured with `upstreamUrl` (default: the counting proxy). */
-  startMirror(kind: ServerKind, upstreamUrl?: string): Promise<MirrorServer>;
+  startMirror(kind: ServerKind, upstreamUrl?: string, extra?: MirrorExtras): Promise<MirrorServer>;
   resources: ResourceSample[];
   log(message: string): void;
 }

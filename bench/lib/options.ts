@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRate } from './units.js';
 
-export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
+export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 /** Scenarios that run in-process, without the servers of the comparison (and are not in the default run). */
 export const NAMED_SCENARIOS = ['cache-policy', 'scale'] as const;
@@ -63,7 +63,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
         const named = items.filter((s) => (NAMED_SCENARIOS as readonly string[]).includes(s)) as NamedScenario[];
         const ids = items.filter((s) => !(NAMED_SCENARIOS as readonly string[]).includes(s)).map(Number);
         if (items.length === 0 || ids.some((id) => !(SCENARIO_IDS as readonly number[]).includes(id))) {
-          throw new Error(`--only expects scenario numbers from 1 to 9 or ${NAMED_SCENARIOS.join(', ')}, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
+          throw new Error(`--only expects scenario numbers from 1 to 10 or ${NAMED_SCENARIOS.join(', ')}, e.g. --only=3,4 (got ${JSON.stringify(value)})`);
         }
         options.only = new Set(ids as ScenarioId[]);
         options.named = new Set(named);

@@ -5,12 +5,16 @@
 //                 Debian's default config
 // Both are configured with the same upstream URL (a counting proxy) and the same pull-only account.
 // Readiness is `GET /v2/` answering 200: Longshore logs "listening" at info, which warn suppresses.
+// Options for single scenarios: Longshore at another log level, its output appended to a file instead
+// of a pipe the bench reads (scenario 5 measures with request logs at info, and reading 20k lines/s
+// in the bench process would take CPU from the server on this 2-core machine), local repository
+// prefixes, and distribution as a plain registry instead of a proxy (scenario 10, pushes).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { freePort } from '../../test/e2e/rig/ports.js';
 import type { Credentials } from '../../test/e2e/rig/registry-client.js';
-import { ServiceProcess } from '../../test/e2e/rig/service-process.js';
+import { ServiceProcess, type ServiceOptions } from '../../test/e2e/rig/service-process.js';
 import { waitFor } from '../../test/e2e/rig/wait.js';
 import type { LongshoreBuild } from './build.js';
 import { registryEnv } from './upstream.js';
@@ -42,6 +46,17 @@ export interface MirrorOptions {
   cpuProfileDir?: string;
   /** Longshore only: extra node options, for experiments (the bench itself never sets them). */
   nodeArgs?: string[];
+  /** Longshore only: its logLevel (default warn: no per-request lines). */
+  logLevel?: 'debug' | 'info' | 'warn';
+  /**
+   * Append the server's stdout and stderr to this file instead of a pipe the bench reads; recentLog()
+   * then reads the file's end.
+   */
+  logFile?: string;
+  /** Longshore only: local.prefixes, for pushes. */
+  localPrefixes?: string[];
+  /** distribution only: serve as a plain registry (pushes), not as a proxy of `upstreamUrl`. */
+  plainRegistry?: boolean;
 }
 
 export async function startMirror(kind: ServerKind, options: MirrorOptions): Promise<MirrorServer> {
@@ -75,7 +90,7 @@ export async function startMirror(kind: ServerKind, options: MirrorOptions): Pro
     host,
     url: `http://${host}`,
     pid: server.pid,
-    recentLog: (lines = 40) => server.recentOutput().split('\n').slice(-lines).join('\n'),
+    recentLog: (lines = 40) => (options.logFile ? tailOf(options.logFile) : server.recentOutput()).split('\n').slice(-lines).join('\n'),
     ...(kind === 'longshore' ? { configPath: join(dir, 'config.json'), cliJs: join(dirname(options.build.mainJs), 'cli', 'main.js') } : {}),
     stop,
   };
@@ -86,20 +101,21 @@ function spawnLongshore(dir: string, host: string, options: MirrorOptions): Prom
   writeFileSync(configPath, JSON.stringify({
     listen: host,
     dataDir: join(dir, 'data'),
-    logLevel: 'warn',
+    logLevel: options.logLevel ?? 'warn',
     upstreams: {
       'docker.io': { url: options.upstreamUrl, username: options.credentials.username, password: options.credentials.password },
     },
+    ...(options.localPrefixes ? { local: { prefixes: options.localPrefixes } } : {}),
   }, null, 2));
   // LONGSHORE_* variables override the config file; the bench's config must be the only input.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LONGSHORE_')));
   const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
-  return ServiceProcess.start({
+  return ServiceProcess.start(intoFile({
     name: 'longshore',
     command: process.execPath,
     args: [...profile, ...(options.nodeArgs ?? []), options.build.mainJs, '--config', configPath],
     env,
-  });
+  }, options.logFile));
 }
 
 function spawnDistribution(dir: string, host: string, options: MirrorOptions): Promise<ServiceProcess> {
@@ -114,7 +130,25 @@ function spawnDistribution(dir: string, host: string, options: MirrorOptions): P
       maintenance: { uploadpurging: { enabled: false } },
     },
     http: { addr: host, secret: randomBytes(16).toString('hex') },
-    proxy: { remoteurl: options.upstreamUrl, username: options.credentials.username, password: options.credentials.password },
+    ...(options.plainRegistry ? {} : {
+      proxy: { remoteurl: options.upstreamUrl, username: options.credentials.username, password: options.credentials.password },
+    }),
   }, null, 2));
-  return ServiceProcess.start({ name: 'distribution', command: 'docker-registry', args: ['serve', configPath], env: registryEnv() });
+  return ServiceProcess.start(intoFile({ name: 'distribution', command: 'docker-registry', args: ['serve', configPath], env: registryEnv() }, options.logFile));
+}
+
+/** The same program with its output appended to `file` (through `sh -c exec`, so the PID stays the program's). */
+function intoFile(service: ServiceOptions, file: string | undefined): ServiceOptions {
+  if (file === undefined) return service;
+  return { ...service, command: '/bin/sh', args: ['-c', 'exec "$0" "$@" >>"$BENCH_SERVER_LOG" 2>&1', service.command, ...service.args], env: { ...(service.env ?? process.env), BENCH_SERVER_LOG: file } };
+}
+
+/** The last 64 KiB of a log file. */
+function tailOf(file: string): string {
+  try {
+    const text = readFileSync(file);
+    return text.subarray(Math.max(0, text.length - 65_536)).toString('utf8');
+  } catch {
+    return '';
+  }
 }

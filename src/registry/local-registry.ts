@@ -52,6 +52,16 @@ export interface PushedManifest {
   subject?: string;
 }
 
+/**
+ * Bytes an upload's file stream queues before the request body is paused. At fs's default (16 KiB) every
+ * 64 KiB socket read paused the body until its write came back from the thread pool; with room for a
+ * few reads, the stream writes what queued meanwhile in one writev and the socket keeps being read.
+ */
+const UPLOAD_WRITE_BUFFER = 1024 * 1024;
+
+/** Bound on LocalRegistry.notLocal: names, each up to 255 characters. */
+const NOT_LOCAL_NAMES = 10_000;
+
 export class LocalRegistry implements Registry {
   private readonly uploads = new Map<string, UploadSession>();
   /** Open sessions per client and per repository, for the caps; kept with `uploads`. */
@@ -61,6 +71,14 @@ export class LocalRegistry implements Registry {
   private uploadBytes = 0;
   /** Manifests being stored whose bytes this request counts (the first of concurrent identical pushes). */
   private readonly countingManifests = new Set<Digest>();
+  /**
+   * Names has() found not local. Routing asks for every manifest GET of a cached repository, and the
+   * database query was 7 % of the server's CPU under load (bench/NOTES.md §3). A name becomes local only
+   * when this process links content to it (recordLocalBlob, putManifest), which empties the set after
+   * the link is written; "local" answers are not remembered, so a repository emptied by a delete or gc
+   * is seen at once. Bounded: emptied when it reaches NOT_LOCAL_NAMES.
+   */
+  private readonly notLocal = new Set<string>();
 
   constructor(
     private readonly local: LocalContent,
@@ -153,7 +171,12 @@ export class LocalRegistry implements Registry {
    * the reads of a push in progress, such as a HEAD of a blob just uploaded, stay local).
    */
   has(name: string): boolean {
-    return this.perRepository.has(name) || this.local.catalog.holdsRepository(LOCAL, name);
+    if (this.perRepository.has(name)) return true;
+    if (this.notLocal.has(name)) return false;
+    if (this.local.catalog.holdsRepository(LOCAL, name)) return true;
+    if (this.notLocal.size >= NOT_LOCAL_NAMES) this.notLocal.clear();
+    this.notLocal.add(name);
+    return false;
   }
 
   /** Local repositories, for GET /v2/_catalog. */
@@ -248,7 +271,7 @@ export class LocalRegistry implements Registry {
     session.busy = true;
     let written = 0;
     try {
-      const out = createWriteStream(session.path, { flags: 'r+', start });
+      const out = createWriteStream(session.path, { flags: 'r+', start, highWaterMark: UPLOAD_WRITE_BUFFER });
       const digester = session.digester;
       await copyAdmitted(body, out, (bytes) => {
         this.admit(start, written, bytes);
@@ -352,6 +375,7 @@ export class LocalRegistry implements Registry {
   private recordLocalBlob(repo: RepositoryRef, digest: Digest, size: number): void {
     const held = this.usage.holds(digest);
     this.local.recordBlob({ digest, size, upstream: LOCAL, repository: repo.name });
+    this.notLocal.clear();
     if (!held) this.usage.added(size);
   }
 
@@ -432,6 +456,8 @@ export class LocalRegistry implements Registry {
       if (counts) this.usage.added(body.length);
     } finally {
       if (counts) this.countingManifests.delete(digest);
+      // After the link, whether or not it was written: a GET during the await may have remembered the name.
+      this.notLocal.clear();
     }
     if (reference.kind === 'tag') this.local.catalog.putTag(LOCAL, repo.name, reference.tag, LOCAL_ACCEPT_KEY, digest, mediaType);
     if (subject) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger, prettyDestination } from '../../src/observability/logger.js';
+import { createLogger, prettyDestination, requestLineLogger } from '../../src/observability/logger.js';
 
 function sink(): { stream: Writable; text(): string } {
   let text = '';
@@ -22,6 +22,22 @@ describe('logger', () => {
     assert.equal(record.msg, 'config');
     assert.equal(record.level, 'info');
     assert.ok(!out.text().includes('hunter2') && !out.text().includes('Bearer abc'));
+  });
+
+  it('writes the request line without redaction exactly as the redacting logger does, and leaves the parent redacting', () => {
+    const out = sink();
+    const log = createLogger('info', out.stream).child({ component: 'http' });
+    const lines = requestLineLogger(log);
+    const line = { requestId: 'r-1', method: 'GET', path: '/v2/library/alpine/manifests/3?ns=docker.io', status: 200, bytes: 527, cache: 'hit', ms: 0.25, aborted: true };
+    log.info(line, 'request');
+    lines.info(line, 'request');
+    const [redacted, plain] = out.text().trim().split('\n').map((text) => JSON.parse(text) as Record<string, unknown>);
+    delete redacted!.time;
+    delete plain!.time;
+    assert.deepEqual(plain, redacted);
+    assert.deepEqual(plain, { level: 'info', service: 'longshore', component: 'http', ...line, msg: 'request' });
+    log.info({ headers: { authorization: 'Bearer abc' } }, 'other');
+    assert.ok(!out.text().includes('Bearer abc'));
   });
 
   it('writes one readable line per record in pretty format, uncoloured off a TTY', () => {

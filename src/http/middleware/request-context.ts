@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { RecentPulls } from '../../admin/recent-pulls.js';
+import { requestLineLogger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
 import { basicCredentials } from '../authorization.js';
@@ -39,6 +40,8 @@ export type RequestStart = (req: IncomingMessage, res: ServerResponse, locals: R
 export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls): RequestStart {
   // The level is fixed at start-up; at warn and above no request line is built at all.
   const logRequests = log.isLevelEnabled('info');
+  // The request line has fixed, never secret fields: it skips the redaction (see requestLineLogger).
+  const lines = requestLineLogger(log);
   return (req, res, locals) => {
     const started = process.hrtime.bigint();
     const path = req.url ?? '';
@@ -73,7 +76,7 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
         });
       }
       if (!logRequests) return;
-      log.info({
+      lines.info({
         requestId,
         method: req.method,
         path,
