@@ -110,7 +110,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
 
   const db = openDatabase(paths.database);
   const checkpointer = new Checkpointer(db, paths.database, log.child({ component: 'checkpointer' }));
-  const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent });
+  const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent, writeRoom: () => checkpointer.writeRoom() });
   // In the background: serving does not wait for it (cache/recovery.ts says why that is safe).
   const stopReconciling = new AbortController();
   const reconciled = reconcile(store, catalog, log.child({ component: 'recovery' }), { signal: stopReconciling.signal });

@@ -22,7 +22,7 @@ export async function runNamedScenario(name: NamedScenario, options: BenchOption
     markdown = renderCachePolicy(report, header);
     data = report;
   } else {
-    const report = await scaleScenario(options.quick, log, options.cacheDir, repoRoot);
+    const report = await scaleScenario(options.quick, log, options.cacheDir, repoRoot, options.profile);
     markdown = renderScale(report, header);
     data = report;
   }

@@ -14,6 +14,7 @@
 // serving within 5 s of start; RSS < 250 MB.
 // Environment: SCALE_OLD_QUERY=0 skips timing the old recursive query (40 s at 1M rows);
 // SCALE_NO_LOAD=1 evicts without the GET load; SCALE_KEEP_DATA=1 keeps <cache>/scale-data afterwards.
+// --profile: CPU profiles of the server during the hit flush and during the eviction (summarised here).
 import { fork } from 'node:child_process';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ import type { Digest } from '../../src/registry/reference.js';
 import { openDatabase } from '../../src/metadata/database.js';
 import { StorePaths } from '../../src/storage/paths.js';
 import { buildLongshore } from '../lib/build.js';
+import { formatSummary, summarizeProfile } from '../lib/cpu-profile.js';
+import type { PauseReport } from '../lib/scale-server.js';
 import { runLoad, type LoadResult } from '../lib/loadgen.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -37,12 +40,14 @@ export interface ScaleReport {
   buildSeconds: number;
   /** eld: from the end of module loading (which blocks before the mirror exists) to serving. */
   startup: { listeningMs: number; eld: DelayStats; modules: { ms: number; eld: DelayStats } };
-  reconcile: { ms: number; eld: DelayStats; result: unknown };
+  reconcile: { ms: number; eld: DelayStats; result: unknown; pauses: PauseReport };
   batch: { medianMs: number; maxMs: number; eld: DelayStats };
   /** The recursive query this replaced, once, on the same rows (LIMIT 256). */
   oldBatchMs: number | null;
-  hits: { manifests: number; written: number; ms: number; eld: DelayStats };
-  eviction: { ms: number; objects: number; bytes: number; eld: DelayStats; load: LoadResult | null };
+  hits: { manifests: number; written: number; ms: number; eld: DelayStats; pauses: PauseReport };
+  eviction: { ms: number; objects: number; bytes: number; eld: DelayStats; load: LoadResult | null; pauses: PauseReport };
+  /** With --profile: the top of the CPU profiles of the hit flush and of the eviction. */
+  profiles: Array<{ phase: string; file: string; top: string }>;
   rss: { bytes: number; heapUsed: number };
   targets: Array<{ what: string; value: string; target: string; met: boolean }>;
 }
@@ -66,7 +71,7 @@ function buildCatalogue(dataDir: string, targetObjects: number, log: (m: string)
   rmSync(dataDir, { recursive: true, force: true });
   const paths = new StorePaths(dataDir);
   mkdirSync(paths.tmp, { recursive: true });
-  for (let i = 0; i < 256; i++) mkdirSync(join(paths.blobs, i.toString(16).padStart(2, '0')), { recursive: true });
+  for (let i = 0; i < 256; i++) mkdirSync(join(paths.algorithmDir('sha256'), i.toString(16).padStart(2, '0')), { recursive: true });
   const db = openDatabase(paths.database);
   const random = prng(17);
   let counter = 0;
@@ -162,7 +167,7 @@ function oldBatchMs(dataDir: string): number {
 
 type Message = { type: string; [key: string]: unknown };
 
-export async function scaleScenario(quick: boolean, log: (m: string) => void, cacheDir: string, repoRoot: string): Promise<ScaleReport> {
+export async function scaleScenario(quick: boolean, log: (m: string) => void, cacheDir: string, repoRoot: string, profile = false): Promise<ScaleReport> {
   const target = quick ? 100_000 : 1_000_000;
   mkdirSync(cacheDir, { recursive: true });
   const free = statfsSync(cacheDir);
@@ -190,9 +195,12 @@ export async function scaleScenario(quick: boolean, log: (m: string) => void, ca
     cache: { maxSize: Math.ceil(built.bytes / 0.85), minFreeSpace: 0 },
     upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } },
   };
+  const profileDir = join(cacheDir, 'scale-profiles');
+  if (profile) mkdirSync(profileDir, { recursive: true });
   const child = fork(fileURLToPath(new URL('../lib/scale-server.ts', import.meta.url)), [build.mainJs.replace(/main\.js$/, 'app.js'), JSON.stringify(config)], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: profile ? { ...process.env, SCALE_PROFILE_DIR: profileDir } : process.env,
   });
   const inbox: Message[] = [];
   const waiters: Array<() => void> = [];
@@ -231,6 +239,7 @@ export async function scaleScenario(quick: boolean, log: (m: string) => void, ca
     child.send({ cmd: 'hits', digests: sample });
     const hits = await next('hits');
     log(`flushed hits on ${sample.length} manifests in ${(hits.ms as number).toFixed(0)} ms, longest pause ${(hits.eld as DelayStats).maxMs.toFixed(1)} ms`);
+    log(`  pauses: ${JSON.stringify(hits.pauses)}`);
 
     child.send({ cmd: 'rss' });
     const rss = await next('rss');
@@ -244,8 +253,16 @@ export async function scaleScenario(quick: boolean, log: (m: string) => void, ca
     const evicted = await next('evict');
     const result = evicted.result as { evicted: number; bytes: number };
     log(`evicted ${result.evicted} objects (${(result.bytes / 1e12).toFixed(2)} TB) in ${((evicted.ms as number) / 1000).toFixed(1)} s, longest pause ${(evicted.eld as DelayStats).maxMs.toFixed(1)} ms; GET p99 ${load?.p99Ms.toFixed(1)} ms at ${load?.requestsPerSecond.toFixed(0)} req/s`);
+    log(`  pauses: ${JSON.stringify(evicted.pauses)}`);
     child.send({ cmd: 'rss' });
     const rssAfter = await next('rss');
+    const profiles: ScaleReport['profiles'] = [];
+    for (const [phase, m] of [['hit flush', hits], ['eviction', evicted]] as const) {
+      if (typeof m.profile !== 'string') continue;
+      const top = formatSummary(summarizeProfile(m.profile, 20));
+      profiles.push({ phase, file: m.profile, top });
+      log(`CPU profile of the ${phase} (${m.profile}):\n${top}`);
+    }
 
     const eld = (m: Message) => m.eld as DelayStats;
     const report: ScaleReport = {
@@ -254,11 +271,12 @@ export async function scaleScenario(quick: boolean, log: (m: string) => void, ca
       bytes: built.bytes,
       buildSeconds,
       startup: { listeningMs: listening.ms as number, eld: eld(listening), modules: listening.modules as { ms: number; eld: DelayStats } },
-      reconcile: { ms: reconciled.ms as number, eld: eld(reconciled), result: reconciled.result },
+      reconcile: { ms: reconciled.ms as number, eld: eld(reconciled), result: reconciled.result, pauses: reconciled.pauses as PauseReport },
       batch: { medianMs: times[Math.floor(times.length / 2)]!, maxMs: times[times.length - 1]!, eld: eld(batch) },
       oldBatchMs: old,
-      hits: { manifests: sample.length, written: hits.written as number, ms: hits.ms as number, eld: eld(hits) },
-      eviction: { ms: evicted.ms as number, objects: result.evicted, bytes: result.bytes, eld: eld(evicted), load },
+      hits: { manifests: sample.length, written: hits.written as number, ms: hits.ms as number, eld: eld(hits), pauses: hits.pauses as PauseReport },
+      eviction: { ms: evicted.ms as number, objects: result.evicted, bytes: result.bytes, eld: eld(evicted), load, pauses: evicted.pauses as PauseReport },
+      profiles,
       rss: { bytes: Math.max(rss.rss as number, rssAfter.rss as number), heapUsed: rssAfter.heapUsed as number },
       targets: [],
     };
@@ -299,6 +317,16 @@ export function renderScale(report: ScaleReport, header: string): string {
     `- Eviction: ${report.eviction.objects.toLocaleString('en')} objects, ${(report.eviction.bytes / 1e12).toFixed(2)} TB in ${(report.eviction.ms / 1000).toFixed(1)} s${report.eviction.load ? `; meanwhile ${report.eviction.load.requestsPerSecond.toFixed(0)} GET/s, p50 ${report.eviction.load.p50Ms.toFixed(1)} ms, p99 ${report.eviction.load.p99Ms.toFixed(1)} ms, ${report.eviction.load.non2xx} non-2xx, ${report.eviction.load.errors} errors` : ''}.`,
     `- RSS ${(report.rss.bytes / 1e6).toFixed(0)} MB (heap ${(report.rss.heapUsed / 1e6).toFixed(0)} MB); the server runs the bench's compiled build with tsx loaded for its IPC driver.`,
     '',
+    '## Where the pauses went',
+    '',
+    'Gaps of a 5 ms timer over 30 ms, each with the main thread\'s time on a CPU and waiting for one (/proc schedstat), the GCs (PerformanceObserver) and the synchronous catalogue calls over 10 ms that overlap it.',
+    '',
+    ...([['reconciliation', report.reconcile.pauses], ['hit flush', report.hits.pauses], ['eviction', report.eviction.pauses]] as const).flatMap(([phase, p]) => p ? [
+      `- ${phase}: ${p.gaps} gaps, ${p.gapMs} ms, of which the main thread waited for a CPU ${p.gapWaitMs} ms; WAL ${(p.walBytes / 1e6).toFixed(0)} MB at the end; GC ${Object.entries(p.gc).map(([k, v]) => `${k} ${v.count}× ${v.ms} ms (max ${v.maxMs})`).join(', ') || 'none'}; slow calls ${Object.entries(p.slowCalls).map(([k, v]) => `${k} ${v.count}× (max ${v.maxMs} ms)`).join(', ') || 'none'}`,
+      ...p.longest.slice(0, 5).map((g) => `  - ${g.ms} ms (on CPU ${g.cpu}, waiting for one ${g.wait}): GC [${g.gc.join(', ')}], calls [${g.calls.join(', ')}]`),
+    ] : []),
+    '',
+    ...report.profiles.flatMap((p) => [`## CPU profile: ${p.phase}`, '', '```', p.top, '```', '']),
   ];
   return lines.join('\n');
 }

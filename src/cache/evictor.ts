@@ -162,9 +162,9 @@ export class Evictor {
       let planned = this.catalog.totals().bytes;
       for (let i = 0; i < batch.length && planned > target;) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        await this.catalog.writeRoom();
         // One transaction for the lifts of a slice: each would otherwise be a commit of its own.
-        const deadline = performance.now() + SLICE_MS;
-        this.catalog.inTransaction(() => {
+        this.catalog.inSlice(SLICE_MS, (deadline) => {
           for (; i < batch.length && planned > target && performance.now() < deadline; i++) {
             const candidate = batch[i]!;
             if (busy.has(candidate.digest) || this.catalog.recentlyWanted(candidate.digest)) {
@@ -182,6 +182,7 @@ export class Evictor {
       for (const victim of victims) await this.local.store.delete(victim.digest);
       for (let i = 0; i < victims.length;) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        await this.catalog.writeRoom();
         i += this.catalog.removeContents(victims.slice(i).map((v) => v.digest), SLICE_MS);
       }
       for (const victim of victims) {

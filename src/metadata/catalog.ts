@@ -53,6 +53,8 @@ const CACHED_TAGS = 20_000;
 const CACHED_CONTENT = 50_000;
 /** At most this many recently asked-for digests are remembered (about 150 bytes each). */
 const RECENT_ENTRIES = 100_000;
+/** Manifests naming a candidate that liftToImage looks at (and, for each, the indexes naming it). */
+export const LIFT_PARENTS = 64;
 /** Bits of content.keep: rows with any bit set are out of the eviction index. */
 export const KEEP_LOCAL = 1;
 export const KEEP_PINNED = 2;
@@ -68,6 +70,11 @@ export interface CatalogOptions {
   policy?: PolicyName;
   /** Content asked for within this many ms counts as recently wanted (cache.protectRecent). Default 10 s. */
   recentMs?: number;
+  /**
+   * Awaited by background writers between two slices (Checkpointer.writeRoom: waits while the WAL is
+   * long). Default: never waits.
+   */
+  writeRoom?: () => Promise<void> | undefined;
 }
 
 export interface ContentRecord {
@@ -133,6 +140,9 @@ export class Catalog {
   private readonly recentMs: number;
   /** Digests asked for within recentMs, by time, oldest first. */
   private readonly recent = new Map<Digest, number>();
+  private readonly writeRoomHook: (() => Promise<void> | undefined) | undefined;
+  /** Average commit time of the last sliced transactions (ms), see inSlice. */
+  private commitMs = 0;
   /** Running totals of the content table, so budget checks never scan it. */
   private bytes = 0;
   private objects = 0;
@@ -143,6 +153,7 @@ export class Catalog {
   constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now, options: CatalogOptions = {}) {
     this.rules = RULES[options.policy ?? 'image-lfuda'];
     this.recentMs = options.recentMs ?? 10_000;
+    this.writeRoomHook = options.writeRoom;
     this.getContentStmt = db.prepare<[string], ContentRow>('SELECT * FROM content WHERE digest = ?');
     this.putContentStmt = db.prepare(
       `INSERT INTO content (digest, size, media_type, created_at, last_access, hits, priority, frequency, keep)
@@ -171,12 +182,18 @@ export class Catalog {
       WHERE digest IN (SELECT child FROM manifest_refs WHERE manifest = @digest)`);
     // The highest priority among the manifests naming the content and the manifests naming those (an
     // index of a platform manifest of a layer); both steps are index lookups on manifest_refs_child.
+    // Bounded like parentFrequencyStmt: a base layer named by thousands of manifests looks at
+    // LIFT_PARENTS of them (in digest order, an arbitrary sample), each with the indexes naming it. Its
+    // cost grew with the catalogue, in one statement an eviction slice cannot cut (at 1M rows a base
+    // layer is named by ~360 manifests: ~1,000 scattered row lookups); the flush writes every manifest
+    // hit to what the manifest names anyway, so the lift only catches what that misses.
     this.inheritedStmt = db.prepare<[string, string], { p: number | null }>(`
       SELECT MAX(p) AS p FROM (
-        SELECT m.priority AS p FROM manifest_refs r JOIN content m ON m.digest = r.manifest WHERE r.child = ?
+        SELECT m.priority AS p FROM (SELECT manifest FROM manifest_refs WHERE child = ? LIMIT ${LIFT_PARENTS}) r
+        JOIN content m ON m.digest = r.manifest
         UNION ALL
-        SELECT i.priority FROM manifest_refs r JOIN manifest_refs r2 ON r2.child = r.manifest JOIN content i ON i.digest = r2.manifest
-        WHERE r.child = ?)`);
+        SELECT i.priority FROM (SELECT manifest FROM manifest_refs WHERE child = ? LIMIT ${LIFT_PARENTS}) r
+        JOIN manifest_refs r2 ON r2.child = r.manifest JOIN content i ON i.digest = r2.manifest)`);
     this.liftStmt = db.prepare('UPDATE content SET priority = ? WHERE digest = ? AND priority < ?');
     // Bounded: a base layer named by thousands of manifests looks at 64 of them.
     this.parentFrequencyStmt = db.prepare<[string], { f: number | null }>(`
@@ -332,19 +349,51 @@ export class Catalog {
   }
 
   /**
+   * Runs `work` in one transaction meant to hold the event loop for at most `budgetMs`, its commit
+   * included: `work` is given the time after which it should start no more statements, which leaves
+   * room for the commit (the average of the last ones). A commit writes every page the slice dirtied
+   * into the WAL; on a large catalogue those pages are scattered (a row, its eviction-index entries,
+   * what a manifest names), and the commit took as long as the statements before it (bench --only=scale).
+   */
+  inSlice<T>(budgetMs: number, work: (deadline: number) => T): T {
+    const start = performance.now();
+    const deadline = start + Math.max(budgetMs / 4, budgetMs - this.commitMs);
+    let statementsDone = start;
+    const result = this.db.transaction(() => {
+      const out = work(deadline);
+      statementsDone = performance.now();
+      return out;
+    })();
+    if (!this.db.inTransaction) this.commitMs = 0.75 * this.commitMs + 0.25 * (performance.now() - statementsDone);
+    return result;
+  }
+
+  /**
+   * For background work that writes a slice per turn of the event loop (hit flushes, eviction), before
+   * each slice: undefined, or a promise to wait for while the WAL is checkpointed (CatalogOptions).
+   */
+  writeRoom(): Promise<void> | undefined {
+    return this.writeRoomHook?.();
+  }
+
+  /** The average time (ms) the last sliced transactions took to commit; inSlice leaves it for the commit. */
+  get commitEstimateMs(): number {
+    return this.commitMs;
+  }
+
+  /**
    * Forgets content in one transaction (an eviction batch; see removeContent): all of it, or as much as
    * fits in `budgetMs` (at least one); returns how many digests were removed, from the front.
    */
   removeContents(digests: readonly Digest[], budgetMs = Infinity): number {
     if (digests.length === 0) return 0;
-    const deadline = performance.now() + budgetMs;
     let removed = 0;
-    this.db.transaction(() => {
+    this.inSlice(budgetMs, (deadline) => {
       while (removed < digests.length) {
         this.removeContent(digests[removed++]!);
         if (performance.now() > deadline) break;
       }
-    })();
+    });
     return removed;
   }
 
@@ -561,19 +610,19 @@ export class Catalog {
   flush(budgetMs = Infinity): number {
     if (this.pendingHits.size === 0) return 0;
     const age = this.ageValue;
-    const deadline = performance.now() + budgetMs;
-    let written = 0;
-    this.db.transaction(() => {
+    const written: string[] = [];
+    this.inSlice(budgetMs, (deadline) => {
       for (const [digest, { count, last }] of this.pendingHits) {
-        this.pendingHits.delete(digest);
-        written++;
         const params = { n: count, t: last, age, digest };
         this.hitStmt.run(params);
         this.namedHitStmt?.run(params);
-        if (written % 4 === 0 && performance.now() > deadline) break;
+        written.push(digest);
+        if (written.length % 4 === 0 && performance.now() > deadline) break;
       }
-    })();
-    return written;
+    });
+    // Forgotten only once committed: a slice that fails (a busy database) leaves its hits pending.
+    for (const digest of written) this.pendingHits.delete(digest);
+    return written.length;
   }
 
   /** Writes every pending hit, a slice per turn of the event loop. */
@@ -581,7 +630,9 @@ export class Catalog {
     let written = 0;
     while (this.pendingHits.size > 0) {
       written += this.flush(sliceMs);
-      if (this.pendingHits.size > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.pendingHits.size === 0) break;
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.writeRoom();
     }
     return written;
   }

@@ -4,13 +4,30 @@
 // automatic checkpoint off on its connection and a worker thread, with a connection of its own, runs a
 // PASSIVE checkpoint every second instead: it never blocks the server's readers or writers, it only
 // copies what no reader still needs. Should the worker die, automatic checkpoints come back on.
+//
+// A passive checkpoint alone does not bound the WAL: the WAL starts again from its beginning only when a
+// write transaction begins after a checkpoint copied every frame, and background work that commits a
+// slice per turn of the event loop (a hit flush, an eviction) always has written more by then. The WAL
+// then grew by hundreds of megabytes per flush (bench --only=scale --quick: 700 MB for 14,000 manifest
+// hits), which every page lookup and the disk pay for. So background writers call writeRoom() between
+// slices: past maxWalFrames it asks the worker for a checkpoint now and waits for it, writing nothing
+// meanwhile (the event loop stays free), and the next write restarts the WAL; journal_size_limit then
+// truncates the file.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 
 /** How often the worker checkpoints. */
 const INTERVAL_MS = 1_000;
+/** WAL frames (pages of 4 KiB) past which background writers wait for a checkpoint: 64 MiB. */
+const MAX_WAL_FRAMES = 16_384;
+/** What a WAL restarted from its beginning is truncated to (bytes). */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+/** A checkpoint asked for is waited for at most this long. */
+const CHECKPOINT_WAIT_MS = 5_000;
 
 // CommonJS evaluated in the worker: no file to resolve, under tsx or from the build alike.
 const WORKER = `
@@ -18,36 +35,114 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = 1000');
-const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { parentPort.postMessage({ error: String(err && err.message) }); }
-}, workerData.interval);
-parentPort.on('message', () => { clearInterval(timer); db.close(); process.exit(0); });
+const checkpoint = (id) => {
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (id !== undefined) parentPort.postMessage({ id, log: r.log, checkpointed: r.checkpointed });
+  } catch (err) {
+    parentPort.postMessage({ id, error: String(err && err.message) });
+  }
+};
+const timer = setInterval(() => checkpoint(undefined), workerData.interval);
+parentPort.on('message', (m) => {
+  if (m && m.checkpoint !== undefined) return checkpoint(m.checkpoint);
+  clearInterval(timer); db.close(); process.exit(0);
+});
 `;
+
+export interface CheckpointerOptions {
+  /** WAL frames past which writeRoom() waits for a checkpoint (default MAX_WAL_FRAMES). */
+  maxWalFrames?: number;
+}
 
 export class Checkpointer {
   private readonly worker: Worker;
   private stopped = false;
+  private readonly maxWalFrames: number;
+  /** The -shm file, whose header holds the WAL's length in frames (mxFrame). */
+  private shm: number | undefined;
+  private readonly shmPath: string;
+  private nextId = 0;
+  private readonly waiting = new Map<number, () => void>();
+  private pending: Promise<void> | undefined;
 
-  constructor(db: Database.Database, path: string, log: Logger) {
+  constructor(db: Database.Database, path: string, private readonly log: Logger, options: CheckpointerOptions = {}) {
+    this.maxWalFrames = options.maxWalFrames ?? MAX_WAL_FRAMES;
+    this.shmPath = `${path}-shm`;
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { module, path, interval: INTERVAL_MS } });
     this.worker.unref();
     db.pragma('wal_autocheckpoint = 0');
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     const fallBack = (err?: unknown) => {
+      this.release();
       if (this.stopped) return;
       this.stopped = true;
       log.warn({ err }, 'checkpoint worker stopped; checkpoints run in commits again');
       db.pragma('wal_autocheckpoint = 1000');
     };
-    this.worker.on('message', (m: { error?: string }) => log.warn({ error: m.error }, 'wal checkpoint failed'));
+    this.worker.on('message', (m: { id?: number; error?: string }) => {
+      if (m.error !== undefined) log.warn({ error: m.error }, 'wal checkpoint failed');
+      if (m.id !== undefined) {
+        this.waiting.get(m.id)?.();
+        this.waiting.delete(m.id);
+      }
+    });
     this.worker.once('error', fallBack);
     this.worker.once('exit', () => fallBack());
   }
 
+  /**
+   * The WAL's length in frames, from the wal-index header (mxFrame, a native-endian u32 at byte 16 of
+   * the -shm file; https://www.sqlite.org/walformat.html). One pread; 0 when there is no WAL yet.
+   */
+  walFrames(): number {
+    try {
+      this.shm ??= openSync(this.shmPath, 'r');
+      const header = Buffer.alloc(4);
+      if (readSync(this.shm, header, 0, 4, 16) < 4) return 0;
+      return endianness() === 'LE' ? header.readUInt32LE(0) : header.readUInt32BE(0);
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * For background writers, between two slices: undefined when the WAL is short, else a promise settled
+   * when the worker has checkpointed it (or after CHECKPOINT_WAIT_MS), after which the next write
+   * starts the WAL again from its beginning.
+   */
+  writeRoom(): Promise<void> | undefined {
+    if (this.stopped || this.walFrames() <= this.maxWalFrames) return undefined;
+    return (this.pending ??= this.checkpointNow().finally(() => (this.pending = undefined)));
+  }
+
+  private checkpointNow(): Promise<void> {
+    const id = this.nextId++;
+    let timer: NodeJS.Timeout | undefined;
+    return new Promise<void>((resolve) => {
+      this.waiting.set(id, resolve);
+      timer = setTimeout(() => {
+        this.waiting.delete(id);
+        this.log.warn({ waitedMs: CHECKPOINT_WAIT_MS }, 'wal checkpoint took too long; writing on');
+        resolve();
+      }, CHECKPOINT_WAIT_MS);
+      this.worker.postMessage({ checkpoint: id });
+    }).finally(() => clearTimeout(timer));
+  }
+
+  private release(): void {
+    for (const resolve of this.waiting.values()) resolve();
+    this.waiting.clear();
+  }
+
   /** Stops the worker (the database's own close checkpoints what is left). */
   async stop(): Promise<void> {
+    if (this.shm !== undefined) closeSync(this.shm);
+    this.shm = undefined;
     if (this.stopped) return;
     this.stopped = true;
+    this.release();
     // Referenced while it stops: an unreferenced worker's exit would not keep the process waiting for it.
     this.worker.ref();
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
