@@ -318,6 +318,7 @@ describe('warm, export and import across an air gap', () => {
     const imported = await cli(gapped.configFile, 'import', '--json', file);
     assert.equal(imported.code, 0, imported.stderr + imported.stdout);
     assert.equal(imported.lines.find((l) => l.event === 'image')!.error, undefined);
+    assert.equal(imported.lines.at(-1)!.blobs, 5, 'the summary counts the blobs read: index, manifest, config, two layers');
     const top = await get(`${gapped.mirror.url}/v2/${repository}/manifests/1`, { accept: ALL_MANIFEST_TYPES });
     assert.equal(top.status, 200);
     assert.equal(sha256(top.body), index);
