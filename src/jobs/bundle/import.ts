@@ -32,6 +32,8 @@ const WRITE_BATCH = 1024 * 1024;
  * per blob in series (bench/NOTES.md §8); this many open descriptors bound the overlap.
  */
 const MAX_FLUSHING = 16;
+/** A blob's written bytes are flushed in the background every this many bytes, as downloads are (registry/blob-fill.ts). */
+const FLUSH_EVERY = 16 * 1024 * 1024;
 
 export interface ImportDeps {
   local: LocalContent;
@@ -99,6 +101,7 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
         // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
         let batch: Buffer[] = [];
         let batched = 0;
+        let flushedAt = 0;
         for await (const chunk of entry.body()) {
           batch.push(chunk);
           batched += chunk.length;
@@ -108,6 +111,11 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
             await writer.write(batch);
             batch = [];
             batched = 0;
+            // A large blob's pages go to disk as it is read, not all in its final flush.
+            if (writer.written - flushedAt >= FLUSH_EVERY) {
+              flushedAt = writer.written;
+              writer.flushInBackground();
+            }
           }
         }
         if (batch.length > 0) await writer.write(batch);
