@@ -43,6 +43,9 @@ export class ProgressDisplay {
       // Handled here (onSignal): cli-progress's own handler would swallow Ctrl-C and keep the process alive.
       gracefulExit: false,
       etaBuffer: 50,
+      // Every row rewritten in each frame: when a finished image scrolls away the rows below move, and a
+      // bar whose text had not changed would otherwise leave the moved row's old text in its place.
+      forceRedraw: true,
       autopadding: true,
     });
     this.overall = this.multibar.create(0, 0, { label: overallLabel, planned: false } satisfies Payload);
