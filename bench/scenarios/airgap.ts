@@ -12,9 +12,10 @@
 // image's import peak within 1.25 × the 5-layer image's).
 // In the report's columns, "distribution" holds skopeo's value for this scenario's rows.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScenarioContext } from '../lib/context.js';
+import { formatSummary, summarizeProfile } from '../lib/cpu-profile.js';
 import type { BenchImage } from '../lib/images.js';
 import { loadSnapshot, type LoadSnapshot } from '../lib/machine.js';
 import { ProcSampler, type ProcUsage } from '../lib/proc-stats.js';
@@ -72,9 +73,11 @@ async function measured(command: string, args: readonly string[], env: NodeJS.Pr
   return { seconds, peakRss: usage ? usage.peakRss : ownPeak, bytes, load };
 }
 
-function longshoreCli(mirror: MirrorServer, args: readonly string[], bytes: number): Promise<Step> {
+/** With --profile, the command is profiled too (`node --cpu-prof`), beside the servers' profiles. */
+function longshoreCli(mirror: MirrorServer, args: readonly string[], bytes: number, profileDir: string | undefined): Promise<Step> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LONGSHORE_')));
-  return measured(process.execPath, [mirror.cliJs!, ...args, '--json', '--config', mirror.configPath!], env, mirror.pid, bytes);
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=cli-${args[0]}-${Date.now()}.cpuprofile`];
+  return measured(process.execPath, [...profile, mirror.cliJs!, ...args, '--json', '--config', mirror.configPath!], env, mirror.pid, bytes);
 }
 
 export async function airgapScenario(ctx: ScenarioContext): Promise<ScenarioResult[]> {
@@ -83,6 +86,11 @@ export async function airgapScenario(ctx: ScenarioContext): Promise<ScenarioResu
   const proxy = ctx.upstream.proxy;
   const creds = `${ctx.upstream.mirrorCredentials.username}:${ctx.upstream.mirrorCredentials.password}`;
   const upstreamHost = new URL(proxy.url).host;
+  let cliProfiles: string | undefined;
+  if (ctx.options.profile) {
+    mkdirSync(join(ctx.options.cacheDir, 'profiles'), { recursive: true });
+    cliProfiles = mkdtempSync(join(ctx.options.cacheDir, 'profiles', 'airgap-cli-'));
+  }
   for (const image of [ctx.images.five, ctx.images.big]) {
     const dir = mkdtempSync(join(ctx.workDir, `airgap-${image.name}-`));
     const ref = `docker.io/${image.repository}:${image.tag}`;
@@ -95,13 +103,13 @@ export async function airgapScenario(ctx: ScenarioContext): Promise<ScenarioResu
       try {
         await upstreamSettled(proxy, 200);
         proxy.reset();
-        const warm = await longshoreCli(connected, ['warm', ref], bytes);
+        const warm = await longshoreCli(connected, ['warm', ref], bytes, cliProfiles);
         await upstreamSettled(proxy);
         const upstreamBlobBytes = proxy.blobBytes();
         const bundle = join(dir, 'longshore.tar');
-        const exported = await longshoreCli(connected, ['export', '--output', bundle, ref], bytes);
+        const exported = await longshoreCli(connected, ['export', '--output', bundle, ref], bytes, cliProfiles);
         const bundleBytes = statSync(bundle).size;
-        const imported = await longshoreCli(gapped, ['import', bundle], bytes);
+        const imported = await longshoreCli(gapped, ['import', bundle], bytes, cliProfiles);
         longshore = { warm, export: exported, import: imported, upstreamBlobBytes, bundleBytes };
         rmSync(bundle, { force: true });
       } catch (err) {
@@ -131,6 +139,10 @@ export async function airgapScenario(ctx: ScenarioContext): Promise<ScenarioResu
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  if (cliProfiles) {
+    for (const file of readdirSync(cliProfiles).sort()) ctx.log(`CPU profile of the command ${join(cliProfiles, file)}:\n${formatSummary(summarizeProfile(join(cliProfiles, file), 12))}`);
   }
 
   const rows = runs.flatMap(({ image, longshore, skopeo }) => {

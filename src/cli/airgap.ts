@@ -21,6 +21,12 @@ import { ProgressDisplay, human } from './progress.js';
 
 type Print = (line: string) => void;
 
+/**
+ * The export file's write buffer. With the default 16 KiB each socket chunk (16–64 KiB) was its own
+ * write(2); a few MiB let chunks that arrive during a write go down together in one writev(2).
+ */
+const WRITE_BUFFER = 4 * 1024 * 1024;
+
 /** Options that take a value; `--since` may repeat. Everything else not starting with "--" is positional. */
 const VALUED = new Set(['--config', '-c', '--platform', '--concurrency', '--file', '--output', '--since', '--top', '--to']);
 
@@ -163,14 +169,14 @@ async function exportBundle(refs: string[], platforms: PlatformChoice, concurren
       async (client) => {
         const warmed = await client.job('warm', request, onEvent);
         if (Number(warmed.failed) > 0) throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `${String(warmed.failed)} image(s) could not be fetched; nothing was exported`);
-        const written = await client.exportTo({ ...request, exclude }, createWriteStream(partial, { flags: 'wx' }),
+        const written = await client.exportTo({ ...request, exclude }, createWriteStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER }),
           (n) => display.add(undefined, n), (n) => display.plan(undefined, n));
         return { ...warmed, ...written };
       },
       async (longshore) => {
         const { plan, stream, summary } = await longshore.jobs.exportBundle({ ...request, exclude }, onEvent);
         display.plan(undefined, plan.size);
-        await pipeline(stream, counter((n) => display.add(undefined, n)), createWriteStream(partial, { flags: 'wx' }));
+        await pipeline(stream, counter((n) => display.add(undefined, n)), createWriteStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER }));
         return { ...summary, size: plan.size, blobs: plan.blobs, omitted: plan.omitted.length };
       });
     await rename(partial, output);

@@ -246,6 +246,13 @@ export class Warmer {
       handle.release();
       throw new LongshoreError('LS_INTERNAL', `blob ${digest} of ${repo.upstream}/${repo.name} cannot be cached: the data directory is short of space (cache.minFreeSpace)`, { digest });
     }
+    if (handle.stored) {
+      // A download into the cache: wait for it to be stored, counting its bytes as they are written.
+      // Cancelling a warm does not cut the download (a pull may share it); it stops waiting for it.
+      const size = await abortable(handle.stored((count) => options.onBytes?.(count, true)), options.signal);
+      handle.release();
+      return { size, fetched: true };
+    }
     const stream = handle.stream();
     const abort = () => stream.destroy(new LongshoreError('LS_INTERNAL', 'cancelled'));
     options.signal?.addEventListener('abort', abort, { once: true });
@@ -261,6 +268,22 @@ export class Warmer {
     // The download is recorded just after its last byte: wait for it, so the image is whole when we say so.
     await this.registry.fillSettled(repo.upstream, digest);
     return { size, fetched: true };
+  }
+}
+
+/** `work`, or a rejection as soon as `signal` aborts (the work itself goes on). */
+async function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new LongshoreError('LS_INTERNAL', 'cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
   }
 }
 

@@ -248,6 +248,26 @@ export class BlobFill {
     return rest.pipe(verifier);
   }
 
+  /**
+   * Waits until the blob is stored (resolves with its size) or the download failed (throws), calling
+   * `onBytes` as bytes are written — without reading them back, for a caller that only wants the blob
+   * cached (a warm): a reader would re-read every byte from the temp file just to count it.
+   */
+  async stored(onBytes?: (count: number) => void): Promise<number> {
+    let reported = 0;
+    const report = () => {
+      if (this.written > reported) onBytes?.(this.written - reported);
+      reported = Math.max(reported, this.written);
+    };
+    while (this.state === 'filling') {
+      report();
+      await new Promise<void>((resolve) => this.wait(resolve));
+    }
+    report();
+    await this.done;
+    return this.written;
+  }
+
   /** Calls `wake` at the next progress, verification or failure. */
   wait(wake: () => void): void {
     this.waiters.add(wake);

@@ -793,5 +793,6 @@ function joinFill(fill: BlobFill, outcome: CacheOutcome): BlobHandle {
     outcome,
     stream: (range) => fill.reader(range),
     release: () => undefined,
+    stored: (onBytes) => fill.stored(onBytes),
   };
 }

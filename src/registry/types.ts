@@ -36,6 +36,11 @@ export interface BlobHandle extends BlobInfo {
   release(): void;
   /** False when the bytes come straight from an upstream and only the whole blob can be served. */
   ranges?: boolean;
+  /**
+   * Set for a download into the cache (a miss, or one joined): waits until the blob is stored, with the
+   * bytes as they arrive, without streaming them; throws if the download fails. See BlobFill.stored.
+   */
+  stored?: (onBytes?: (count: number) => void) => Promise<number>;
 }
 
 export interface TagListAnswer {

@@ -6,15 +6,17 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { scanTar } from '../../src/jobs/bundle/tar.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
+import { FakeRegistry, digestOf, sha256 } from '../helpers/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
 import { publishImage } from '../helpers/images.js';
+import { MediaType } from '../../src/registry/media-types.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -40,12 +42,14 @@ function cli(configFile: string, ...args: string[]): Promise<CliResult> {
 function onDisk(dataDir: string): { bytes: number; objects: number } {
   let bytes = 0;
   let objects = 0;
-  const root = join(dataDir, 'blobs', 'sha256');
-  if (!existsSync(root)) return { bytes, objects };
-  for (const prefix of readdirSync(root)) {
-    for (const name of readdirSync(join(root, prefix))) {
-      bytes += statSync(join(root, prefix, name)).size;
-      objects++;
+  for (const algorithm of ['sha256', 'sha512']) {
+    const root = join(dataDir, 'blobs', algorithm);
+    if (!existsSync(root)) continue;
+    for (const prefix of readdirSync(root)) {
+      for (const name of readdirSync(join(root, prefix))) {
+        bytes += statSync(join(root, prefix, name)).size;
+        objects++;
+      }
     }
   }
   return { bytes, objects };
@@ -278,6 +282,75 @@ describe('warm, export and import across an air gap', () => {
       assert.deepEqual(onDisk(empty.dataDir), { bytes: 0, objects: 0 });
     } finally {
       await empty.close();
+      await rm(configFile, { force: true });
+    }
+  });
+
+  it('carries an image whose manifest, config and layers are sha512 digests, and refuses a corrupt sha512 blob naming its entry', async () => {
+    // An index (sha256, tagged) → a platform manifest named by sha512 → a config and two layers named by sha512.
+    const repository = 'team/wide';
+    const blob = (content: Buffer) => {
+      const digest = fake.addBlob(content, 'sha512');
+      fake.grant(repository, digest);
+      return { digest, size: content.length };
+    };
+    const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
+    const layers = [blob(randomBytes(60_000)), blob(randomBytes(30_000))];
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MediaType.OciManifest,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...l })),
+    }));
+    const platform = fake.addManifest(repository, MediaType.OciManifest, manifest, undefined, 'sha512');
+    const index = fake.addManifest(repository, MediaType.OciIndex, {
+      schemaVersion: 2, mediaType: MediaType.OciIndex,
+      manifests: [{ mediaType: MediaType.OciManifest, digest: platform, size: manifest.length, platform: { architecture: 'amd64', os: 'linux' } }],
+    }, '1');
+    assert.match(platform, /^sha512:[0-9a-f]{128}$/);
+
+    const file = join(work, 'wide.tar');
+    const exported = await cli(connected.configFile, 'export', '--output', file, '--platform', 'linux/amd64', '--json', `${repository}:1`);
+    assert.equal(exported.code, 0, exported.stderr + exported.stdout);
+    const entries = await bundleBlobs(file);
+    for (const d of [index, platform, config.digest, ...layers.map((l) => l.digest)]) assert.ok(entries.includes(d), `the bundle carries ${d.slice(0, 20)}… as blobs/${d.split(':')[0]}/<hex>`);
+    assert.equal(entries.filter((e) => e.startsWith('sha512:')).length, 4);
+
+    const imported = await cli(gapped.configFile, 'import', '--json', file);
+    assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+    assert.equal(imported.lines.find((l) => l.event === 'image')!.error, undefined);
+    assert.equal(imported.lines.at(-1)!.blobs, 5, 'the summary counts the blobs read: index, manifest, config, two layers');
+    const top = await get(`${gapped.mirror.url}/v2/${repository}/manifests/1`, { accept: ALL_MANIFEST_TYPES });
+    assert.equal(top.status, 200);
+    assert.equal(sha256(top.body), index);
+    const served = await get(`${gapped.mirror.url}/v2/${repository}/manifests/${platform}`, { accept: ALL_MANIFEST_TYPES });
+    assert.equal(served.status, 200);
+    assert.equal(digestOf(served.body, 'sha512'), platform);
+    for (const b of [config, ...layers]) {
+      const got = await get(`${gapped.mirror.url}/v2/${repository}/blobs/${b.digest}`);
+      assert.equal(got.status, 200);
+      assert.equal(digestOf(got.body, 'sha512'), b.digest);
+    }
+    assert.deepEqual(await reported(gapped.mirror), onDisk(gapped.mirror.dataDir));
+
+    // The same bundle with one byte of a sha512 layer flipped, into a fresh offline mirror: refused, nothing served.
+    const bytes = await readFile(file);
+    const victim = layers[0]!;
+    const at = bytes.indexOf(fake.blobs.get(victim.digest)!.subarray(0, 64));
+    assert.ok(at > 0);
+    bytes[at + 1000] = bytes[at + 1000]! ^ 0x01;
+    const bad = join(work, 'wide-bad.tar');
+    await writeFile(bad, bytes);
+    const { mirror: fresh, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    try {
+      const refused = await cli(configFile, 'import', '--json', bad);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, new RegExp(`bundle entry blobs/sha512/${victim.digest.slice(7)} is damaged: content does not match digest`));
+      assert.equal((await get(`${fresh.url}/v2/${repository}/manifests/1`, { accept: ALL_MANIFEST_TYPES })).status, 404);
+      assert.equal((await get(`${fresh.url}/v2/${repository}/blobs/${config.digest}`)).status, 404);
+      assert.deepEqual(onDisk(fresh.dataDir), { bytes: 0, objects: 0 });
+      assert.deepEqual(readdirSync(join(fresh.dataDir, 'tmp')), [], 'staged files removed');
+    } finally {
+      await fresh.close();
       await rm(configFile, { force: true });
     }
   });

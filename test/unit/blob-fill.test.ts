@@ -62,6 +62,29 @@ describe('BlobFill', () => {
     assert.deepEqual(await readFile(store.paths.content(digestOf(content))), content);
   });
 
+  it('stored() counts every byte as it is written and resolves once the blob is committed, with no reader', async () => {
+    const content = Buffer.alloc(3 * 1024 * 1024 + 3, 9);
+    const { source, blob, commits } = await fill(content);
+    let counted = 0;
+    const stored = blob.stored((n) => (counted += n));
+    source.write(content.subarray(0, 1024 * 1024));
+    await waitFor(() => counted >= 1024 * 1024, 30_000, 'progress before the end');
+    assert.equal(blob.readers, 0, 'nothing reads the bytes back');
+    source.end(content.subarray(1024 * 1024));
+    assert.equal(await stored, content.length);
+    assert.equal(counted, content.length, 'each byte counted once');
+    assert.deepEqual(commits, [content.length], 'resolved after the commit');
+    assert.deepEqual(await readFile(store.paths.content(digestOf(content))), content);
+  });
+
+  it('stored() throws when the download turns out corrupt', async () => {
+    const content = Buffer.from('not what the digest names');
+    const { source, blob } = await fill(content, digestOf(Buffer.from('something else')));
+    const stored = blob.stored();
+    source.end(content);
+    await assert.rejects(stored, /does not match digest/);
+  });
+
   it('streams to a late joiner and to ranged readers from the same download', async () => {
     const content = Buffer.alloc(3 * 1024 * 1024);
     for (let i = 0; i < content.length; i++) content[i] = (i * 7) & 0xff;

@@ -15,6 +15,7 @@ import { LongshoreError, isLongshoreError } from '../../errors.js';
 import type { LocalContent } from '../../registry/local-content.js';
 import { INDEX_TYPES, MediaType, declaredMediaType, manifestReferences } from '../../registry/media-types.js';
 import { REFERRERS_KEY } from '../../registry/proxy.js';
+import type { ContentWriter } from '../../storage/content-store.js';
 import { parseDigest, type Digest } from '../../registry/reference.js';
 import type { RepositoryRef, UpstreamRouter } from '../../registry/routing.js';
 import { parseImageRef, type ImageRef } from '../image-ref.js';
@@ -26,6 +27,14 @@ import { readTar } from './tar.js';
 const MAX_METADATA = 64 * 1024 * 1024;
 /** Bytes gathered before a blob's temp file is written to. */
 const WRITE_BATCH = 1024 * 1024;
+/**
+ * Staged blobs being flushed to disk (fdatasync) at once, behind the reading of the archive. Waiting for
+ * each flush before reading the next entry made an import of many small blobs pay one disk round trip
+ * per blob in series (bench/NOTES.md §8); this many open descriptors bound the overlap.
+ */
+const MAX_FLUSHING = 16;
+/** A blob's written bytes are flushed in the background every this many bytes, as downloads are (registry/blob-fill.ts). */
+const FLUSH_EVERY = 16 * 1024 * 1024;
 
 export interface ImportDeps {
   local: LocalContent;
@@ -79,7 +88,9 @@ interface Staged {
 export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDeps, options: ImportOptions = {}): Promise<ImportResult> {
   const staged = new Map<Digest, Staged>();
   const metadata = new Map<string, Buffer>();
+  const flushes = new Flushes(MAX_FLUSHING);
   let bytes = 0;
+  let blobs = 0;
   try {
     for await (const entry of readTar(source)) {
       options.signal?.throwIfAborted();
@@ -104,6 +115,7 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
         // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
         let batch: Buffer[] = [];
         let batched = 0;
+        let flushedAt = 0;
         for await (const chunk of entry.body()) {
           batch.push(chunk);
           batched += chunk.length;
@@ -113,21 +125,28 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
             await writer.write(batch);
             batch = [];
             batched = 0;
+            // A large blob's pages go to disk as it is read, not all in its final flush.
+            if (writer.written - flushedAt >= FLUSH_EVERY) {
+              flushedAt = writer.written;
+              writer.flushInBackground();
+            }
           }
         }
         if (batch.length > 0) await writer.write(batch);
         writer.verify();
-        await writer.handle.datasync();
       } catch (err) {
         await writer.cancel();
         await writer.close();
         throw invalid(entry.name, `is damaged: ${(err as Error).message}`, isLongshoreError(err) ? err.detail : undefined);
       }
-      await writer.close();
+      // Flushed while the next entries are read; all flushes are done before anything is committed.
+      await flushes.add(writer, entry.name);
       const earlier = staged.get(digest);
       if (earlier) await rm(earlier.temp, { force: true });
+      else blobs++;
       staged.set(digest, { temp: writer.tempPath, size: entry.size });
     }
+    await flushes.drain();
     options.signal?.throwIfAborted();
     const layout = parseJson(metadata.get(OCI_LAYOUT), OCI_LAYOUT) as { imageLayoutVersion?: unknown };
     if (typeof layout.imageLayoutVersion !== 'string') throw invalid(OCI_LAYOUT, 'has no imageLayoutVersion');
@@ -164,10 +183,44 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
         options.onReferrers?.(list);
       }
     }
-    return { images, referrers, blobs: staged.size, bytes };
+    return { images, referrers, blobs, bytes };
   } finally {
-    // Whatever was not moved into place (unused, or the import failed) goes.
+    // Whatever was not moved into place (unused, or the import failed) goes, once no flush holds it open.
+    await flushes.drain().catch(() => undefined);
     await Promise.all([...staged.values()].map((s) => rm(s.temp, { force: true })));
+  }
+}
+
+/**
+ * Flushes of verified temp files running behind the archive's reading: add() starts one (waiting for a
+ * place when MAX_FLUSHING are running), drain() waits for all and throws the first failure, naming its
+ * entry. A file's rows are written only after drain(): nothing is recorded that a crash could lose.
+ */
+class Flushes {
+  private readonly running = new Set<Promise<void>>();
+  private failure: LongshoreError | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  async add(writer: ContentWriter, entry: string): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    this.check();
+    const flush = writer.handle.datasync()
+      .catch((err: unknown) => {
+        this.failure ??= invalid(entry, `cannot be written to disk: ${(err as Error).message}`);
+      })
+      .finally(() => writer.close())
+      .finally(() => this.running.delete(flush));
+    this.running.add(flush);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.running);
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
   }
 }
 
