@@ -9,13 +9,12 @@
 // is proportional to a page, not to the store. Serving does not depend on it having finished:
 // LocalContent serves a file only when its row exists and the sizes agree, and a file without a row is
 // never served (it is fetched again, or adopted here once hashed).
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog } from '../metadata/catalog.js';
-import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
-import { READ_CHUNK, type ContentStore } from '../storage/content-store.js';
+import { algorithmOf, DIGEST_ALGORITHMS, isEncoded, type Digest } from '../digest.js';
+import { hashFile, type ContentStore } from '../storage/content-store.js';
 
 /** Rows read per page. */
 const PAGE = 1000;
@@ -108,35 +107,13 @@ async function fileSize(path: string): Promise<number | undefined> {
   }
 }
 
-/** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
+/** Every content file with its size, by digest, of every algorithm (ContentStore.list). */
 export async function storedFiles(store: ContentStore): Promise<Map<Digest, number>> {
-  const out = new Map<Digest, number>();
-  for (const algorithm of DIGEST_ALGORITHMS) {
-    const root = store.paths.algorithmDir(algorithm);
-    let prefixes: string[];
-    try {
-      prefixes = await readdir(root);
-    } catch {
-      continue;
-    }
-    for (const prefix of prefixes) {
-      if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
-      for (const name of await readdir(join(root, prefix))) {
-        if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
-        const info = await stat(join(root, prefix, name));
-        if (info.isFile()) out.set(`${algorithm}:${name}`, info.size);
-      }
-    }
-  }
-  return out;
+  return store.list();
 }
 
-/** The digest of a file's bytes, with `algorithm` (the one of the digest it should match). */
-export async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<Digest> {
-  const digester = new Digester(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
-  return digester.digest();
-}
+// Moved to the store, which owns reading its files; re-exported for the modules that still hash here.
+export { hashFile };
 
 /** Whether a file holds exactly the bytes of `digest`. */
 export async function fileMatches(path: string, digest: Digest): Promise<boolean> {
