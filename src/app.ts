@@ -143,7 +143,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   const admission = new Admission(config.cache);
   const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
-  const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
+  const localRegistry = new LocalRegistry(local, catalog, store, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
   const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, {
     prefixes: config.local.prefixes,

@@ -159,7 +159,7 @@ async function maintenance(command: string, args: readonly string[], config: Con
         printGc({ orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) }, true, json, print);
         return 0;
       }
-      const localGarbage = await new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
+      const localGarbage = await new LocalRegistry(local, catalog, store, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
       const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
       const result = await evictor.run(target);
       printGc({ orphans, localBlobsReleased: localGarbage.released, ...result }, false, json, print);
