@@ -41,6 +41,7 @@ import { StorePaths } from './storage/paths.js';
 import { DataLock } from './storage/data-lock.js';
 import { Scavenger, youngCollector } from './storage/scavenger.js';
 import { UpstreamClient } from './upstream/client.js';
+import { DiskSpace } from './signals.js';
 
 /** Pending hit counts are written to SQLite this often. */
 const ACCESS_FLUSH_MS = 5_000;
@@ -141,7 +142,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     });
   }
   const admission = new Admission(config.cache);
-  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
+  const disk = new DiskSpace(paths.root, config.cache.minFreeSpace);
+  const diskPressure = { isLow: () => disk.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
   const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
   const localRegistry = new LocalRegistry(local, catalog, store, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
   await localRegistry.restore();
@@ -154,7 +156,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
   const reads = new RoutedRegistry(localRegistry, registry);
   const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));
   uploadSweep.unref();
-  const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), log.child({ component: 'evictor' }), metrics);
+  const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), disk, log.child({ component: 'evictor' }), metrics);
   local.onGrowth = () => evictor.check();
   const evictionTimer = setInterval(() => void evictor.checkDisk(), config.cache.checkInterval);
   evictionTimer.unref();

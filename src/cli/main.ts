@@ -34,6 +34,7 @@ import { LocalUsage } from '../metadata/local-usage.js';
 import { UploadTable } from '../metadata/uploads.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
+import { DiskSpace } from '../signals.js';
 import { LocalContent } from '../registry/local-content.js';
 import { LocalRegistry } from '../registry/local-registry.js';
 import { LOCAL, UpstreamRouter } from '../registry/routing.js';
@@ -160,7 +161,7 @@ async function maintenance(command: string, args: readonly string[], config: Con
         return 0;
       }
       const localGarbage = await new LocalRegistry(local, catalog, store, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
-      const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
+      const evictor = new Evictor(local, catalog, config.cache, router, () => [], new DiskSpace(paths.root, config.cache.minFreeSpace), log);
       const result = await evictor.run(target);
       printGc({ orphans, localBlobsReleased: localGarbage.released, ...result }, false, json, print);
       return 0;
