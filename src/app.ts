@@ -213,7 +213,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
-  const jobs = new AdminJobs({ config, registry, local, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
+  const jobs = new AdminJobs({ config, registry, local, index: catalog, files: store, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
   // Scheduled syncs run in the server only: an admin command holding the directory does one job and leaves.
   const sync = adminToken && config.sync.length > 0
     ? new SyncScheduler(config.sync, { registry, local, upstreams, maxManifestSize: config.maxManifestSize, platforms: config.warm.platforms, concurrency: config.warm.concurrency, log: log.child({ component: 'sync' }) })
