@@ -66,3 +66,11 @@ export interface MaintenanceIndex {
   removeContent(digest: Digest): boolean;
   adopt(digest: Digest, size: number): void;
 }
+
+/** Start-up reconciliation (cache/recovery.ts): rows a page at a time, and fixing rows that disagree with files. */
+export interface RecoveryIndex {
+  contentPage(after: string, limit: number): Array<{ digest: Digest; size: number }>;
+  content(digest: Digest): ContentRow | undefined;
+  removeContent(digest: Digest): boolean;
+  adopt(digest: Digest, size: number): void;
+}

@@ -2,9 +2,11 @@
 // (metadata) and in-process caches of hot manifests, so a warm manifest request touches neither disk
 // nor SQLite for its body.
 import { LRUCache } from 'lru-cache';
-import type { Catalog, ContentRecord, TagRow } from '../metadata/catalog.js';
+import type { ContentRecord, TagRow } from '../metadata/catalog.js';
+import type { ContentIndex } from '../metadata/interfaces.js';
 import type { ChunkPool } from '../storage/chunk-pool.js';
-import type { ContentStore, ContentWriter } from '../storage/content-store.js';
+import type { ContentWriter } from '../storage/content-store.js';
+import type { ContentFiles } from '../storage/interfaces.js';
 import type { BlobHandle, CacheOutcome, ManifestAnswer } from './types.js';
 import type { Digest } from './reference.js';
 import { LOCAL } from './routing.js';
@@ -31,7 +33,7 @@ export class LocalContent {
   /** Called after content is added, so the cache budget can be checked. */
   onGrowth: () => void = () => undefined;
 
-  constructor(readonly store: ContentStore, readonly catalog: Catalog) {}
+  constructor(private readonly store: ContentFiles, private readonly catalog: ContentIndex) {}
 
   /** Digests of stored blobs open for reading right now. */
   inUse(): Iterable<Digest> {

@@ -54,24 +54,41 @@ export class ContentStore implements ContentFiles, UploadStore, MaintenanceStore
   /** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
   async list(): Promise<Map<Digest, number>> {
     const out = new Map<Digest, number>();
+    for await (const digests of this.contentDirectories()) {
+      for (const digest of digests) {
+        const info = await stat(this.paths.content(digest));
+        if (info.isFile()) out.set(digest, info.size);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The content directories (blobs/<algorithm>/<aa>, paths.ts), one at a time in name order, as the
+   * digests their entries name; entries that name no digest of the directory are skipped. Nothing is
+   * stat'ed: a walk of a large store does a directory's work per step.
+   */
+  async *contentDirectories(): AsyncGenerator<Digest[]> {
     for (const algorithm of DIGEST_ALGORITHMS) {
       const root = this.paths.algorithmDir(algorithm);
       let prefixes: string[];
       try {
         prefixes = await readdir(root);
       } catch {
-        continue;
+        continue; // no content of this algorithm yet
       }
-      for (const prefix of prefixes) {
+      for (const prefix of prefixes.sort()) {
         if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
-        for (const name of await readdir(join(root, prefix))) {
-          if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
-          const info = await stat(join(root, prefix, name));
-          if (info.isFile()) out.set(`${algorithm}:${name}`, info.size);
-        }
+        const names = await readdir(join(root, prefix)).catch(() => [] as string[]);
+        yield names.filter((name) => isEncoded(algorithm, name) && name.startsWith(prefix)).map((name): Digest => `${algorithm}:${name}`);
       }
     }
-    return out;
+  }
+
+  /** Size and modification time of a stored regular file; undefined when there is none (or it cannot be read). */
+  async stat(digest: Digest): Promise<{ size: number; mtimeMs: number } | undefined> {
+    const info = await stat(this.paths.content(digest)).catch(() => undefined);
+    return info?.isFile() ? { size: info.size, mtimeMs: info.mtimeMs } : undefined;
   }
 
   /** Size of stored content, or undefined when it is not stored. */

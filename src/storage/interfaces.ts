@@ -28,11 +28,18 @@ export interface UploadStore {
   delete(digest: Digest): Promise<boolean>;
 }
 
-/** gc's reconciliation and verify (jobs/admin-jobs.ts): every file, re-hashing, removing, quarantining. */
+/**
+ * Reconciliation of files with rows (cache/recovery.ts, and gc's in jobs/admin-jobs.ts) and verify:
+ * every file, re-hashing, removing, quarantining.
+ */
 export interface MaintenanceStore {
   /** Every content file with its size, by digest. */
   list(): Promise<Map<Digest, number>>;
+  /** The same walk a directory at a time, by name only, for a walk that must not hold the event loop. */
+  contentDirectories(): AsyncGenerator<Digest[]>;
   size(digest: Digest): Promise<number | undefined>;
+  /** Size and modification time of a stored regular file. */
+  stat(digest: Digest): Promise<{ size: number; mtimeMs: number } | undefined>;
   /** The digest of the stored bytes, computed with `digest`'s algorithm. */
   hash(digest: Digest): Promise<Digest>;
   delete(digest: Digest): Promise<boolean>;
