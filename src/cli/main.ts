@@ -16,31 +16,20 @@
 // Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
 //
 // gc, verify --quarantine, warm, export and import write to the data directory: when a server holds it
-// (storage/data-lock.ts) they send the work to that server's admin API, else they take its lock and work
-// alone. du and verify without --quarantine only read.
-import { mkdir, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+// (storage/data-lock.ts) they send the work to that server's admin API, else they take its lock and run
+// the same jobs on the same core (core.ts) alone. du and verify without --quarantine only read.
 import { Agent, request } from 'undici';
-import { Evictor } from '../cache/evictor.js';
-import { hashFile, reconcile } from '../cache/recovery.js';
-import { algorithmOf, encodedOf } from '../digest.js';
 import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { ConfigError, isLongshoreError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
-import { LocalUsage } from '../metadata/local-usage.js';
-import { UploadTable } from '../metadata/uploads.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
-import { DiskSpace } from '../signals.js';
-import { LocalContent } from '../registry/local-content.js';
-import { LocalRegistry } from '../registry/local-registry.js';
-import { LOCAL, UpstreamRouter } from '../registry/routing.js';
+import { LOCAL } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
-import { DataLock } from '../storage/data-lock.js';
 import type { AdminClient } from './admin-client.js';
 import { findOwner } from './owner.js';
 import { human } from './progress.js';
@@ -67,29 +56,30 @@ export async function run(argv: readonly string[], print: (line: string) => void
   if (command === 'health') return health(config, print);
   const json = args.includes('--json');
   if (command === 'warm' || command === 'export' || command === 'import') return (await import('./airgap.js')).airgap(command, args, config, print);
+  const to = command === 'gc' ? sizeOption(args) : undefined;
   // Writers go through the directory's owner: the running server, or this command holding the lock.
-  const writes = command === 'gc' || (command === 'verify' && args.includes('--quarantine'));
-  let lock: DataLock | undefined;
-  if (writes) {
+  if (command === 'gc' || (command === 'verify' && args.includes('--quarantine'))) {
     const owner = await findOwner(config);
     if (owner.kind === 'server') return remoteMaintenance(command as 'gc' | 'verify', args, owner.client, json, print);
-    await mkdir(config.dataDir, { recursive: true });
-    lock = await DataLock.acquire(new StorePaths(config.dataDir).lock, 'command', command);
+    return aloneMaintenance(command as 'gc' | 'verify', args, to, config, json, print);
   }
-  try {
-    return await maintenance(command, args, config, json, print);
-  } finally {
-    await lock?.release();
-  }
+  return inspect(command as 'du' | 'verify', args, config, json, print);
+}
+
+/** gc's --to SIZE, checked before any work is asked for. */
+function sizeOption(args: readonly string[]): number | undefined {
+  const to = option(args, '--to');
+  if (to === undefined) return undefined;
+  const size = parseSize(to);
+  if (size === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
+  return size;
 }
 
 /** gc and verify sent to the running server: the same reports, printed the same way. */
 async function remoteMaintenance(command: 'gc' | 'verify', args: readonly string[], client: AdminClient, json: boolean, print: (line: string) => void): Promise<number> {
   try {
     if (command === 'gc') {
-      const to = option(args, '--to');
-      if (to !== undefined && parseSize(to) === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
-      const report = await client.job('gc', { to: to ?? null, dryRun: args.includes('--dry-run') }, () => undefined);
+      const report = await client.job('gc', { to: option(args, '--to') ?? null, dryRun: args.includes('--dry-run') }, () => undefined);
       delete report.event;
       printGc(report, args.includes('--dry-run'), json, print);
       return 0;
@@ -118,9 +108,28 @@ function printVerify(report: { checked: number; corrupt: string[]; quarantined: 
   return bad.length > 0 && !quarantine ? 1 : 0;
 }
 
-/** du, gc and verify on the data directory itself (gc and verify --quarantine hold its lock). */
-async function maintenance(command: string, args: readonly string[], config: Config, json: boolean, print: (line: string) => void): Promise<number> {
-  const log = createLogger(json ? 'silent' : 'warn');
+/**
+ * gc and verify --quarantine when no server holds the directory: the jobs a server runs (jobs/admin-jobs.ts),
+ * on the same core (core.ts), with the directory's lock held by this command. The core's own start-up
+ * reconciliation is off: gc reconciles (and reports what it found), verify reads every file anyway.
+ */
+async function aloneMaintenance(command: 'gc' | 'verify', args: readonly string[], to: number | undefined, config: Config, json: boolean, print: (line: string) => void): Promise<number> {
+  const { buildCore } = await import('../core.js');
+  const core = await buildCore(config, createLogger(json ? 'silent' : 'warn'), { role: 'command', task: command, reconcile: false });
+  try {
+    if (command === 'gc') {
+      const dryRun = args.includes('--dry-run');
+      printGc(await core.jobs.gc({ to, dryRun }), dryRun, json, print);
+      return 0;
+    }
+    return printVerify(await core.jobs.verify({ quarantine: true }), true, json, print);
+  } finally {
+    await core.close(5_000);
+  }
+}
+
+/** du and verify without --quarantine: they only read, so they take no lock and build no core. */
+async function inspect(command: 'du' | 'verify', args: readonly string[], config: Config, json: boolean, print: (line: string) => void): Promise<number> {
   const paths = new StorePaths(config.dataDir);
   const store = new ContentStore(paths);
   const db = openDatabase(paths.database);
@@ -143,47 +152,14 @@ async function maintenance(command: string, args: readonly string[], config: Con
       }
       return 0;
     }
-    if (command === 'gc') {
-      const to = option(args, '--to');
-      const target = to === undefined ? undefined : parseSize(to);
-      if (to !== undefined && target === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
-      await store.init();
-      const orphans = await reconcile(store, catalog, log);
-      const router = new UpstreamRouter(Object.keys(config.upstreams), config.defaultUpstream, {
-        prefixes: config.local.prefixes,
-        local: { has: (name) => catalog.holdsRepository(LOCAL, name) },
-      });
-      const local = new LocalContent(store, catalog);
-      const before = catalog.totals().bytes;
-      if (args.includes('--dry-run')) {
-        const limit = target ?? (config.cache.maxSize === null ? before : config.cache.maxSize * config.cache.lowWatermark);
-        printGc({ orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) }, true, json, print);
-        return 0;
-      }
-      const localGarbage = await new LocalRegistry(local, catalog, store, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
-      const evictor = new Evictor(local, catalog, config.cache, router, () => [], new DiskSpace(paths.root, config.cache.minFreeSpace), log);
-      const result = await evictor.run(target);
-      printGc({ orphans, localBlobsReleased: localGarbage.released, ...result }, false, json, print);
-      return 0;
-    }
-    // verify
-    const quarantine = args.includes('--quarantine');
     const bad: string[] = [];
     let checked = 0;
     for (const { digest } of catalog.allContent()) {
-      const path = paths.content(digest);
-      const actual = await hashFile(path, algorithmOf(digest)).catch(() => 'missing');
+      const actual = await store.hash(digest).catch(() => 'missing');
       checked++;
-      if (actual === digest) continue;
-      bad.push(digest);
-      if (quarantine) {
-        const dir = join(paths.root, 'quarantine');
-        await mkdir(dir, { recursive: true });
-        if (actual !== 'missing') await rename(path, join(dir, encodedOf(digest)));
-        catalog.removeContent(digest);
-      }
+      if (actual !== digest) bad.push(digest);
     }
-    return printVerify({ checked, corrupt: bad, quarantined: quarantine ? bad.length : 0 }, quarantine, json, print);
+    return printVerify({ checked, corrupt: bad, quarantined: 0 }, false, json, print);
   } finally {
     db.close();
   }

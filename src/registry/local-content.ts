@@ -10,6 +10,7 @@ import type { ContentFiles } from '../storage/interfaces.js';
 import type { BlobHandle, CacheOutcome, ManifestAnswer } from './types.js';
 import type { Digest } from './reference.js';
 import { LOCAL } from './routing.js';
+import type { ContentGrowth } from '../signals.js';
 
 /** Manifest bodies kept in memory, by total bytes. */
 const HOT_MANIFEST_BYTES = 32 * 1024 * 1024;
@@ -30,10 +31,12 @@ export class LocalContent {
   private readonly links = new LRUCache<string, true>({ max: KNOWN_LINKS });
   /** Stored blobs being streamed to clients now, with how many streams each: eviction leaves them alone. */
   private readonly reading = new Map<Digest, number>();
-  /** Called after content is added, so the cache budget can be checked. */
-  onGrowth: () => void = () => undefined;
-
-  constructor(private readonly store: ContentFiles, private readonly catalog: ContentIndex) {}
+  constructor(
+    private readonly store: ContentFiles,
+    private readonly catalog: ContentIndex,
+    /** Told after content is added, so the cache budget can be checked (signals.ts). */
+    private readonly growth: ContentGrowth,
+  ) {}
 
   /** Digests of stored blobs open for reading right now. */
   inUse(): Iterable<Digest> {
@@ -127,7 +130,7 @@ export class LocalContent {
     this.catalog.recordContent(record);
     this.manifests.set(record.digest, body);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
-    this.onGrowth();
+    this.growth.grew();
   }
 
   /**
@@ -215,6 +218,11 @@ export class LocalContent {
     return this.store.delete(digest);
   }
 
+  /** Announces content added with recordContent, once for all of it. */
+  announceGrowth(): void {
+    this.growth.grew();
+  }
+
   /** Records a row for stored content, without announcing growth: for a caller that records many, then announces once. */
   recordContent(record: ContentRecord): void {
     this.catalog.recordContent(record);
@@ -240,7 +248,7 @@ export class LocalContent {
   recordBlob(record: ContentRecord): void {
     this.catalog.recordContent(record);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
-    this.onGrowth();
+    this.growth.grew();
   }
 
   /** Counts a hit on content the repository was found to hold. */

@@ -201,7 +201,7 @@ class Committer {
       local.deleteTag(upstream, name, ref.reference.tag);
       local.putTag(upstream, name, ref.reference.tag, ACCEPT_ALL.key, root, closure.manifests[0]!.mediaType);
     }
-    local.onGrowth();
+    local.announceGrowth();
     return { ref: ref.full, digest: root, manifests: closure.manifests.length, blobs: closure.blobs.size, bytes, newBytes };
   }
 
