@@ -1,9 +1,9 @@
-// The composition root: builds every service explicitly from the frozen config and wires them together.
-// No module keeps singletons or reads settings of its own.
+// The server: the core (core.ts, the composition root shared with the admin commands) with HTTP on
+// top — the registry API and its fast path, client auth, the token endpoint, health, metrics, the admin
+// jobs API, scheduled syncs and the dashboard. No module keeps singletons or reads settings of its own.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
-import { hostname } from 'node:os';
 import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
@@ -14,7 +14,7 @@ import { TopContent } from './admin/top-content.js';
 import { readTotals } from './admin/totals.js';
 import { adminRouter } from './http/admin-router.js';
 import { jobsRouter } from './http/jobs-router.js';
-import { AdminJobs } from './jobs/admin-jobs.js';
+import type { AdminJobs } from './jobs/admin-jobs.js';
 import { SyncScheduler } from './jobs/sync.js';
 import { dashboardRouter } from './http/dashboard.js';
 import { healthz, readyz } from './http/handlers/health.js';
@@ -23,28 +23,15 @@ import { requestContext, requestStart, type RequestLocals } from './http/middlew
 import { clientAddressOf, noteClientAddress } from './http/client-address.js';
 import { manifestFastPath } from './http/fast-path.js';
 import { registryRouter } from './http/router.js';
-import { Evictor } from './cache/evictor.js';
-import { Admission } from './cache/policy.js';
-import { reconcile, type ReconcileResult } from './cache/recovery.js';
-import { Catalog } from './metadata/catalog.js';
-import { LocalUsage } from './metadata/local-usage.js';
-import { UploadTable } from './metadata/uploads.js';
-import { Checkpointer } from './metadata/checkpointer.js';
-import { openDatabase } from './metadata/database.js';
-import { Metrics } from './observability/metrics.js';
-import { LocalContent } from './registry/local-content.js';
-import { LocalRegistry } from './registry/local-registry.js';
-import { RoutedRegistry } from './registry/routed-registry.js';
-import { ProxyRegistry, tagGlobs, type UpstreamEntry } from './registry/proxy.js';
-import { LOCAL, UpstreamRouter } from './registry/routing.js';
-import { ContentStore } from './storage/content-store.js';
-import { StorePaths } from './storage/paths.js';
-import { DataLock } from './storage/data-lock.js';
-import { Scavenger, youngCollector } from './storage/scavenger.js';
-import { UpstreamClient } from './upstream/client.js';
-
-/** Pending hit counts are written to SQLite this often. */
-const ACCESS_FLUSH_MS = 5_000;
+import type { Evictor } from './cache/evictor.js';
+import type { ReconcileResult } from './cache/recovery.js';
+import { buildCore, type Core } from './core.js';
+import type { Catalog } from './metadata/catalog.js';
+import type { Metrics } from './observability/metrics.js';
+import type { LocalRegistry } from './registry/local-registry.js';
+import type { ProxyRegistry, UpstreamEntry } from './registry/proxy.js';
+import { LOCAL } from './registry/routing.js';
+import type { ContentStore } from './storage/content-store.js';
 
 export interface Longshore {
   app: express.Express;
@@ -61,7 +48,7 @@ export interface Longshore {
   upstreams: ReadonlyMap<string, UpstreamEntry>;
   /** gc, verify, warm, export, import: what admin commands ask of the directory's owner. */
   jobs: AdminJobs;
-  /** Scheduled syncs (config `sync`); undefined when there are none, or in an admin command. */
+  /** Scheduled syncs (config `sync`); undefined when there are none. */
   sync: SyncScheduler | undefined;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
@@ -71,24 +58,14 @@ export interface Longshore {
   close(graceMs?: number): Promise<void>;
 }
 
-export interface OwnerOptions {
-  /** 'command': an admin command that owns the directory while no server does (cli/main.ts). Default 'server'. */
-  role?: 'server' | 'command';
-  /** What the command does, for the lock's message ("import"). */
-  task?: string;
-}
-
-export async function createLongshore(config: Config, log: Logger, owner: OwnerOptions = {}): Promise<Longshore> {
-  const paths = new StorePaths(config.dataDir);
-  // Before anything touches the directory: one writer at a time (storage/data-lock.ts).
-  await mkdir(paths.root, { recursive: true });
-  const role = owner.role ?? 'server';
-  const lock = await DataLock.acquire(paths.lock, role, owner.task);
+/** Takes the data directory (its lock: storage/data-lock.ts) and builds the serving mirror. */
+export async function createLongshore(config: Config, log: Logger): Promise<Longshore> {
+  const core = await buildCore(config, log, { role: 'server' });
   try {
-    const adminToken = role === 'server' ? await writeAdminToken(paths.adminToken) : undefined;
-    return await build(config, log, paths, lock, adminToken);
+    const adminToken = await writeAdminToken(core.paths.adminToken);
+    return await serve(config, log, core, adminToken);
   } catch (err) {
-    await lock.release();
+    await core.close(0);
     throw err;
   }
 }
@@ -102,64 +79,9 @@ async function writeAdminToken(path: string): Promise<Buffer> {
   return token;
 }
 
-async function build(config: Config, log: Logger, paths: StorePaths, lock: DataLock, adminToken: Buffer | undefined): Promise<Longshore> {
-  // One scavenger for the process: it frees download and read buffers early (storage/scavenger.ts).
-  const store = new ContentStore(paths, new Scavenger(youngCollector()));
-  const leftovers = await store.init();
-  if (leftovers > 0) log.warn({ count: leftovers }, 'removed temp files left by an earlier run');
-
-  const db = openDatabase(paths.database);
-  const checkpointer = new Checkpointer(db, paths.database, log.child({ component: 'checkpointer' }));
-  const catalog = new Catalog(db, Date.now, { recentMs: config.cache.protectRecent, writeRoom: () => checkpointer.writeRoom() });
-  // In the background: serving does not wait for it (cache/recovery.ts says why that is safe).
-  const stopReconciling = new AbortController();
-  const reconciled = reconcile(store, catalog, log.child({ component: 'recovery' }), { signal: stopReconciling.signal });
-  reconciled.catch((err: unknown) => log.error({ err }, 'reconciliation failed'));
-  const local = new LocalContent(store, catalog);
-
-  const upstreams = new Map<string, UpstreamEntry>();
-  // The probes read state at scrape time, after `registry` below exists.
-  const metrics: Metrics = new Metrics({
-    cache: () => catalog.totals(),
-    downloads: () => registry.downloads(),
-    upstreams: () => [...upstreams].map(([name, u]) => ({
-      name,
-      rateLimitRemaining: u.client.rateLimit?.remaining,
-      rateLimitLimit: u.client.rateLimit?.limit,
-      circuitOpen: u.client.breaker.state !== 'closed',
-    })),
-  }, config.nodeName ?? hostname());
-  for (const [name, upstream] of Object.entries(config.upstreams)) {
-    upstreams.set(name, {
-      client: new UpstreamClient(name, upstream, log.child({ component: 'upstream', upstream: name }), metrics, { maxBlobSize: config.maxBlobSize }),
-      tagTTL: upstream.tagTTL,
-      negativeTTL: upstream.negativeTTL,
-      passThroughCredentials: upstream.passThroughCredentials,
-      credentialTTL: upstream.credentialTTL,
-      offline: upstream.offline ?? config.offline,
-      resumeAttempts: upstream.resumeAttempts,
-      immutable: tagGlobs(upstream.immutableTags),
-    });
-  }
-  const admission = new Admission(config.cache);
-  const diskPressure = { isLow: () => evictor.isLow(), relieve: () => evictor.schedule(), admit: (key: string, size: number | undefined) => admission.decide(key, size) };
-  const registry: ProxyRegistry = new ProxyRegistry(local, upstreams, config.maxManifestSize, metrics, log.child({ component: 'proxy' }), diskPressure);
-  const localRegistry = new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log.child({ component: 'local' }));
-  await localRegistry.restore();
-  const router = new UpstreamRouter(upstreams.keys(), config.defaultUpstream, {
-    prefixes: config.local.prefixes,
-    createOnPush: config.local.createOnPush,
-    local: localRegistry,
-    cached: (repo) => catalog.holdsRepository(repo.upstream, repo.name),
-  });
-  const reads = new RoutedRegistry(localRegistry, registry);
-  const uploadSweep = setInterval(() => void localRegistry.sweep(), Math.max(1_000, Math.min(60_000, config.local.uploadTimeout)));
-  uploadSweep.unref();
-  const evictor = new Evictor(local, catalog, config.cache, router, () => registry.downloading(), log.child({ component: 'evictor' }), metrics);
-  local.onGrowth = () => evictor.check();
-  const evictionTimer = setInterval(() => void evictor.checkDisk(), config.cache.checkInterval);
-  evictionTimer.unref();
-
+/** HTTP on top of the core: the registry API, token endpoint, health, metrics, admin jobs, dashboard. */
+async function serve(config: Config, log: Logger, core: Core, adminToken: Buffer): Promise<Longshore> {
+  const { paths, db, catalog, store, metrics, upstreams, registry, localRegistry, router, reads, evictor, jobs, local, lock, reconciled } = core;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -213,9 +135,8 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     res.setHeader('content-type', metrics.registry.contentType);
     res.end(await metrics.registry.metrics());
   });
-  const jobs = new AdminJobs({ config, registry, local, evictor, localRegistry, router, log: log.child({ component: 'jobs' }) });
   // Scheduled syncs run in the server only: an admin command holding the directory does one job and leaves.
-  const sync = adminToken && config.sync.length > 0
+  const sync = config.sync.length > 0
     ? new SyncScheduler(config.sync, { registry, local, upstreams, maxManifestSize: config.maxManifestSize, platforms: config.warm.platforms, concurrency: config.warm.concurrency, log: log.child({ component: 'sync' }) })
     : undefined;
   if (sync) metrics.observeSync(() => sync.status());
@@ -247,14 +168,6 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     }
     : app;
 
-  const flushTimer = setInterval(() => {
-    // A slice per turn of the event loop: each hit moves the content its manifest names too.
-    catalog.flushSlices().catch((err: unknown) => {
-      // e.g. SQLITE_FULL on a full disk: the hits are lost, the mirror keeps serving
-      log.error({ err }, 'could not record cache hits');
-    });
-  }, ACCESS_FLUSH_MS);
-  flushTimer.unref();
   sync?.start();
 
   let closed = false;
@@ -277,22 +190,10 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
     async close(graceMs = 30_000) {
       if (closed) return;
       closed = true;
-      clearInterval(flushTimer);
       history?.stop();
-      clearInterval(evictionTimer);
-      clearInterval(uploadSweep);
       sync?.stop();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([registry.drain(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-      clearTimeout(timer);
-      await Promise.all([...upstreams.values()].map((u) => u.client.close()));
+      await core.close(graceMs);
       await closeAuth?.();
-      stopReconciling.abort();
-      await reconciled.catch(() => undefined);
-      catalog.flush();
-      await checkpointer.stop();
-      db.close();
-      await lock.release();
     },
     announce: (adminUrl) => lock.announce(adminUrl),
   };

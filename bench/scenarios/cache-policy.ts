@@ -29,6 +29,7 @@ import { Catalog } from '../../src/metadata/catalog.js';
 import { openDatabase } from '../../src/metadata/database.js';
 import type { Digest } from '../../src/registry/reference.js';
 import { UpstreamRouter } from '../../src/registry/routing.js';
+import { DiskSpace } from '../../src/signals.js';
 
 const MB = 1e6;
 const GiB = 1024 ** 3;
@@ -215,8 +216,7 @@ export async function replay(trace: Trace, variant: PolicyVariant, budgetShare: 
     protectRecent: 10_000,
   };
   const catalog = new Catalog(db, clock, { policy: variant.policy, recentMs: settings.protectRecent });
-  const store = { delete: async () => true, paths: { root: dir } };
-  const evictor = new Evictor({ store, inUse: () => [], forget: () => undefined }, catalog, settings, new UpstreamRouter(['docker.io'], 'docker.io'), () => [], pino({ level: 'silent' }));
+  const evictor = new Evictor({ deleteFile: async () => true, inUse: () => [], forget: () => undefined }, catalog, settings, new UpstreamRouter(['docker.io'], 'docker.io'), () => [], new DiskSpace(dir, settings.minFreeSpace), pino({ level: 'silent' }));
   const admission = variant.admission === 'none' ? undefined : new Admission(settings);
   let lastFlush = 0;
   let hitBytes = 0;

@@ -8,13 +8,14 @@
 // A run walks the eviction index once, from the lowest priority up, with a cursor: each batch is one
 // index range of BATCH rows, whatever the size of the catalogue, and content skipped because it is busy
 // is not looked at again in that run. Pinned and local content is not in that index at all.
-import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { KEEP_PINNED, type Catalog, type EvictionCandidate } from '../metadata/catalog.js';
+import { KEEP_PINNED, type EvictionCandidate } from '../metadata/catalog.js';
+import type { EvictionIndex } from '../metadata/interfaces.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../digest.js';
 import type { UpstreamRouter } from '../registry/routing.js';
+import type { DiskSpace } from '../signals.js';
 
 /** Candidates fetched per query. */
 const BATCH = 256;
@@ -33,9 +34,10 @@ export interface EvictionResult {
   remaining: number;
 }
 
-/** What eviction needs of the local content (LocalContent has it). */
+/** What eviction needs of the local content (LocalContent has it); of the database it needs an EvictionIndex. */
 export interface EvictableContent {
-  readonly store: { delete(digest: Digest): Promise<boolean>; readonly paths: { readonly root: string } };
+  /** Removes a stored file; the evictor removes rows itself, in batches. */
+  deleteFile(digest: Digest): Promise<boolean>;
   /** Digests open for reading now. */
   inUse(): Iterable<Digest>;
   /** Drops in-process copies of evicted content. */
@@ -50,11 +52,13 @@ export class Evictor {
 
   constructor(
     private readonly local: EvictableContent,
-    private readonly catalog: Catalog,
+    private readonly catalog: EvictionIndex,
     private readonly settings: Config['cache'],
     private readonly router: UpstreamRouter,
     /** Digests being downloaded right now. */
     private readonly downloading: () => Iterable<Digest>,
+    /** The data directory's free space against cache.minFreeSpace (signals.ts). */
+    private readonly disk: DiskSpace,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
   ) {}
@@ -65,15 +69,9 @@ export class Evictor {
     if (max !== null && this.catalog.totals().bytes > max * this.settings.highWatermark) this.schedule();
   }
 
-  /** True while the data directory's filesystem has less free space than minFreeSpace. */
-  async isLow(): Promise<boolean> {
-    const free = await freeSpace(this.local.store.paths.root);
-    return free !== undefined && free < this.settings.minFreeSpace;
-  }
-
   /** The periodic check: the budget, and the free space of the data directory's filesystem. */
   async checkDisk(): Promise<void> {
-    const free = await freeSpace(this.local.store.paths.root);
+    const free = await this.disk.free();
     if (free !== undefined && free < this.settings.minFreeSpace) this.schedule();
     else this.check();
   }
@@ -107,7 +105,7 @@ export class Evictor {
     const { bytes } = this.catalog.totals();
     let target = this.settings.maxSize === null ? Infinity : this.settings.maxSize * this.settings.lowWatermark;
     let reason: EvictionReason = 'budget';
-    const free = await freeSpace(this.local.store.paths.root);
+    const free = await this.disk.free();
     if (free !== undefined && free < this.settings.minFreeSpace && bytes - (this.settings.minFreeSpace - free) < target) {
       target = bytes - (this.settings.minFreeSpace - free);
       reason = 'disk';
@@ -179,7 +177,7 @@ export class Evictor {
         });
       }
       // Files first, then rows: a crash in between leaves rows without files, which start-up removes.
-      for (const victim of victims) await this.local.store.delete(victim.digest);
+      for (const victim of victims) await this.local.deleteFile(victim.digest);
       for (let i = 0; i < victims.length;) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
         await this.catalog.writeRoom();
@@ -201,14 +199,5 @@ export class Evictor {
     if (evicted > 0) this.log.info({ evicted, bytes: freed, remaining, target, reason }, 'evicted content');
     if (remaining > target) this.log.warn({ remaining, target, skipped }, 'cache is over its budget; the rest is pinned or in use');
     return { evicted, bytes: freed, remaining };
-  }
-}
-
-async function freeSpace(path: string): Promise<number | undefined> {
-  try {
-    const stats = await statfs(path);
-    return stats.bavail * stats.bsize;
-  } catch {
-    return undefined;
   }
 }

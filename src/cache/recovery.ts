@@ -9,13 +9,11 @@
 // is proportional to a page, not to the store. Serving does not depend on it having finished:
 // LocalContent serves a file only when its row exists and the sizes agree, and a file without a row is
 // never served (it is fetched again, or adopted here once hashed).
-import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.js';
-import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
-import { READ_CHUNK, type ContentStore } from '../storage/content-store.js';
+import type { RecoveryIndex } from '../metadata/interfaces.js';
+import { algorithmOf, type Digest } from '../digest.js';
+import { hashFile } from '../storage/content-store.js';
+import type { MaintenanceStore } from '../storage/interfaces.js';
 
 /** Rows read per page. */
 const PAGE = 1000;
@@ -37,7 +35,7 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
 }
 
-export async function reconcile(store: ContentStore, catalog: Catalog, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileResult> {
+export async function reconcile(store: MaintenanceStore, catalog: RecoveryIndex, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileResult> {
   const result: ReconcileResult = { rowsRemoved: 0, filesAdopted: 0, filesRemoved: 0, complete: false };
   const stopped = () => options.signal?.aborted === true;
   // Files written from here on were verified by this process before they were renamed into place.
@@ -48,7 +46,7 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
     after = page[page.length - 1]!.digest;
     for (let i = 0; i < page.length && !stopped(); i += PARALLEL) {
       await Promise.all(page.slice(i, i + PARALLEL).map(async (row) => {
-        const size = await fileSize(store.paths.content(row.digest));
+        const size = (await store.stat(row.digest))?.size;
         if (size === row.size) return;
         // The row may have been removed or replaced meanwhile (eviction, a new download): ask again.
         const current = catalog.content(row.digest);
@@ -58,38 +56,24 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
       }));
     }
   }
-  for (const algorithm of DIGEST_ALGORITHMS) {
-    const root = store.paths.algorithmDir(algorithm);
-    let prefixes: string[] = [];
-    try {
-      prefixes = await readdir(root);
-    } catch {
-      continue; // no content of this algorithm yet
+  for await (const names of store.contentDirectories()) {
+    if (stopped()) break;
+    const orphans: Digest[] = [];
+    for (let i = 0; i < names.length; i++) {
+      if (i % NAMES_PER_TURN === NAMES_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
+      const digest = names[i]!;
+      if (!catalog.content(digest)) orphans.push(digest); // not contentInfo: a million names would churn its cache
     }
-    for (const prefix of prefixes.sort()) {
+    for (const digest of orphans) {
       if (stopped()) break;
-      if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
-      const names = await readdir(join(root, prefix)).catch(() => [] as string[]);
-      const orphans: Digest[] = [];
-      for (let i = 0; i < names.length; i++) {
-        if (i % NAMES_PER_TURN === NAMES_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
-        const name = names[i]!;
-        if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
-        const digest: Digest = `${algorithm}:${name}`;
-        if (!catalog.content(digest)) orphans.push(digest); // not contentInfo: a million names would churn its cache
-      }
-      for (const digest of orphans) {
-        if (stopped()) break;
-        const path = store.paths.content(digest);
-        const info = await stat(path).catch(() => undefined);
-        if (!info?.isFile() || info.mtimeMs >= startedAt || catalog.content(digest)) continue;
-        if (await fileMatches(path, digest).catch(() => false)) {
-          catalog.adopt(digest, info.size);
-          result.filesAdopted++;
-        } else {
-          await store.delete(digest);
-          result.filesRemoved++;
-        }
+      const info = await store.stat(digest);
+      if (!info || info.mtimeMs >= startedAt || catalog.content(digest)) continue;
+      if ((await store.hash(digest).catch(() => undefined)) === digest) {
+        catalog.adopt(digest, info.size);
+        result.filesAdopted++;
+      } else {
+        await store.delete(digest);
+        result.filesRemoved++;
       }
     }
   }
@@ -99,44 +83,13 @@ export async function reconcile(store: ContentStore, catalog: Catalog, log: Logg
   return result;
 }
 
-async function fileSize(path: string): Promise<number | undefined> {
-  try {
-    const info = await stat(path);
-    return info.isFile() ? info.size : undefined;
-  } catch {
-    return undefined;
-  }
+/** Every content file with its size, by digest, of every algorithm (ContentStore.list). */
+export async function storedFiles(store: MaintenanceStore): Promise<Map<Digest, number>> {
+  return store.list();
 }
 
-/** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
-export async function storedFiles(store: ContentStore): Promise<Map<Digest, number>> {
-  const out = new Map<Digest, number>();
-  for (const algorithm of DIGEST_ALGORITHMS) {
-    const root = store.paths.algorithmDir(algorithm);
-    let prefixes: string[];
-    try {
-      prefixes = await readdir(root);
-    } catch {
-      continue;
-    }
-    for (const prefix of prefixes) {
-      if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
-      for (const name of await readdir(join(root, prefix))) {
-        if (!isEncoded(algorithm, name) || !name.startsWith(prefix)) continue;
-        const info = await stat(join(root, prefix, name));
-        if (info.isFile()) out.set(`${algorithm}:${name}`, info.size);
-      }
-    }
-  }
-  return out;
-}
-
-/** The digest of a file's bytes, with `algorithm` (the one of the digest it should match). */
-export async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<Digest> {
-  const digester = new Digester(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
-  return digester.digest();
-}
+// Moved to the store, which owns reading its files; re-exported for the modules that still hash here.
+export { hashFile };
 
 /** Whether a file holds exactly the bytes of `digest`. */
 export async function fileMatches(path: string, digest: Digest): Promise<boolean> {

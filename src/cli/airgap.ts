@@ -8,7 +8,7 @@ import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Longshore } from '../app.js';
+import type { Core } from '../core.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, LongshoreError, isLongshoreError } from '../errors.js';
 import { BUNDLE_JSON, digestOfPath, type BundleInfo } from '../jobs/bundle/layout.js';
@@ -78,7 +78,7 @@ export async function airgap(command: 'warm' | 'export' | 'import', args: readon
 }
 
 /** Runs `work` against the owner of the data directory: remotely, or alone with the lock held. */
-async function withOwner<T>(config: Config, task: string, remote: (client: import('./admin-client.js').AdminClient) => Promise<T>, alone: (longshore: Longshore) => Promise<T>): Promise<T> {
+async function withOwner<T>(config: Config, task: string, remote: (client: import('./admin-client.js').AdminClient) => Promise<T>, alone: (core: Core) => Promise<T>): Promise<T> {
   const owner = await findOwner(config);
   if (owner.kind === 'server') {
     try {
@@ -87,14 +87,14 @@ async function withOwner<T>(config: Config, task: string, remote: (client: impor
       await owner.client.close();
     }
   }
-  // Loaded only here: the whole server is not needed to hand a job to one (and costs start-up time).
-  const [{ createLongshore }, { createLogger }] = await Promise.all([import('../app.js'), import('../observability/logger.js')]);
-  const longshore = await createLongshore(config, createLogger('silent'), { role: 'command', task });
+  // Loaded only here: the core is not needed to hand a job to a server (and costs start-up time).
+  const [{ buildCore }, { createLogger }] = await Promise.all([import('../core.js'), import('../observability/logger.js')]);
+  const core = await buildCore(config, createLogger('silent'), { role: 'command', task });
   try {
-    return await alone(longshore);
+    return await alone(core);
   } finally {
     // Downloads this command started finish (or are cut) before the lock goes.
-    await longshore.close(5_000);
+    await core.close(5_000);
   }
 }
 
@@ -123,7 +123,7 @@ async function warm(refs: string[], platforms: PlatformChoice, concurrency: numb
   const request = { refs, platforms, concurrency, ...(withReferrers ? { withReferrers } : {}) };
   const summary = await withOwner(config, 'warm',
     (client) => client.job('warm', request, onEvent),
-    async (longshore) => ({ ...(await longshore.jobs.warm(request, onEvent)).summary }));
+    async (core) => ({ ...(await core.jobs.warm(request, onEvent)).summary }));
   display.stop();
   delete summary.event;
   print(json ? JSON.stringify({ event: 'summary', ...summary }) : `warmed ${String(summary.images)} image(s)${summary.referrers !== undefined ? ` with ${String(summary.referrers)} referrer manifest(s)` : ''}, ${String(summary.blobs)} blobs, ${human(Number(summary.bytes))}: ${human(Number(summary.fetchedBytes))} fetched, ${human(Number(summary.cachedBytes))} already cached, in ${Number(summary.seconds).toFixed(1)} s${Number(summary.failed) > 0 ? `; ${String(summary.failed)} failed` : ''}`);
@@ -173,8 +173,8 @@ async function exportBundle(refs: string[], platforms: PlatformChoice, concurren
           (n) => display.add(undefined, n), (n) => display.plan(undefined, n));
         return { ...warmed, ...written };
       },
-      async (longshore) => {
-        const { plan, stream, summary } = await longshore.jobs.exportBundle({ ...request, exclude }, onEvent);
+      async (core) => {
+        const { plan, stream, summary } = await core.jobs.exportBundle({ ...request, exclude }, onEvent);
         display.plan(undefined, plan.size);
         await pipeline(stream, counter((n) => display.add(undefined, n)), createWriteStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER }));
         return { ...summary, size: plan.size, blobs: plan.blobs, omitted: plan.omitted.length };
@@ -214,10 +214,10 @@ async function importFiles(files: readonly string[], config: Config, json: boole
         add(totals, result);
       }
     },
-    async (longshore) => {
+    async (core) => {
       for (const file of files) {
         display.plan(undefined, (await stat(file)).size);
-        const result = await longshore.jobs.importBundle(reading(file, () => undefined), onEvent).catch((err: unknown) => {
+        const result = await core.jobs.importBundle(reading(file, () => undefined), onEvent).catch((err: unknown) => {
           throw isLongshoreError(err) ? new LongshoreError(err.code, `${file}: ${err.message}`, err.detail) : err;
         });
         const failed = result.images.filter((i) => i.error).length;

@@ -16,16 +16,14 @@
 // Every command takes --config PATH like the server. Output is JSON with --json, else plain text.
 //
 // gc, verify --quarantine, warm, export and import write to the data directory: when a server holds it
-// (storage/data-lock.ts) they send the work to that server's admin API, else they take its lock and work
-// alone. du and verify without --quarantine only read.
-import { mkdir } from 'node:fs/promises';
+// (storage/data-lock.ts) they send the work to that server's admin API, else they take its lock and run
+// the same jobs on the same core (core.ts) alone. du and verify without --quarantine only read. What
+// works on the directory itself lives in cli/maintenance.ts, loaded only for those commands.
 import { localOrigin } from '../config/listen.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { ConfigError, isLongshoreError } from '../errors.js';
-import { DataLock } from '../storage/data-lock.js';
-import { StorePaths } from '../storage/paths.js';
 import type { AdminClient } from './admin-client.js';
 import { option } from './args.js';
 import { findOwner } from './owner.js';
@@ -35,8 +33,6 @@ const USAGE = 'usage: longshore <du|gc|verify|health|warm|export|import> [--conf
 const COMMANDS = ['du', 'gc', 'verify', 'health', 'warm', 'export', 'import'];
 /** How long `health` waits for an answer (Docker's HEALTHCHECK allows 3 s by default here). */
 const HEALTH_TIMEOUT_MS = 2_500;
-
-
 
 export async function run(argv: readonly string[], print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const [command, ...args] = argv;
@@ -48,20 +44,23 @@ export async function run(argv: readonly string[], print: (line: string) => void
   if (command === 'health') return health(config, print);
   const json = args.includes('--json');
   if (command === 'warm' || command === 'export' || command === 'import') return (await import('./airgap.js')).airgap(command, args, config, print);
+  const to = command === 'gc' ? sizeOption(args) : undefined;
   // Writers go through the directory's owner: the running server, or this command holding the lock.
-  const writes = command === 'gc' || (command === 'verify' && args.includes('--quarantine'));
-  let lock: DataLock | undefined;
-  if (writes) {
+  if (command === 'gc' || (command === 'verify' && args.includes('--quarantine'))) {
     const owner = await findOwner(config);
     if (owner.kind === 'server') return remoteMaintenance(command as 'gc' | 'verify', args, owner.client, json, print);
-    await mkdir(config.dataDir, { recursive: true });
-    lock = await DataLock.acquire(new StorePaths(config.dataDir).lock, 'command', command);
+    return (await import('./maintenance.js')).aloneMaintenance(command as 'gc' | 'verify', args, to, config, json, print);
   }
-  try {
-    return await (await import('./maintenance.js')).maintenance(command, args, config, json, print);
-  } finally {
-    await lock?.release();
-  }
+  return (await import('./maintenance.js')).inspect(command as 'du' | 'verify', args, config, json, print);
+}
+
+/** gc's --to SIZE, checked before any work is asked for. */
+function sizeOption(args: readonly string[]): number | undefined {
+  const to = option(args, '--to');
+  if (to === undefined) return undefined;
+  const size = parseSize(to);
+  if (size === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
+  return size;
 }
 
 /** gc and verify sent to the running server: the same reports, printed the same way. */
@@ -69,9 +68,7 @@ async function remoteMaintenance(command: 'gc' | 'verify', args: readonly string
   const { printGc, printVerify } = await import('./maintenance.js');
   try {
     if (command === 'gc') {
-      const to = option(args, '--to');
-      if (to !== undefined && parseSize(to) === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
-      const report = await client.job('gc', { to: to ?? null, dryRun: args.includes('--dry-run') }, () => undefined);
+      const report = await client.job('gc', { to: option(args, '--to') ?? null, dryRun: args.includes('--dry-run') }, () => undefined);
       delete report.event;
       printGc(report, args.includes('--dry-run'), json, print);
       return 0;

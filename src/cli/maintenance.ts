@@ -1,26 +1,16 @@
-// du, gc and verify working on the data directory itself, and how their reports are printed. Loaded by
-// cli/main.ts only for these commands: the database, store and eviction modules cost a command that
-// only talks to a running server (warm, export, import) start-up time it does not need.
-import { mkdir, rename } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Evictor } from '../cache/evictor.js';
-import { hashFile, reconcile } from '../cache/recovery.js';
-import { algorithmOf, encodedOf } from '../digest.js';
+// What gc, verify and du do on the data directory itself, and how their reports are printed (for a
+// server's answers too). Loaded by cli/main.ts only for these commands: the database, store and core
+// modules cost a command that only talks to a running server (warm, export, import) start-up time it
+// does not need.
 import type { Config } from '../config/schema.js';
-import { parseSize } from '../config/units.js';
-import { ConfigError } from '../errors.js';
 import { Catalog } from '../metadata/catalog.js';
-import { LocalUsage } from '../metadata/local-usage.js';
-import { UploadTable } from '../metadata/uploads.js';
 import { openDatabase } from '../metadata/database.js';
 import { createLogger } from '../observability/logger.js';
-import { LocalContent } from '../registry/local-content.js';
-import { LocalRegistry } from '../registry/local-registry.js';
-import { LOCAL, UpstreamRouter } from '../registry/routing.js';
+import { LOCAL } from '../registry/routing.js';
 import { ContentStore } from '../storage/content-store.js';
 import { StorePaths } from '../storage/paths.js';
-import { human } from './progress.js';
 import { option } from './args.js';
+import { human } from './progress.js';
 
 export function printGc(report: Record<string, unknown>, dryRun: boolean, json: boolean, print: (line: string) => void): void {
   if (json) return print(JSON.stringify(report));
@@ -39,9 +29,28 @@ export function printVerify(report: { checked: number; corrupt: string[]; quaran
   return bad.length > 0 && !quarantine ? 1 : 0;
 }
 
-/** du, gc and verify on the data directory itself (gc and verify --quarantine hold its lock). */
-export async function maintenance(command: string, args: readonly string[], config: Config, json: boolean, print: (line: string) => void): Promise<number> {
-  const log = createLogger(json ? 'silent' : 'warn');
+/**
+ * gc and verify --quarantine when no server holds the directory: the jobs a server runs (jobs/admin-jobs.ts),
+ * on the same core (core.ts), with the directory's lock held by this command. The core's own start-up
+ * reconciliation is off: gc reconciles (and reports what it found), verify reads every file anyway.
+ */
+export async function aloneMaintenance(command: 'gc' | 'verify', args: readonly string[], to: number | undefined, config: Config, json: boolean, print: (line: string) => void): Promise<number> {
+  const { buildCore } = await import('../core.js');
+  const core = await buildCore(config, createLogger(json ? 'silent' : 'warn'), { role: 'command', task: command, reconcile: false });
+  try {
+    if (command === 'gc') {
+      const dryRun = args.includes('--dry-run');
+      printGc(await core.jobs.gc({ to, dryRun }), dryRun, json, print);
+      return 0;
+    }
+    return printVerify(await core.jobs.verify({ quarantine: true }), true, json, print);
+  } finally {
+    await core.close(5_000);
+  }
+}
+
+/** du and verify without --quarantine: they only read, so they take no lock and build no core. */
+export async function inspect(command: 'du' | 'verify', args: readonly string[], config: Config, json: boolean, print: (line: string) => void): Promise<number> {
   const paths = new StorePaths(config.dataDir);
   const store = new ContentStore(paths);
   const db = openDatabase(paths.database);
@@ -64,47 +73,14 @@ export async function maintenance(command: string, args: readonly string[], conf
       }
       return 0;
     }
-    if (command === 'gc') {
-      const to = option(args, '--to');
-      const target = to === undefined ? undefined : parseSize(to);
-      if (to !== undefined && target === undefined) throw new ConfigError(`--to: expected a size such as "10GiB", got ${JSON.stringify(to)}`);
-      await store.init();
-      const orphans = await reconcile(store, catalog, log);
-      const router = new UpstreamRouter(Object.keys(config.upstreams), config.defaultUpstream, {
-        prefixes: config.local.prefixes,
-        local: { has: (name) => catalog.holdsRepository(LOCAL, name) },
-      });
-      const local = new LocalContent(store, catalog);
-      const before = catalog.totals().bytes;
-      if (args.includes('--dry-run')) {
-        const limit = target ?? (config.cache.maxSize === null ? before : config.cache.maxSize * config.cache.lowWatermark);
-        printGc({ orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) }, true, json, print);
-        return 0;
-      }
-      const localGarbage = await new LocalRegistry(local, new UploadTable(db), new LocalUsage(db, LOCAL), config.local, config.maxManifestSize, log).collectGarbage();
-      const evictor = new Evictor(local, catalog, config.cache, router, () => [], log);
-      const result = await evictor.run(target);
-      printGc({ orphans, localBlobsReleased: localGarbage.released, ...result }, false, json, print);
-      return 0;
-    }
-    // verify
-    const quarantine = args.includes('--quarantine');
     const bad: string[] = [];
     let checked = 0;
     for (const { digest } of catalog.allContent()) {
-      const path = paths.content(digest);
-      const actual = await hashFile(path, algorithmOf(digest)).catch(() => 'missing');
+      const actual = await store.hash(digest).catch(() => 'missing');
       checked++;
-      if (actual === digest) continue;
-      bad.push(digest);
-      if (quarantine) {
-        const dir = join(paths.root, 'quarantine');
-        await mkdir(dir, { recursive: true });
-        if (actual !== 'missing') await rename(path, join(dir, encodedOf(digest)));
-        catalog.removeContent(digest);
-      }
+      if (actual !== digest) bad.push(digest);
     }
-    return printVerify({ checked, corrupt: bad, quarantined: quarantine ? bad.length : 0 }, quarantine, json, print);
+    return printVerify({ checked, corrupt: bad, quarantined: 0 }, false, json, print);
   } finally {
     db.close();
   }

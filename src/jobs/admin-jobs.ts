@@ -2,19 +2,18 @@
 // the serving mirror (asked through POST /api/v1/jobs/*, http/jobs-router.ts) or an admin command that
 // took the directory's lock because no server holds it (cli/main.ts). Either way one process writes the
 // database and store, and its running totals (what /metrics reports) stay equal to what is on disk.
-import { mkdir, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Evictor } from '../cache/evictor.js';
-import { hashFile, storedFiles } from '../cache/recovery.js';
 import type { Config } from '../config/schema.js';
 import { LongshoreError, isLongshoreError } from '../errors.js';
+import type { MaintenanceIndex } from '../metadata/interfaces.js';
 import type { LocalContent } from '../registry/local-content.js';
 import type { LocalRegistry } from '../registry/local-registry.js';
 import type { ProxyRegistry } from '../registry/proxy.js';
-import { algorithmOf, encodedOf, type Digest } from '../digest.js';
+import type { Digest } from '../digest.js';
 import type { UpstreamRouter } from '../registry/routing.js';
+import type { MaintenanceStore } from '../storage/interfaces.js';
 import { planBundle, bundleChunks, type BundlePlan } from './bundle/export.js';
 import { importBundle, type ImportResult } from './bundle/import.js';
 import { ProgressThrottle, type Emit } from './events.js';
@@ -25,6 +24,10 @@ export interface AdminJobDeps {
   config: Config;
   registry: ProxyRegistry;
   local: LocalContent;
+  /** What gc's reconciliation and verify do to the database (metadata/interfaces.ts). */
+  index: MaintenanceIndex;
+  /** What they do to the files (storage/interfaces.ts). */
+  files: MaintenanceStore;
   evictor: Evictor;
   localRegistry: LocalRegistry;
   router: UpstreamRouter;
@@ -58,9 +61,9 @@ export class AdminJobs {
 
   /** Reconciles store and catalog (safely beside live downloads), releases unreferenced local blobs, evicts down to `to`. */
   async gc(options: { to?: number | undefined; dryRun?: boolean }): Promise<Record<string, unknown>> {
-    const { local, evictor, localRegistry, config } = this.deps;
+    const { index, evictor, localRegistry, config } = this.deps;
     const orphans = await this.reconcile();
-    const before = local.catalog.totals().bytes;
+    const before = index.totals().bytes;
     if (options.dryRun) {
       const limit = options.to ?? (config.cache.maxSize === null ? before : config.cache.maxSize * config.cache.lowWatermark);
       return { orphans, bytes: before, target: limit, wouldFree: Math.max(0, before - limit) };
@@ -77,30 +80,30 @@ export class AdminJobs {
    * read is left alone (its file and row are written a moment apart).
    */
   private async reconcile(): Promise<{ rowsRemoved: number; filesAdopted: number; filesRemoved: number }> {
-    const { local, registry } = this.deps;
+    const { local, index, files: store, registry } = this.deps;
     const result = { rowsRemoved: 0, filesAdopted: 0, filesRemoved: 0 };
     const busy = () => new Set<Digest>([...registry.downloading(), ...local.inUse()]);
-    const files = await storedFiles(local.store);
-    for (const row of local.catalog.allContent()) {
+    const files = await store.list();
+    for (const row of index.allContent()) {
       const size = files.get(row.digest);
       files.delete(row.digest);
       if (size === row.size) continue;
-      const now = await local.store.size(row.digest);
-      if (now === row.size || busy().has(row.digest) || local.catalog.contentInfo(row.digest) === undefined) continue;
-      if (now !== undefined) await local.store.delete(row.digest);
-      local.catalog.removeContent(row.digest);
+      const now = await store.size(row.digest);
+      if (now === row.size || busy().has(row.digest) || index.contentInfo(row.digest) === undefined) continue;
+      if (now !== undefined) await store.delete(row.digest);
+      index.removeContent(row.digest);
       local.forget(row.digest);
       result.rowsRemoved++;
     }
     for (const [digest, size] of files) {
-      if (local.catalog.contentInfo(digest) !== undefined || busy().has(digest)) continue;
-      const actual = await hashFile(local.store.paths.content(digest), algorithmOf(digest)).catch(() => undefined);
-      if (actual === undefined || local.catalog.contentInfo(digest) !== undefined) continue;
+      if (index.contentInfo(digest) !== undefined || busy().has(digest)) continue;
+      const actual = await store.hash(digest).catch(() => undefined);
+      if (actual === undefined || index.contentInfo(digest) !== undefined) continue;
       if (actual === digest) {
-        local.catalog.adopt(digest, size);
+        index.adopt(digest, size);
         result.filesAdopted++;
       } else {
-        await local.store.delete(digest);
+        await store.delete(digest);
         result.filesRemoved++;
       }
     }
@@ -109,26 +112,23 @@ export class AdminJobs {
 
   /** Re-hashes every stored object; with `quarantine`, moves mismatching files aside and forgets them. */
   async verify(options: { quarantine: boolean }, emit?: Emit): Promise<{ checked: number; corrupt: string[]; quarantined: number }> {
-    const { local } = this.deps;
-    const all = local.catalog.allContent();
+    const { local, index, files } = this.deps;
+    const all = index.allContent();
     emit?.({ event: 'plan', bytes: all.reduce((sum, c) => sum + c.size, 0) });
     const progress = emit && new ProgressThrottle(emit);
     const bad: string[] = [];
     let checked = 0;
     for (const { digest, size } of all) {
-      const path = local.store.paths.content(digest);
-      const actual = await hashFile(path, algorithmOf(digest)).catch(() => 'missing');
+      const actual = await files.hash(digest).catch(() => 'missing');
       checked++;
       progress?.add(undefined, size);
       if (actual === digest) continue;
       // Evicted while we looked: not corruption.
-      if (actual === 'missing' && local.catalog.contentInfo(digest) === undefined) continue;
+      if (actual === 'missing' && index.contentInfo(digest) === undefined) continue;
       bad.push(digest);
       if (options.quarantine) {
-        const dir = join(local.store.paths.root, 'quarantine');
-        await mkdir(dir, { recursive: true });
-        if (actual !== 'missing') await rename(path, join(dir, encodedOf(digest)));
-        local.catalog.removeContent(digest);
+        if (actual !== 'missing') await files.quarantine(digest);
+        index.removeContent(digest);
         local.forget(digest);
         this.deps.log.warn({ digest }, 'corrupt content quarantined');
       }

@@ -9,6 +9,7 @@ import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
 import { RULES, type PolicyName, type PolicyRules } from '../cache/policy.js';
 import type { Digest } from '../digest.js';
+import type { ContentIndex, EvictionIndex, LocalRepositoryIndex, MaintenanceIndex, RecoveryIndex } from './interfaces.js';
 import { LOCAL } from '../registry/routing.js';
 
 export interface ContentRow {
@@ -87,7 +88,7 @@ export interface ContentRecord {
   refs?: { blobs: readonly string[]; manifests: readonly string[]; sizes?: Readonly<Record<string, number>> | undefined } | undefined;
 }
 
-export class Catalog {
+export class Catalog implements ContentIndex, EvictionIndex, LocalRepositoryIndex, MaintenanceIndex, RecoveryIndex {
   private readonly getContentStmt;
   private readonly putContentStmt;
   private readonly linkStmt;

@@ -8,7 +8,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface StateProbes {
   cache(): { bytes: number; objects: number };
-  downloads(): { inFlight: number; followers: number };
+  /** Optional here: a registry built after the metrics (it counts into them) is observed with observeDownloads. */
+  downloads?(): { inFlight: number; followers: number };
   upstreams(): Array<{ name: string; rateLimitRemaining: number | undefined; rateLimitLimit: number | undefined; circuitOpen: boolean }>;
 }
 
@@ -135,22 +136,7 @@ export class Metrics {
         this.set(probes.cache().objects);
       },
     });
-    new Gauge({
-      name: 'longshore_downloads_in_flight',
-      help: 'Blob downloads from upstreams in progress.',
-      registers,
-      collect() {
-        this.set(probes.downloads().inFlight);
-      },
-    });
-    new Gauge({
-      name: 'longshore_download_followers',
-      help: 'Client responses currently reading a download in progress.',
-      registers,
-      collect() {
-        this.set(probes.downloads().followers);
-      },
-    });
+    if (probes.downloads) this.observeDownloads(probes.downloads.bind(probes));
     new Gauge({
       name: 'longshore_upstream_ratelimit_remaining',
       help: 'Pulls left in the upstream\'s rate-limit window (Docker Hub ratelimit-remaining), as last seen.',
@@ -178,6 +164,27 @@ export class Metrics {
       registers,
       collect() {
         for (const u of probes.upstreams()) this.set({ upstream: u.name }, u.circuitOpen ? 1 : 0);
+      },
+    });
+  }
+
+  /** Blob downloads in progress (registry/proxy.ts), read at scrape time. */
+  observeDownloads(downloads: () => { inFlight: number; followers: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'longshore_downloads_in_flight',
+      help: 'Blob downloads from upstreams in progress.',
+      registers,
+      collect() {
+        this.set(downloads().inFlight);
+      },
+    });
+    new Gauge({
+      name: 'longshore_download_followers',
+      help: 'Client responses currently reading a download in progress.',
+      registers,
+      collect() {
+        this.set(downloads().followers);
       },
     });
   }

@@ -2,11 +2,15 @@
 // (metadata) and in-process caches of hot manifests, so a warm manifest request touches neither disk
 // nor SQLite for its body.
 import { LRUCache } from 'lru-cache';
-import type { Catalog, ContentRecord } from '../metadata/catalog.js';
-import type { ContentStore } from '../storage/content-store.js';
+import type { ContentRecord, TagRow } from '../metadata/catalog.js';
+import type { ContentIndex } from '../metadata/interfaces.js';
+import type { ChunkPool } from '../storage/chunk-pool.js';
+import type { ContentWriter } from '../storage/content-store.js';
+import type { ContentFiles } from '../storage/interfaces.js';
 import type { BlobHandle, CacheOutcome, ManifestAnswer } from './types.js';
 import type { Digest } from './reference.js';
 import { LOCAL } from './routing.js';
+import type { ContentGrowth } from '../signals.js';
 
 /** Manifest bodies kept in memory, by total bytes. */
 const HOT_MANIFEST_BYTES = 32 * 1024 * 1024;
@@ -27,10 +31,12 @@ export class LocalContent {
   private readonly links = new LRUCache<string, true>({ max: KNOWN_LINKS });
   /** Stored blobs being streamed to clients now, with how many streams each: eviction leaves them alone. */
   private readonly reading = new Map<Digest, number>();
-  /** Called after content is added, so the cache budget can be checked. */
-  onGrowth: () => void = () => undefined;
-
-  constructor(readonly store: ContentStore, readonly catalog: Catalog) {}
+  constructor(
+    private readonly store: ContentFiles,
+    private readonly catalog: ContentIndex,
+    /** Told after content is added, so the cache budget can be checked (signals.ts). */
+    private readonly growth: ContentGrowth,
+  ) {}
 
   /** Digests of stored blobs open for reading right now. */
   inUse(): Iterable<Digest> {
@@ -124,7 +130,7 @@ export class LocalContent {
     this.catalog.recordContent(record);
     this.manifests.set(record.digest, body);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
-    this.onGrowth();
+    this.growth.grew();
   }
 
   /**
@@ -182,10 +188,67 @@ export class LocalContent {
     this.catalog.removeContent(digest);
   }
 
+  /** Whether the digest has a row: stored, or being committed right now. */
+  isStored(digest: Digest): boolean {
+    return this.catalog.contentInfo(digest) !== undefined;
+  }
+
+  /** Stored content's bytes, whole, by digest alone: for manifests (bounded), never blobs. */
+  readStored(digest: Digest): Promise<Buffer | undefined> {
+    return this.store.read(digest);
+  }
+
+  /** A writer that hashes content while it is written and commits it by verified rename (storage/content-store.ts). */
+  createWriter(digest: Digest, expectedSize: number | undefined): Promise<ContentWriter> {
+    return this.store.createWriter(digest, expectedSize);
+  }
+
+  /** Read buffers shared by every stream of stored or downloading content. */
+  get chunks(): ChunkPool {
+    return this.store.chunks;
+  }
+
+  /** Moves a file already verified to hold `digest` into place; its row is recorded separately. */
+  adopt(tempPath: string, digest: Digest): Promise<void> {
+    return this.store.adopt(tempPath, digest);
+  }
+
+  /** Removes a stored file (the evictor removes the rows itself, in batches). */
+  deleteFile(digest: Digest): Promise<boolean> {
+    return this.store.delete(digest);
+  }
+
+  /** Announces content added with recordContent, once for all of it. */
+  announceGrowth(): void {
+    this.growth.grew();
+  }
+
+  /** Records a row for stored content, without announcing growth: for a caller that records many, then announces once. */
+  recordContent(record: ContentRecord): void {
+    this.catalog.recordContent(record);
+  }
+
+  /** A repository's resolutions of a tag, one per Accept list. */
+  tags(upstream: string, repository: string, tag: string): readonly TagRow[] {
+    return this.catalog.tags(upstream, repository, tag);
+  }
+
+  tagNames(upstream: string, repository: string): string[] {
+    return this.catalog.tagNames(upstream, repository);
+  }
+
+  putTag(upstream: string, repository: string, tag: string, acceptKey: string, digest: Digest, mediaType: string): void {
+    this.catalog.putTag(upstream, repository, tag, acceptKey, digest, mediaType);
+  }
+
+  deleteTag(upstream: string, repository: string, tag: string): boolean {
+    return this.catalog.deleteTag(upstream, repository, tag);
+  }
+
   recordBlob(record: ContentRecord): void {
     this.catalog.recordContent(record);
     this.links.set(linkKey(record.upstream, record.repository, record.digest), true);
-    this.onGrowth();
+    this.growth.grew();
   }
 
   /** Counts a hit on content the repository was found to hold. */

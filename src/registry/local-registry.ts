@@ -15,9 +15,11 @@ import type { Logger } from 'pino';
 import { hashFile } from '../cache/recovery.js';
 import type { Config } from '../config/schema.js';
 import { LongshoreError } from '../errors.js';
+import type { LocalRepositoryIndex } from '../metadata/interfaces.js';
 import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
+import type { UploadStore } from '../storage/interfaces.js';
 import { algorithmOf, CANONICAL_ALGORITHM, Digester, digestOf } from '../digest.js';
 import type { LocalContent } from './local-content.js';
 import { MANIFEST_TYPES, manifestReferences, type AcceptSet } from './media-types.js';
@@ -82,6 +84,10 @@ export class LocalRegistry implements Registry {
 
   constructor(
     private readonly local: LocalContent,
+    /** What local repositories do to the database (metadata/interfaces.ts). */
+    private readonly index: LocalRepositoryIndex,
+    /** What upload sessions and releases do to the disk (storage/interfaces.ts). */
+    private readonly files: UploadStore,
     private readonly uploadRows: UploadTable,
     private readonly usage: LocalUsage,
     private readonly settings: Config['local'],
@@ -97,11 +103,11 @@ export class LocalRegistry implements Registry {
    * removed. Returns the number of sessions resumed.
    */
   async restore(): Promise<number> {
-    const dir = this.local.store.paths.uploads;
+    const dir = this.files.uploadDir;
     await mkdir(dir, { recursive: true });
     const kept = new Set<string>();
     for (const row of this.uploadRows.all()) {
-      const path = this.local.store.paths.upload(row.id);
+      const path = this.files.uploadPath(row.id);
       const size = await stat(path).then((s) => s.size, () => undefined);
       if (size === undefined) {
         this.uploadRows.delete(row.id);
@@ -146,21 +152,21 @@ export class LocalRegistry implements Registry {
   }
 
   async statBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobInfo> {
-    const size = this.local.catalog.hasLink(repo.upstream, repo.name, digest) ? await this.local.blobSize(digest) : undefined;
+    const size = this.index.hasLink(repo.upstream, repo.name, digest) ? await this.local.blobSize(digest) : undefined;
     if (size === undefined) throw notFound('blob', repo, digest);
     return { digest, size, outcome: 'hit' };
   }
 
   async openBlob(repo: RepositoryRef, digest: Digest, _ctx: RequestContext): Promise<BlobHandle> {
-    const handle = this.local.catalog.hasLink(repo.upstream, repo.name, digest) ? await this.local.openBlob(digest) : undefined;
+    const handle = this.index.hasLink(repo.upstream, repo.name, digest) ? await this.local.openBlob(digest) : undefined;
     if (!handle) throw notFound('blob', repo, digest);
     this.local.noteAccess(repo.upstream, repo.name, digest);
     return handle;
   }
 
   async tags(repo: RepositoryRef, query: TagListQuery, _ctx: RequestContext): Promise<TagListAnswer> {
-    const tags = this.local.catalog.tagNames(repo.upstream, repo.name);
-    if (tags.length === 0 && !this.local.catalog.holdsRepository(LOCAL, repo.name)) {
+    const tags = this.index.tagNames(repo.upstream, repo.name);
+    if (tags.length === 0 && !this.index.holdsRepository(LOCAL, repo.name)) {
       throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} is not known to this registry`, { repository: repo.name });
     }
     return { name: repo.name, ...paginate(tags, query), outcome: 'hit' };
@@ -173,7 +179,7 @@ export class LocalRegistry implements Registry {
   has(name: string): boolean {
     if (this.perRepository.has(name)) return true;
     if (this.notLocal.has(name)) return false;
-    if (this.local.catalog.holdsRepository(LOCAL, name)) return true;
+    if (this.index.holdsRepository(LOCAL, name)) return true;
     if (this.notLocal.size >= NOT_LOCAL_NAMES) this.notLocal.clear();
     this.notLocal.add(name);
     return false;
@@ -181,13 +187,13 @@ export class LocalRegistry implements Registry {
 
   /** Local repositories, for GET /v2/_catalog. */
   repositories(query: TagListQuery): { repositories: string[]; next?: string } {
-    const { tags, next } = paginate(this.local.catalog.repositories(LOCAL), query);
+    const { tags, next } = paginate(this.index.repositories(LOCAL), query);
     return next === undefined ? { repositories: tags } : { repositories: tags, next };
   }
 
   /** The manifests whose subject is `digest` (OCI distribution-spec 1.1 referrers). */
   async referrers(repo: RepositoryRef, digest: Digest, artifactType: string | undefined, _ctx?: RequestContext): Promise<ReferrersAnswer> {
-    const rows = this.local.catalog.referrers(repo.upstream, repo.name, digest)
+    const rows = this.index.referrers(repo.upstream, repo.name, digest)
       .filter((r) => artifactType === undefined || r.artifact_type === artifactType);
     const manifests = rows.map((r) => ({
       mediaType: r.media_type,
@@ -200,8 +206,8 @@ export class LocalRegistry implements Registry {
   }
 
   private resolve(repo: RepositoryRef, reference: Reference): Digest | undefined {
-    if (reference.kind === 'digest') return this.local.catalog.hasLink(repo.upstream, repo.name, reference.digest) ? reference.digest : undefined;
-    return this.local.catalog.tags(repo.upstream, repo.name, reference.tag).find((r) => r.accept_key === LOCAL_ACCEPT_KEY)?.digest;
+    if (reference.kind === 'digest') return this.index.hasLink(repo.upstream, repo.name, reference.digest) ? reference.digest : undefined;
+    return this.index.tags(repo.upstream, repo.name, reference.tag).find((r) => r.accept_key === LOCAL_ACCEPT_KEY)?.digest;
   }
 
   // ---- blob uploads ----------------------------------------------------------------------------
@@ -218,7 +224,7 @@ export class LocalRegistry implements Registry {
         { repository: repo.name, limit: maxUploadsPerRepository, setting: 'local.maxUploadsPerRepository' });
     }
     const id = randomUUID();
-    const session: UploadSession = { id, repository: repo.name, client, path: this.local.store.paths.upload(id), offset: 0, touched: this.now(), busy: false, digester: new Digester() };
+    const session: UploadSession = { id, repository: repo.name, client, path: this.files.uploadPath(id), offset: 0, touched: this.now(), busy: false, digester: new Digester() };
     // Counted before the first await, so that concurrent starts cannot all pass the caps.
     this.track(session);
     try {
@@ -329,10 +335,10 @@ export class LocalRegistry implements Registry {
       if (actual !== digest) {
         throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
       }
-      if (this.local.catalog.content(digest) && (await this.local.blobSize(digest)) === session.offset) {
+      if (this.index.content(digest) && (await this.local.blobSize(digest)) === session.offset) {
         await rm(session.path, { force: true });
       } else {
-        await this.local.store.adopt(session.path, digest);
+        await this.files.adopt(session.path, digest);
       }
       // The upload's bytes become content's: no net growth, so no quota check (content held already shrinks it).
       this.recordLocalBlob(repo, digest, session.offset);
@@ -442,7 +448,7 @@ export class LocalRegistry implements Registry {
     // in a manifest must never be a way to reach content the repository does not hold.
     const external = new Set(refs.external);
     const blobs = refs.blobs.filter((d) => !external.has(d));
-    const missing = [...blobs, ...children].filter((d) => !this.local.catalog.hasLink(repo.upstream, repo.name, d as Digest));
+    const missing = [...blobs, ...children].filter((d) => !this.index.hasLink(repo.upstream, repo.name, d as Digest));
     if (missing.length > 0) {
       throw new LongshoreError('LS_MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) or manifest(s) not in ${repo.name}`, { missing: missing.slice(0, 10) });
     }
@@ -459,10 +465,10 @@ export class LocalRegistry implements Registry {
       // After the link, whether or not it was written: a GET during the await may have remembered the name.
       this.notLocal.clear();
     }
-    if (reference.kind === 'tag') this.local.catalog.putTag(LOCAL, repo.name, reference.tag, LOCAL_ACCEPT_KEY, digest, mediaType);
+    if (reference.kind === 'tag') this.index.putTag(LOCAL, repo.name, reference.tag, LOCAL_ACCEPT_KEY, digest, mediaType);
     if (subject) {
       const artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : typeof doc.config?.mediaType === 'string' ? doc.config.mediaType : undefined;
-      this.local.catalog.putReferrer(LOCAL, repo.name, subject, digest, mediaType, body.length, artifactType, doc.annotations);
+      this.index.putReferrer(LOCAL, repo.name, subject, digest, mediaType, body.length, artifactType, doc.annotations);
     }
     return subject ? { digest, subject } : { digest };
   }
@@ -470,13 +476,13 @@ export class LocalRegistry implements Registry {
   /** By digest: the manifest and every tag pointing at it. By tag: only the tag. */
   async deleteManifest(repo: RepositoryRef, reference: Reference): Promise<void> {
     if (reference.kind === 'tag') {
-      if (!this.local.catalog.deleteTag(LOCAL, repo.name, reference.tag)) throw notFound('manifest', repo, reference.tag);
+      if (!this.index.deleteTag(LOCAL, repo.name, reference.tag)) throw notFound('manifest', repo, reference.tag);
       return;
     }
     const { digest } = reference;
-    if (!this.local.catalog.hasLink(LOCAL, repo.name, digest) || !this.local.manifest(digest)) throw notFound('manifest', repo, digest);
-    this.local.catalog.deleteTagsOf(LOCAL, repo.name, digest);
-    this.local.catalog.deleteReferrer(LOCAL, repo.name, digest);
+    if (!this.index.hasLink(LOCAL, repo.name, digest) || !this.local.manifest(digest)) throw notFound('manifest', repo, digest);
+    this.index.deleteTagsOf(LOCAL, repo.name, digest);
+    this.index.deleteReferrer(LOCAL, repo.name, digest);
     await this.release(repo, digest);
   }
 
@@ -484,7 +490,7 @@ export class LocalRegistry implements Registry {
     if (!this.settings.allowBlobDelete) {
       throw new LongshoreError('LS_UNSUPPORTED', 'deleting blobs is disabled on this registry (local.allowBlobDelete)');
     }
-    if (!this.local.catalog.hasLink(LOCAL, repo.name, digest)) throw notFound('blob', repo, digest);
+    if (!this.index.hasLink(LOCAL, repo.name, digest)) throw notFound('blob', repo, digest);
     await this.release(repo, digest);
   }
 
@@ -493,7 +499,7 @@ export class LocalRegistry implements Registry {
    * older than the upload timeout go, so a push whose manifest has not arrived yet is left alone.
    */
   async collectGarbage(): Promise<{ released: number }> {
-    const orphans = this.local.catalog.unreferencedBlobs(LOCAL, this.now() - this.settings.uploadTimeout);
+    const orphans = this.index.unreferencedBlobs(LOCAL, this.now() - this.settings.uploadTimeout);
     for (const { repository, digest } of orphans) await this.release({ upstream: LOCAL, name: repository }, digest);
     if (orphans.length > 0) this.log.info({ released: orphans.length }, 'released unreferenced local blobs');
     return { released: orphans.length };
@@ -501,12 +507,12 @@ export class LocalRegistry implements Registry {
 
   /** Drops a repository's hold on content; content nobody holds any more is removed from the store. */
   private async release(repo: RepositoryRef, digest: Digest): Promise<void> {
-    const size = this.local.catalog.contentInfo(digest)?.size ?? 0;
-    const holders = this.local.catalog.unlink(LOCAL, repo.name, digest);
+    const size = this.index.contentInfo(digest)?.size ?? 0;
+    const holders = this.index.unlink(LOCAL, repo.name, digest);
     if (!this.usage.holds(digest)) this.usage.removed(size);
     if (holders > 0) return;
-    await this.local.store.delete(digest);
-    this.local.catalog.removeContent(digest);
+    await this.files.delete(digest);
+    this.index.removeContent(digest);
     this.local.forget(digest);
   }
 }

@@ -167,7 +167,7 @@ export class ProxyRegistry implements Registry {
     if (reference.kind === 'digest') {
       if (this.local.holds(repo.upstream, repo.name, reference.digest)) stored = this.local.manifest(reference.digest);
     } else if (!entry.offline) {
-      const known = acceptedRow(this.local.catalog.tags(repo.upstream, repo.name, reference.tag), accept);
+      const known = acceptedRow(this.local.tags(repo.upstream, repo.name, reference.tag), accept);
       if (known && this.fresh(known, entry, reference.tag) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
@@ -213,7 +213,7 @@ export class ProxyRegistry implements Registry {
 
   private async manifestByTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
     const entry = this.upstream(repo.upstream);
-    const rows = this.local.catalog.tags(repo.upstream, repo.name, tag);
+    const rows = this.local.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
     const known = acceptedRow(rows, accept);
     if (known && this.fresh(known, entry, tag) && this.local.holds(repo.upstream, repo.name, known.digest)) {
@@ -284,7 +284,7 @@ export class ProxyRegistry implements Registry {
         const answer = await this.local.answerStored(stored, method, 'revalidated');
         if (answer) {
           this.local.link(repo.upstream, repo.name, stored.digest);
-          this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, stored.digest, stored.mediaType);
+          this.local.putTag(repo.upstream, repo.name, tag, accept.key, stored.digest, stored.mediaType);
           return answer;
         }
       }
@@ -293,7 +293,7 @@ export class ProxyRegistry implements Registry {
       // is recorded all the same, so the tag can be answered from cache once that digest is stored —
       // also when the upstream is down later.
       if (method === 'HEAD' && head.digest && head.size !== undefined) {
-        this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, head.digest, head.mediaType);
+        this.local.putTag(repo.upstream, repo.name, tag, accept.key, head.digest, head.mediaType);
         return { digest: head.digest, mediaType: head.mediaType, size: head.size, outcome: 'upstream' };
       }
     }
@@ -307,7 +307,7 @@ export class ProxyRegistry implements Registry {
       }
     }
     fetched ??= await this.fetchManifest(repo, { kind: 'tag', tag }, accept.upstreamHeader(), ctx);
-    this.local.catalog.putTag(repo.upstream, repo.name, tag, accept.key, fetched.digest, fetched.mediaType);
+    this.local.putTag(repo.upstream, repo.name, tag, accept.key, fetched.digest, fetched.mediaType);
     return withOutcome(fetched, method, 'miss');
   }
 
@@ -565,7 +565,7 @@ export class ProxyRegistry implements Registry {
       }
       let writer;
       try {
-        writer = await this.local.store.createWriter(digest, upstream.size);
+        writer = await this.local.createWriter(digest, upstream.size);
       } catch (err) {
         upstream.body.destroy();
         throw err;
@@ -581,7 +581,7 @@ export class ProxyRegistry implements Registry {
           },
           onBytes: (count) => this.metrics?.upstreamBytes.inc({ upstream: repo.upstream }, count),
           relayFrom: (offset) => client.blobFrom(repo.name, digest, offset, ctx.requestId, declared),
-          chunks: this.local.store.chunks,
+          chunks: this.local.chunks,
         });
       this.running.add(fill);
       fill.done.then(
@@ -633,7 +633,7 @@ export class ProxyRegistry implements Registry {
       }
     }
     // Cached referrers lists are kept as resolutions of "tags" that are subject digests (REFERRERS_KEY).
-    const known = this.local.catalog.tagNames(repo.upstream, repo.name).filter((t) => !t.includes(':'));
+    const known = this.local.tagNames(repo.upstream, repo.name).filter((t) => !t.includes(':'));
     if (known.length === 0) {
       throw new LongshoreError('LS_NAME_NOT_FOUND', `repository ${repo.name} has no cached tags, and upstream ${repo.upstream} cannot be asked`, { upstream: repo.upstream, repository: repo.name });
     }
@@ -652,7 +652,7 @@ export class ProxyRegistry implements Registry {
   async referrers(repo: RepositoryRef, subject: Digest, artifactType: string | undefined, ctx: RequestContext): Promise<ReferrersAnswer> {
     await this.admit(repo, ctx, (client) => client.manifest('HEAD', repo.name, subject, MANIFEST_TYPES.join(', '), this.maxManifestSize, ctx.requestId));
     const entry = this.upstream(repo.upstream);
-    const row = this.local.catalog.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
+    const row = this.local.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
     const cached = async (outcome: CacheOutcome): Promise<ReferrersAnswer | undefined> => {
       const body = row && this.heldManifest(repo, row.digest) ? await this.local.manifestBody(row.digest) : undefined;
       if (!body) return undefined;
@@ -689,7 +689,7 @@ export class ProxyRegistry implements Registry {
    */
   async referrersList(repo: RepositoryRef, subject: Digest, ctx: RequestContext): Promise<{ digest: Digest; mediaType: string; size: number; body: Buffer }> {
     await this.referrers(repo, subject, undefined, ctx);
-    const row = this.local.catalog.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
+    const row = this.local.tags(repo.upstream, repo.name, subject).find((r) => r.accept_key === REFERRERS_KEY);
     const body = row && this.heldManifest(repo, row.digest) ? await this.local.manifestBody(row.digest) : undefined;
     if (!row || !body) {
       // Evicted (or replaced and evicted) between the answer and this read: rare, and worth a retry by the caller.
@@ -708,7 +708,7 @@ export class ProxyRegistry implements Registry {
     }
     const digest = digestOf(body);
     await this.local.putManifest({ digest, size: body.length, mediaType: MediaType.OciIndex, upstream: repo.upstream, repository: repo.name, refs: manifestReferences(body) }, body);
-    this.local.catalog.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, digest, MediaType.OciIndex);
+    this.local.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, digest, MediaType.OciIndex);
     this.log.debug({ requestId: ctx.requestId, upstream: repo.upstream, repository: repo.name, subject, referrers: manifests.length, api: listed !== undefined }, 'referrers cached');
     return body;
   }

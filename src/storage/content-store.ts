@@ -2,12 +2,14 @@
 // bytes go to a temp file while their digest is computed (with the digest's own algorithm), the digest and size are checked, the file is
 // flushed, and only then renamed to its digest path (atomic: same filesystem). A reader therefore
 // never sees a partial or unverified file under a digest path.
-import { read } from 'node:fs';
+import { createReadStream, read } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import { algorithmOf, DIGEST_ALGORITHMS, Digester, type Digest } from '../digest.js';
+import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
+import type { ContentFiles, MaintenanceStore, UploadStore } from './interfaces.js';
 import type { StorePaths } from './paths.js';
 import type { Scavenger } from './scavenger.js';
 
@@ -23,7 +25,7 @@ export interface ByteRange {
   end: number;
 }
 
-export class ContentStore {
+export class ContentStore implements ContentFiles, UploadStore, MaintenanceStore {
   /** Read buffers shared by every stream of stored or downloading content. */
   readonly chunks: ChunkPool;
 
@@ -37,8 +39,56 @@ export class ContentStore {
     for (const algorithm of DIGEST_ALGORITHMS) await mkdir(this.paths.algorithmDir(algorithm), { recursive: true });
     await mkdir(this.paths.tmp, { recursive: true });
     const leftovers = await readdir(this.paths.tmp);
-    await Promise.all(leftovers.map((name) => rm(`${this.paths.tmp}/${name}`, { force: true, recursive: true })));
+    await Promise.all(leftovers.map((name) => rm(this.paths.tempNamed(name), { force: true, recursive: true })));
     return leftovers.length;
+  }
+
+  get uploadDir(): string {
+    return this.paths.uploads;
+  }
+
+  uploadPath(id: string): string {
+    return this.paths.upload(id);
+  }
+
+  /** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
+  async list(): Promise<Map<Digest, number>> {
+    const out = new Map<Digest, number>();
+    for await (const digests of this.contentDirectories()) {
+      for (const digest of digests) {
+        const info = await stat(this.paths.content(digest));
+        if (info.isFile()) out.set(digest, info.size);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The content directories (blobs/<algorithm>/<aa>, paths.ts), one at a time in name order, as the
+   * digests their entries name; entries that name no digest of the directory are skipped. Nothing is
+   * stat'ed: a walk of a large store does a directory's work per step.
+   */
+  async *contentDirectories(): AsyncGenerator<Digest[]> {
+    for (const algorithm of DIGEST_ALGORITHMS) {
+      const root = this.paths.algorithmDir(algorithm);
+      let prefixes: string[];
+      try {
+        prefixes = await readdir(root);
+      } catch {
+        continue; // no content of this algorithm yet
+      }
+      for (const prefix of prefixes.sort()) {
+        if (!/^[a-f0-9]{2}$/.test(prefix)) continue;
+        const names = await readdir(join(root, prefix)).catch(() => [] as string[]);
+        yield names.filter((name) => isEncoded(algorithm, name) && name.startsWith(prefix)).map((name): Digest => `${algorithm}:${name}`);
+      }
+    }
+  }
+
+  /** Size and modification time of a stored regular file; undefined when there is none (or it cannot be read). */
+  async stat(digest: Digest): Promise<{ size: number; mtimeMs: number } | undefined> {
+    const info = await stat(this.paths.content(digest)).catch(() => undefined);
+    return info?.isFile() ? { size: info.size, mtimeMs: info.mtimeMs } : undefined;
   }
 
   /** Size of stored content, or undefined when it is not stored. */
@@ -111,6 +161,17 @@ export class ContentStore {
     await rename(tempPath, this.paths.content(digest));
   }
 
+  /** The digest, with `digest`'s own algorithm, of the bytes stored under `digest`: equal to it unless the file is corrupt. */
+  async hash(digest: Digest): Promise<Digest> {
+    return hashFile(this.paths.content(digest), algorithmOf(digest));
+  }
+
+  /** Moves a stored file found corrupt out of the store, to quarantine/ (paths.ts), for inspection. */
+  async quarantine(digest: Digest): Promise<void> {
+    await mkdir(this.paths.quarantineDir, { recursive: true });
+    await rename(this.paths.content(digest), this.paths.quarantine(digest));
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     try {
       await unlink(this.paths.content(digest));
@@ -120,6 +181,13 @@ export class ContentStore {
       throw err;
     }
   }
+}
+
+/** The digest of a file's bytes, with `algorithm` (the one of the digest it should match). */
+export async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<Digest> {
+  const digester = new Digester(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) digester.update(chunk as Buffer);
+  return digester.digest();
 }
 
 export class StoredContent {

@@ -32,6 +32,8 @@ export class StorePaths {
   readonly tokenSigningKey: string;
   readonly lock: string;
   readonly adminToken: string;
+  /** Where `verify --quarantine` moves files found corrupt. */
+  readonly quarantineDir: string;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
@@ -42,6 +44,7 @@ export class StorePaths {
     this.tokenSigningKey = join(this.root, 'auth', 'token-signing-key.pem');
     this.lock = join(this.root, 'longshore.lock');
     this.adminToken = join(this.root, 'admin.token');
+    this.quarantineDir = join(this.root, 'quarantine');
   }
 
   /** Callers pass digests validated by registry/digest.ts: a registered algorithm and lower-case hex. */
@@ -62,6 +65,16 @@ export class StorePaths {
   /** `id` is a session id this process generated (a UUID), never a client's text. */
   upload(id: string): string {
     return join(this.uploads, id);
+  }
+
+  /** quarantine/<hex>: where a corrupt file of `digest` is kept for inspection. */
+  quarantine(digest: Digest): string {
+    return join(this.quarantineDir, encodedOf(digest));
+  }
+
+  /** A leftover of tmp/ by its directory entry's name (ContentStore.init removes them). */
+  tempNamed(name: string): string {
+    return join(this.tmp, name);
   }
 
   newTemp(): string {

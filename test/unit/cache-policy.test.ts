@@ -12,6 +12,7 @@ import { Admission, type PolicyName } from '../../src/cache/policy.js';
 import type { Config } from '../../src/config/schema.js';
 import { Catalog } from '../../src/metadata/catalog.js';
 import { openDatabase } from '../../src/metadata/database.js';
+import { DiskSpace } from '../../src/signals.js';
 import type { Digest } from '../../src/registry/reference.js';
 import { LOCAL, UpstreamRouter } from '../../src/registry/routing.js';
 
@@ -32,8 +33,8 @@ describe('eviction order', () => {
     db = openDatabase(join(dir, `${policy}-${Math.random()}.db`));
     catalog = new Catalog(db, () => clock, { policy, recentMs });
     const settings: Config['cache'] = { maxSize: null, highWatermark: 0.9, lowWatermark: 0.8, minFreeSpace: 0, pins, checkInterval: 60_000, admissionShare: 1, doorkeeperShare: 1, protectRecent: recentMs };
-    const store = { delete: async (digest: Digest) => (deleted.push(digest), true), paths: { root: dir } };
-    evictor = new Evictor({ store, inUse: () => inUse, forget: () => undefined }, catalog, settings, new UpstreamRouter(['docker.io'], 'docker.io'), () => [], pino({ level: 'silent' }));
+    const deleteFile = async (digest: Digest) => (deleted.push(digest), true);
+    evictor = new Evictor({ deleteFile, inUse: () => inUse, forget: () => undefined }, catalog, settings, new UpstreamRouter(['docker.io'], 'docker.io'), () => [], new DiskSpace(dir, settings.minFreeSpace), pino({ level: 'silent' }));
   }
   const blob = (digest: Digest, size: number, repository = 'library/x', upstream = 'docker.io') => {
     clock += 10;

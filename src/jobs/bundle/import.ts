@@ -110,7 +110,7 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
       } catch (err) {
         throw invalid(entry.name, `cannot be stored: ${(err as Error).message}`);
       }
-      const writer = await deps.local.store.createWriter(digest, entry.size);
+      const writer = await deps.local.createWriter(digest, entry.size);
       try {
         // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
         let batch: Buffer[] = [];
@@ -277,7 +277,7 @@ class Committer {
         }
         await this.commit({ repo, reference: { kind: 'digest', digest: list }, full: `${repository}@${list}` }, { ...entry, mediaType: MediaType.OciIndex });
         // Like the bundle's tags: its answer replaces whatever list was cached for the subject.
-        local.catalog.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, list, MediaType.OciIndex);
+        local.putTag(repo.upstream, repo.name, subject, REFERRERS_KEY, list, MediaType.OciIndex);
         out.push({ subject, repository, referrers: children.length });
       } catch (err) {
         if (!isLongshoreError(err)) throw err;
@@ -312,8 +312,8 @@ class Committer {
       if (staged) {
         this.staged.delete(digest);
         sizes.set(digest, staged.size);
-        if (local.catalog.contentInfo(digest) === undefined) newBytes += staged.size;
-        moves.push(local.store.adopt(staged.temp, digest));
+        if (!local.isStored(digest)) newBytes += staged.size;
+        moves.push(local.adopt(staged.temp, digest));
       } else {
         sizes.set(digest, closure.blobs.get(digest) ?? (await local.blobSize(digest)) ?? 0);
       }
@@ -322,12 +322,12 @@ class Committer {
     // ...then every row, link and the tag in one synchronous step: a request sees all of the image or none.
     for (const [digest] of closure.blobs) {
       bytes += sizes.get(digest)!;
-      local.catalog.recordContent({ digest, size: sizes.get(digest)!, upstream, repository: name });
+      local.recordContent({ digest, size: sizes.get(digest)!, upstream, repository: name });
       local.link(upstream, name, digest);
     }
     for (const manifest of [...closure.manifests].reverse()) {
       bytes += manifest.size;
-      local.catalog.recordContent({ digest: manifest.digest, size: manifest.size, mediaType: manifest.mediaType, upstream, repository: name, refs: manifestReferences(manifest.body) });
+      local.recordContent({ digest: manifest.digest, size: manifest.size, mediaType: manifest.mediaType, upstream, repository: name, refs: manifestReferences(manifest.body) });
       local.link(upstream, name, manifest.digest);
     }
     for (const manifest of closure.manifests) {
@@ -336,10 +336,10 @@ class Committer {
     }
     if (ref.reference.kind === 'tag') {
       // The bundle's answer replaces every earlier resolution of the tag, whatever Accept list asked.
-      local.catalog.deleteTag(upstream, name, ref.reference.tag);
-      local.catalog.putTag(upstream, name, ref.reference.tag, ACCEPT_ALL.key, root, closure.manifests[0]!.mediaType);
+      local.deleteTag(upstream, name, ref.reference.tag);
+      local.putTag(upstream, name, ref.reference.tag, ACCEPT_ALL.key, root, closure.manifests[0]!.mediaType);
     }
-    local.onGrowth();
+    local.announceGrowth();
     return { ref: ref.full, digest: root, manifests: closure.manifests.length, blobs: closure.blobs.size, bytes, newBytes };
   }
 
@@ -391,7 +391,7 @@ class Committer {
       return readFile(staged.temp);
     }
     if ((await this.deps.local.blobSize(digest)) === undefined) return undefined;
-    return this.deps.local.store.read(digest);
+    return this.deps.local.readStored(digest);
   }
 }
 
