@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { Longshore, REPO_ROOT } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { toolsAreRequired } from './rig/tools.js';
+import { Longshore, REPO_ROOT } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { toolsAreRequired } from '../support/e2e/tools.js';
 
 const run = promisify(execFile);
 const SUITES_DIR = join(REPO_ROOT, '..', 'shared', 'tools', 'oci-conformance');

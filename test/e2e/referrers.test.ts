@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, it } from 'node:test';
-import { Longshore } from './rig/longshore.js';
-import { parseBearerChallenge, type Credentials } from './rig/registry-client.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { parseBearerChallenge, type Credentials } from '../support/e2e/registry-client.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 
 const TOOLS = ['skopeo', 'docker-registry', 'openssl'] as const;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

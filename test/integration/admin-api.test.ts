@@ -7,11 +7,11 @@ import type { Summary } from '../../src/admin/summary.js';
 import type { RepositoryUsage, TagUsage } from '../../src/admin/top-content.js';
 import type { CounterSample } from '../../src/admin/totals.js';
 import type { Digest } from '../../src/registry/reference.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 describe('admin API', () => {
   let fake: FakeRegistry;

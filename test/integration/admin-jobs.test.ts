@@ -12,11 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { scanTar } from '../../src/jobs/bundle/tar.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const digestOf = (b: Buffer | string, algorithm: 'sha256' | 'sha512') => `${algorithm}:${createHash(algorithm).update(b).digest('hex')}`;

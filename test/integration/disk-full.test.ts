@@ -6,10 +6,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { get } from '../helpers/http.js';
-import { startMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { get } from '../support/http.js';
+import { startMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 function patterned(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -53,7 +53,7 @@ describe('disk full while caching', { skip: mountable ? false : 'needs root and 
       assert.equal(reply.body.length, content.length);
       assert.equal(sha256(reply.body), digest);
       assert.ok(fake.requests.some((r) => r.host === 'cdn' && r.headers.range), 'the rest came from the upstream with a Range request');
-      await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+      await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
       assert.equal(mirror.longshore.catalog.content(digest as `sha256:${string}`), undefined, 'nothing cached');
       assert.ok(mirror.logs().some((l) => l.msg === 'disk full while caching; clients continue from upstream, nothing cached' && l.level === 'error'));
     } finally {
@@ -85,7 +85,7 @@ describe('disk full while caching', { skip: mountable ? false : 'needs root and 
       const content = patterned(1024 * 1024, 3);
       const digest = fake.addBlob(content);
       fake.setBlobFault(digest, { kind: 'corrupt' });
-      const { raw } = await import('../helpers/http.js');
+      const { raw } = await import('../support/http.js');
       const reply = await raw(mirror.url, `/v2/library/bad/blobs/${digest}`);
       assert.ok(reply.error || reply.body.length < content.length, 'never a complete wrong body');
     } finally {

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { request } from 'undici';
 import { MediaType } from '../../src/registry/media-types.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 

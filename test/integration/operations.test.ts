@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 /** Parses Prometheus text into "name{labels}" → value. */
 async function scrape(mirror: TestMirror): Promise<Map<string, number>> {

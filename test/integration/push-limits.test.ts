@@ -12,8 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { request } from 'undici';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

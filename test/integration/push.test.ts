@@ -7,8 +7,8 @@ import { appendFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

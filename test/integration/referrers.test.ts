@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { digestOf, FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { digestOf, FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -253,7 +253,7 @@ describe('sha512 content pulled through from an upstream', () => {
     const hex = layerDigest.slice('sha512:'.length);
     const stored = join(mirror.dataDir, 'blobs', 'sha512', hex.slice(0, 2), hex);
     // The commit follows the last byte sent to the client.
-    await waitFor(() => stat(stored).then((s) => s.size === layer.length, () => false), 10_000, 'the sha512 layer to be stored');
+    await waitFor(() => stat(stored).then((s) => s.size === layer.length, () => false), { what: 'the sha512 layer to be stored', timeoutMs: 10_000 });
 
     fake.reset();
     assert.deepEqual((await get(`${mirror.url}/v2/long/blobs/${layerDigest}`)).body, layer);

@@ -11,9 +11,9 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { request } from 'undici';
 import { run as cli } from '../../src/cli/main.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 function patterned(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -74,7 +74,7 @@ describe('resuming a broken upstream stream', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length);
     assert.equal(fake.count({ host: 'cdn' }), 3, 'the first GET and two resumes');
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
     fake.setBlobFault(digest, undefined);
     const next = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(next.body), digest, 'the next request starts afresh');
@@ -242,7 +242,7 @@ describe('clients that are slow or leave', () => {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(reply.body), digest);
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), { what: 'committed', timeoutMs: 30_000 });
     assert.equal(fake.count({ host: 'cdn' }), 1);
     stalled.body.destroy();
   });
@@ -261,7 +261,7 @@ describe('clients that are slow or leave', () => {
     await started.body.text().catch(() => undefined);
     release();
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), { what: 'committed', timeoutMs: 30_000 });
     fake.reset();
     const warm = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(warm.body), digest);

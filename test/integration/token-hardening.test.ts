@@ -19,9 +19,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { tokenRouter } from '../../src/http/handlers/token.js';
 import { ociErrorHandler } from '../../src/http/middleware/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { get, type Reply } from '../helpers/http.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { get, type Reply } from '../support/http.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const PASSWORD = 'alice-pw-1';
 // Cost 10, as production hashes: the attack is about what a check costs.

@@ -1,10 +1,13 @@
-// Builds test images in memory: real gzipped tar layers of incompressible random files, image
-// configs whose diff_ids are the digests of the uncompressed tars, one manifest per platform and an
-// index over them. buildMultiArchImage makes linux/amd64 + linux/arm64 sharing their first layer;
-// buildImageFamily makes several tags sharing base layers. Every build draws fresh random content,
-// so two builds never share a blob by accident.
+// The one image builder of the tests and the bench. Builds images in memory: real gzipped tar layers
+// of incompressible random files, image configs whose diff_ids are the digests of the uncompressed
+// tars, one manifest per platform and an index over them, in Docker or OCI media types. buildImage
+// takes any layout; buildMultiArchImage makes linux/amd64 + linux/arm64 sharing their first layer;
+// buildImageFamily makes several tags sharing base layers; publishImage puts a small multi-arch image
+// on an in-process FakeRegistry. Every build draws fresh random content, so two builds never share a
+// blob by accident. (The bench streams its large layers with tarHeader, from ./tar.ts.)
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import type { FakeRegistry } from './fake-registry.js';
 import { mediaTypesOf, type ImageFormat } from './media-types.js';
 import { tarArchive } from './tar.js';
 
@@ -53,8 +56,14 @@ function blobOf(bytes: Buffer, mediaType: string): Blob {
   return { digest: sha256Digest(bytes), size: bytes.length, mediaType, bytes };
 }
 
-/** Descriptor as it appears inside a manifest or index. */
-function descriptor(blob: Blob): { mediaType: string; size: number; digest: string } {
+/** A descriptor as it appears inside a manifest or index. */
+export interface Descriptor {
+  mediaType: string;
+  size: number;
+  digest: string;
+}
+
+function descriptor(blob: Descriptor): Descriptor {
   return { mediaType: blob.mediaType, size: blob.size, digest: blob.digest };
 }
 
@@ -79,39 +88,74 @@ function randomLayer(label: string, fileSizes: readonly number[], mediaType: str
   return { compressed: blobOf(gzipSync(tar), mediaType), diffId: sha256Digest(tar), label };
 }
 
-function platformImage(spec: ImageSpec, platform: Platform, layers: readonly Layer[]): PlatformImage {
-  const types = mediaTypesOf(spec.format);
-  const config = blobOf(json({
+/** What a config says of one layer: its uncompressed digest, and a label for its history entry. */
+export interface LayerHistory {
+  diffId: string;
+  label: string;
+}
+
+/** The image config of one platform over `layers` (bottom first); `name` goes into a label. */
+export function imageConfig(format: ImageFormat, name: string, platform: Platform, layers: readonly LayerHistory[]): Blob {
+  return blobOf(json({
     architecture: platform.architecture,
     os: platform.os,
     created: CREATED,
     config: {
       Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
       Cmd: ['/bin/sh'],
-      Labels: { 'org.longshore.e2e.image': `${spec.repository}:${spec.tag}` },
+      Labels: { 'org.longshore.test.image': name },
     },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: layers.map((l) => ({ created: CREATED, created_by: `longshore e2e layer ${l.label}` })),
-  }), types.config);
-  const manifest = blobOf(json({
+    history: layers.map((l) => ({ created: CREATED, created_by: `longshore test layer ${l.label}` })),
+  }), mediaTypesOf(format).config);
+}
+
+/** An image manifest over a config and layers already built (the bench streams its layers to disk). */
+export function imageManifest(format: ImageFormat, config: Descriptor, layers: readonly Descriptor[]): Blob {
+  const types = mediaTypesOf(format);
+  return blobOf(json({
     schemaVersion: 2,
     mediaType: types.manifest,
     config: descriptor(config),
-    layers: layers.map((l) => descriptor(l.compressed)),
+    layers: layers.map(descriptor),
   }), types.manifest);
-  return { platform, manifest, config, layers: layers.map((l) => l.compressed) };
+}
+
+function platformImage(spec: ImageSpec, platform: Platform, layers: readonly Layer[]): PlatformImage {
+  const config = imageConfig(spec.format, `${spec.repository}:${spec.tag}`, platform, layers);
+  const compressed = layers.map((l) => l.compressed);
+  return { platform, manifest: imageManifest(spec.format, config, compressed), config, layers: compressed };
+}
+
+/** One layer: a label (the directory its files are in) and the sizes of its random files, in bytes. */
+export interface LayerSpec {
+  label: string;
+  files: readonly number[];
+}
+
+/** Which layers each linux platform has: `shared` first (the same blobs in every platform), then its own. */
+export interface ImageLayout {
+  shared: readonly LayerSpec[];
+  /** architecture → the layers only that platform has */
+  own: Readonly<Record<string, readonly LayerSpec[]>>;
+}
+
+export function buildImage(spec: ImageSpec, layout: ImageLayout): TestImage {
+  const { layer } = mediaTypesOf(spec.format);
+  const shared = layout.shared.map((l) => randomLayer(l.label, l.files, layer));
+  const platforms = Object.entries(layout.own).map(([architecture, own]) =>
+    platformImage(spec, { architecture, os: 'linux' }, [...shared, ...own.map((l) => randomLayer(l.label, l.files, layer))]));
+  return { ...spec, index: indexOf(spec.format, platforms), platforms };
 }
 
 export function buildMultiArchImage(spec: ImageSpec): TestImage {
-  const { layer } = mediaTypesOf(spec.format);
-  const shared = randomLayer('base', [768 * KiB, 256 * KiB], layer);
-  const amd64 = [shared, randomLayer('amd64-app', [1536 * KiB], layer), randomLayer('amd64-extra', [512 * KiB], layer)];
-  const arm64 = [shared, randomLayer('arm64-app', [1024 * KiB], layer)];
-  const platforms = [
-    platformImage(spec, { architecture: 'amd64', os: 'linux' }, amd64),
-    platformImage(spec, { architecture: 'arm64', os: 'linux' }, arm64),
-  ];
-  return { ...spec, index: indexOf(spec.format, platforms), platforms };
+  return buildImage(spec, {
+    shared: [{ label: 'base', files: [768 * KiB, 256 * KiB] }],
+    own: {
+      amd64: [{ label: 'amd64-app', files: [1536 * KiB] }, { label: 'amd64-extra', files: [512 * KiB] }],
+      arm64: [{ label: 'arm64-app', files: [1024 * KiB] }],
+    },
+  });
 }
 
 function indexOf(format: ImageFormat, platforms: readonly PlatformImage[]): Blob {
@@ -174,4 +218,46 @@ export function allBlobs(image: TestImage): Blob[] {
     byDigest.set(blob.digest, blob);
   }
   return [...byDigest.values()];
+}
+
+export interface PublishedImage {
+  repository: string;
+  tag: string;
+  index: string;
+  indexType: string;
+  /** platform ("linux/amd64") → manifest digest */
+  platforms: Record<string, string>;
+  manifestType: string;
+  /** Every blob digest (configs and layers) → its bytes */
+  blobs: Map<string, Buffer>;
+  /** The image as built. */
+  image: TestImage;
+}
+
+/**
+ * Publishes a small multi-arch image to a FakeRegistry: an index of linux/amd64 and linux/arm64 whose
+ * manifests share their first layer and have one layer of their own, each layer one random file of
+ * `layerSize` bytes (a blob is that plus tar headers and gzip framing, about 2 KiB more).
+ */
+export function publishImage(fake: FakeRegistry, repository: string, tag: string, format: ImageFormat = 'docker', layerSize = 64 * KiB): PublishedImage {
+  const image = buildImage({ repository, tag, format }, {
+    shared: [{ label: 'shared', files: [layerSize] }],
+    own: { amd64: [{ label: 'amd64', files: [layerSize] }], arm64: [{ label: 'arm64', files: [layerSize] }] },
+  });
+  const blobs = new Map<string, Buffer>();
+  for (const p of image.platforms) {
+    // layers, then the config: tests pick blobs by position ([0] is the shared layer)
+    for (const blob of [...p.layers, p.config]) {
+      fake.addBlob(blob.bytes);
+      fake.grant(repository, blob.digest);
+      blobs.set(blob.digest, blob.bytes);
+    }
+  }
+  const platforms: Record<string, string> = {};
+  for (const p of image.platforms) {
+    platforms[`${p.platform.os}/${p.platform.architecture}`] = fake.addManifest(repository, p.manifest.mediaType, p.manifest.bytes);
+  }
+  const index = fake.addManifest(repository, image.index.mediaType, image.index.bytes, tag);
+  const types = mediaTypesOf(format);
+  return { repository, tag, index, indexType: types.index, platforms, manifestType: types.manifest, blobs, image };
 }

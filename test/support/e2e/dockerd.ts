@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { unmountUnder } from './mounts.js';
 import { ServiceProcess } from './service-process.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../wait.js';
 
 const run = promisify(execFile);
 

@@ -4,7 +4,7 @@
 //   library/ocitest:1.0  OCI media types (image index + image manifest), same platforms
 // plus whatever extra images a scenario asks for.
 import { CountingProxy } from './counting-proxy.js';
-import { buildMultiArchImage, type TestImage } from './images.js';
+import { buildMultiArchImage, type TestImage } from '../images.js';
 import { publishImage } from './publish.js';
 import type { Credentials } from './registry-client.js';
 import { Teardown } from './teardown.js';
