@@ -1,11 +1,12 @@
 // Issue 4 item 6: the disk fills up while caching. The data directory is a small tmpfs the test mounts
-// (root only); the pull still completes from the upstream, verified, and nothing partial is kept.
+// (root only; see describeWhenAvailable); the pull still completes from the upstream, verified, and nothing partial is kept.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
+import { describeWhenAvailable } from '../support/e2e/tools.js';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { get } from '../support/http.js';
 import { startMirror } from '../support/mirror.js';
@@ -17,18 +18,19 @@ function patterned(size: number, seed: number): Buffer {
   return b;
 }
 
-const isRoot = process.getuid?.() === 0;
-const mountable = (() => {
-  if (!isRoot) return false;
+/** What this machine lacks to mount a small tmpfs: root, and mount(8). */
+function missingForTmpfs(): string[] {
+  if (process.getuid?.() !== 0) return ['not root: mounting a tmpfs needs root'];
   try {
     execFileSync('mount', ['--version'], { stdio: 'ignore' });
-    return true;
+    return [];
   } catch {
-    return false;
+    return ['mount not found (Debian package mount)'];
   }
-})();
+}
 
-describe('disk full while caching', { skip: mountable ? false : 'needs root and mount(8) to create a small tmpfs (Debian package mount)' }, () => {
+// Skipped on a machine without root or mount(8), failed instead under LONGSHORE_E2E=required.
+describeWhenAvailable('disk full while caching', missingForTmpfs(), () => {
   let fake: FakeRegistry;
   let dir: string;
 
