@@ -20,7 +20,7 @@ import { startCountingServer, type CountingServer } from '../support/counting-se
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get, raw } from '../support/http.js';
 import { publishImage } from '../support/images.js';
-import { startMirror, type TestMirror } from '../support/mirror.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 import { filesOnDisk } from '../support/store.js';
 import { waitFor } from '../support/wait.js';
 
@@ -197,14 +197,8 @@ describe('blob redirects from an upstream on a public address', () => {
 describe('a mirror behind an upstream that redirects to the metadata service', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('answers an error, serves nothing from there, and keeps serving', async () => {
     const digest = fake.addBlob(Buffer.from('layer'));
@@ -284,14 +278,8 @@ describe('blob size limits', () => {
   let mirror: TestMirror;
   const MAX = 1024 * 1024;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ maxBlobSize: MAX, upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({ maxBlobSize: MAX })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   const tmpFiles = async () => readdir(join(mirror.dataDir, 'tmp'));
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { digestOf, FakeRegistry } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
-import { startMirror, type TestMirror } from '../support/mirror.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -159,14 +159,8 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('reads the index tagged <alg>-<hex>, and cosign-style .sig tags pull through as ordinary tags', async () => {
     const image = publishImage(fake, 'library/app', '2.0', 'oci');
@@ -221,14 +215,8 @@ describe('sha512 content pulled through from an upstream', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start({ cdn: false });
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } }), { cdn: false })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('serves a sha512 image by tag and by digest, verifies and stores it under blobs/sha512, and serves it again from cache', async () => {
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));

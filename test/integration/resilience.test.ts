@@ -7,7 +7,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
-import { startMirror, type TestMirror } from '../support/mirror.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
 function patterned(size: number, seed: number): Buffer {
@@ -20,14 +20,8 @@ describe('resuming a broken upstream stream', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, resumeAttempts: 2 } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, resumeAttempts: 2 } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
   beforeEach(() => {
     fake.reset();
     fake.rangeSupport = true;
@@ -85,14 +79,8 @@ describe('coalescing tag resolution and retries', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 2 } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 2 } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
   beforeEach(() => fake.reset());
 
   it('shares one upstream manifest lookup among concurrent requests for a tag', async () => {
@@ -224,14 +212,8 @@ describe('clients that are slow or leave', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('does not let a client that reads nothing hold back the download others wait for', async () => {
     const content = patterned(24 * 1024 * 1024, 4);
