@@ -15,7 +15,7 @@ import { Longshore } from '../support/e2e/longshore.js';
 import { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
@@ -32,10 +32,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   let skopeo: Skopeo;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: {
         auth: {
           enabled: true,
@@ -46,7 +43,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
           ],
         },
       },
-    }), (l) => l.stop());
+    }));
     const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-auth-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(dir);
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());

@@ -13,7 +13,7 @@ import { allBlobs, platformOf, type TestImage } from '../support/images.js';
 import { Longshore } from '../support/e2e/longshore.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a pull here moves a few MB over loopback. */
@@ -28,11 +28,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   let hostsDir: string;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
     const dir = teardown.add('hosts dir', mkdtempSync(join(tmpdir(), 'longshore-hosts-')),
       async (d) => rmSync(d, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { platformOf, type TestImage } from '../support/images.js';
 import { Longshore } from '../support/e2e/longshore.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a pull here moves a few MB over loopback. */
@@ -22,11 +22,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
   let dockerd: Dockerd;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     dockerd = teardown.add('dockerd', await Dockerd.start({
       registryMirrors: [longshore.url],
       insecureRegistries: [longshore.host],

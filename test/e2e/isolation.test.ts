@@ -18,7 +18,7 @@ import { Longshore } from '../support/e2e/longshore.js';
 import { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
@@ -48,10 +48,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
   let skopeo: Skopeo;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack({ extraImages: [secret] }), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: {
         auth: {
           enabled: true,
@@ -62,7 +59,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
           ],
         },
       },
-    }), (l) => l.stop());
+    }, { extraImages: [secret] }));
     const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-isolation-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(dir);
     // No registry-mirrors: references name Longshore itself (127.0.0.0/8 is an insecure registry by default).

@@ -18,7 +18,7 @@ import { registryRequest, type RegistryResponse } from '../support/e2e/registry-
 import { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a push or copy here moves a few MB over loopback. */
@@ -49,12 +49,9 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
   let pushedDigest: string | undefined;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { local: LOCAL },
-    }), (l) => l.stop());
+    }));
     dockerd = teardown.add('dockerd', await Dockerd.start({
       registryMirrors: [longshore.url],
       insecureRegistries: [longshore.host],
@@ -221,12 +218,9 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   const copied = new Set<string>();
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { local: LOCAL },
-    }), (l) => l.stop());
+    }));
     workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-push-')),
       async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(workDir);

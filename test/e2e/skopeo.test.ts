@@ -13,7 +13,7 @@ import { Longshore } from '../support/e2e/longshore.js';
 import { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a copy here moves a few MB over loopback. */
@@ -38,11 +38,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   let copies = 0;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-skopeo-')),
       async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(workDir);

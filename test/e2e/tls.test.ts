@@ -18,7 +18,7 @@ import { Longshore } from '../support/e2e/longshore.js';
 import { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
@@ -43,12 +43,9 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     mkdirSync(certDir);
     caPath = join(certDir, 'ca.crt');
     copyFileSync(ca.certPath, caPath);
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { tls: { cert: server.certPath, key: server.keyPath } },
-    }), (l) => l.stop());
+    }));
     skopeo = new Skopeo(dir);
   }, { timeout: STEP_TIMEOUT });
 
