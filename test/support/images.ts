@@ -121,8 +121,10 @@ export function imageManifest(format: ImageFormat, config: Descriptor, layers: r
   }), types.manifest);
 }
 
-function platformImage(spec: ImageSpec, platform: Platform, layers: readonly Layer[]): PlatformImage {
-  const config = imageConfig(spec.format, `${spec.repository}:${spec.tag}`, platform, layers);
+function platformImage(spec: ImageSpec, platform: Platform, layers: readonly Layer[], configKind: 'full' | 'minimal' = 'full'): PlatformImage {
+  const config = configKind === 'full'
+    ? imageConfig(spec.format, `${spec.repository}:${spec.tag}`, platform, layers)
+    : blobOf(Buffer.from(JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [] } })), mediaTypesOf(spec.format).config);
   const compressed = layers.map((l) => l.compressed);
   return { platform, manifest: imageManifest(spec.format, config, compressed), config, layers: compressed };
 }
@@ -138,13 +140,19 @@ export interface ImageLayout {
   shared: readonly LayerSpec[];
   /** architecture → the layers only that platform has */
   own: Readonly<Record<string, readonly LayerSpec[]>>;
+  /**
+   * `minimal`: each config is just `{ architecture, os, rootfs }` with no diff_ids, so the configs of one
+   * platform are the same blob across images (what publishImage gives the in-process tests, some of
+   * which count on such a shared blob). Default `full`: a config a container runtime accepts.
+   */
+  config?: 'full' | 'minimal';
 }
 
 export function buildImage(spec: ImageSpec, layout: ImageLayout): TestImage {
   const { layer } = mediaTypesOf(spec.format);
   const shared = layout.shared.map((l) => randomLayer(l.label, l.files, layer));
   const platforms = Object.entries(layout.own).map(([architecture, own]) =>
-    platformImage(spec, { architecture, os: 'linux' }, [...shared, ...own.map((l) => randomLayer(l.label, l.files, layer))]));
+    platformImage(spec, { architecture, os: 'linux' }, [...shared, ...own.map((l) => randomLayer(l.label, l.files, layer))], layout.config));
   return { ...spec, index: indexOf(spec.format, platforms), platforms };
 }
 
@@ -237,12 +245,14 @@ export interface PublishedImage {
 /**
  * Publishes a small multi-arch image to a FakeRegistry: an index of linux/amd64 and linux/arm64 whose
  * manifests share their first layer and have one layer of their own, each layer one random file of
- * `layerSize` bytes (a blob is that plus tar headers and gzip framing, about 2 KiB more).
+ * `layerSize` bytes (a blob is that plus tar headers and gzip framing, about 2 KiB more). Configs are
+ * minimal: alike across images of one platform.
  */
 export function publishImage(fake: FakeRegistry, repository: string, tag: string, format: ImageFormat = 'docker', layerSize = 64 * KiB): PublishedImage {
   const image = buildImage({ repository, tag, format }, {
     shared: [{ label: 'shared', files: [layerSize] }],
     own: { amd64: [{ label: 'amd64', files: [layerSize] }], arm64: [{ label: 'arm64', files: [layerSize] }] },
+    config: 'minimal',
   });
   const blobs = new Map<string, Buffer>();
   for (const p of image.platforms) {
