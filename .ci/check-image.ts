@@ -22,13 +22,13 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { Dockerd } from '../test/e2e/rig/dockerd.js';
-import { REPO_ROOT } from '../test/e2e/rig/longshore.js';
-import { freePort } from '../test/e2e/rig/ports.js';
-import { Skopeo } from '../test/e2e/rig/skopeo.js';
-import { Teardown } from '../test/e2e/rig/teardown.js';
-import { startUpstreamStack } from '../test/e2e/rig/upstream-stack.js';
-import { waitFor } from '../test/e2e/rig/wait.js';
+import { Dockerd } from '../test/support/e2e/dockerd.js';
+import { REPO_ROOT } from '../test/support/e2e/longshore.js';
+import { freePort } from '../test/support/e2e/ports.js';
+import { Skopeo } from '../test/support/e2e/skopeo.js';
+import { Teardown } from '../test/support/e2e/teardown.js';
+import { startUpstreamStack } from '../test/support/e2e/upstream-stack.js';
+import { waitFor } from '../test/support/wait.js';
 
 const run = promisify(execFile);
 const CACHE = '/var/cache/longshore-check-image';

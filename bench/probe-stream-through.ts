@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CountingProxy } from '../test/e2e/rig/counting-proxy.js';
+import type { CountingProxy } from '../test/support/e2e/counting-proxy.js';
 import { buildLongshore } from './lib/build.js';
 import { skopeoPull } from './lib/clients.js';
 import { FULL_SIZES, prepareImages } from './lib/images.js';

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findOnPath, missingTools } from '../test/e2e/rig/tools.js';
+import { findOnPath, missingTools } from '../test/support/e2e/tools.js';
 import { buildLongshore } from './lib/build.js';
 import type { MirrorExtras, ScenarioContext, Sizes } from './lib/context.js';
 import { formatSummary, summarizeProfile } from './lib/cpu-profile.js';

@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Credentials } from '../../test/e2e/rig/registry-client.js';
+import type { Credentials } from '../../test/support/e2e/registry-client.js';
 
 const run = promisify(execFile);
 

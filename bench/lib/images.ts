@@ -4,17 +4,18 @@
 //   big    one ~1 GiB layer
 // Layer content is AES-CTR keystream: incompressible, and cheap to make. Large layers are streamed
 // through tar → gzip → file while both digests (diff_id and blob digest) are computed, so a 1 GiB
-// layer never sits in memory. An image counts as generated once its bench-image.json exists.
+// layer never sits in memory; configs and manifests come from the tests' image builder
+// (test/support/images.ts). An image counts as generated once its bench-image.json exists.
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { buildMultiArchImage, sha256Digest } from '../../test/e2e/rig/images.js';
-import { DOCKER } from '../../test/e2e/rig/media-types.js';
-import { tarHeader } from '../../test/e2e/rig/tar.js';
-import { writeSkopeoDir } from '../../test/e2e/rig/skopeo-dir.js';
+import { buildMultiArchImage, imageConfig, imageManifest } from '../../test/support/images.js';
+import { DOCKER } from '../../test/support/media-types.js';
+import { tarHeader } from '../../test/support/tar.js';
+import { writeSkopeoDir } from '../../test/support/e2e/skopeo-dir.js';
 import { MiB, GiB, formatBytes } from './units.js';
 
 export interface BenchBlob {
@@ -49,7 +50,6 @@ export const FULL_SIZES: ImageSizes = { five: [50, 40, 30, 20, 10].map((n) => n 
 export const QUICK_SIZES: ImageSizes = { five: [10, 8, 6, 4, 2].map((n) => n * MiB), big: 128 * MiB };
 
 const META = 'bench-image.json';
-const CREATED = '2024-01-01T00:00:00Z';
 
 /** Returns the three images, generating any that the cache does not hold yet. */
 export async function prepareImages(imagesDir: string, tag: string, sizes: ImageSizes): Promise<Record<BenchImage['name'], BenchImage>> {
@@ -92,23 +92,10 @@ async function generateSingle(dir: string, name: 'five' | 'big', tag: string, la
   mkdirSync(dir, { recursive: true });
   const layers: Array<BenchBlob & { diffId: string }> = [];
   for (const [i, size] of layerSizes.entries()) layers.push(await writeRandomLayer(dir, `${name}-${i}`, size));
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    created: CREATED,
-    config: { Cmd: ['/bin/sh'], Labels: { 'org.longshore.bench.image': `bench/${name}:${tag}` } },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: layers.map((_, i) => ({ created: CREATED, created_by: `longshore bench layer ${i}` })),
-  }));
-  const configBlob = { digest: sha256Digest(config), size: config.length, mediaType: DOCKER.config };
-  writeFileSync(join(dir, hex(configBlob.digest)), config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: DOCKER.manifest,
-    config: configBlob,
-    layers: layers.map(({ digest, size, mediaType }) => ({ mediaType, size, digest })),
-  }, null, 3));
-  writeFileSync(join(dir, 'manifest.json'), manifest);
+  const config = imageConfig('docker', `bench/${name}:${tag}`, { architecture: 'amd64', os: 'linux' }, layers.map((l, i) => ({ diffId: l.diffId, label: String(i) })));
+  writeFileSync(join(dir, hex(config.digest)), config.bytes);
+  const manifest = imageManifest('docker', config, layers);
+  writeFileSync(join(dir, 'manifest.json'), manifest.bytes);
   writeFileSync(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
   return {
     name,
@@ -116,9 +103,9 @@ async function generateSingle(dir: string, name: 'five' | 'big', tag: string, la
     tag,
     dir,
     multiArch: false,
-    manifest: { digest: sha256Digest(manifest), size: manifest.length, mediaType: DOCKER.manifest },
+    manifest: { digest: manifest.digest, size: manifest.size, mediaType: manifest.mediaType },
     layers: layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })),
-    pullBytes: configBlob.size + layers.reduce((sum, l) => sum + l.size, 0),
+    pullBytes: config.size + layers.reduce((sum, l) => sum + l.size, 0),
   };
 }
 

@@ -1,8 +1,8 @@
 // What a run produces: one row per metric with Longshore's value, distribution's, their ratio and the
 // target from issue 8, plus the load average when each side was measured and raw details for the JSON.
-import type { CountingProxy } from '../../test/e2e/rig/counting-proxy.js';
-import type { TokenServer } from '../../test/e2e/rig/token-server.js';
-import { waitFor } from '../../test/e2e/rig/wait.js';
+import type { CountingProxy } from '../../test/support/e2e/counting-proxy.js';
+import type { TokenServer } from '../../test/support/e2e/token-server.js';
+import { waitFor } from '../../test/support/wait.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadSnapshot, MachineInfo } from './machine.js';

@@ -12,10 +12,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { freePort } from '../../test/e2e/rig/ports.js';
-import type { Credentials } from '../../test/e2e/rig/registry-client.js';
-import { ServiceProcess, type ServiceOptions } from '../../test/e2e/rig/service-process.js';
-import { waitFor } from '../../test/e2e/rig/wait.js';
+import { freePort } from '../../test/support/e2e/ports.js';
+import type { Credentials } from '../../test/support/e2e/registry-client.js';
+import { ServiceProcess, type ServiceOptions } from '../../test/support/e2e/service-process.js';
+import { waitFor } from '../../test/support/wait.js';
 import type { LongshoreBuild } from './build.js';
 import { registryEnv } from './upstream.js';
 

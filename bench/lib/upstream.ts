@@ -7,12 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CountingProxy } from '../../test/e2e/rig/counting-proxy.js';
-import { freePort } from '../../test/e2e/rig/ports.js';
-import { registryRequest, type Credentials } from '../../test/e2e/rig/registry-client.js';
-import { ServiceProcess } from '../../test/e2e/rig/service-process.js';
-import { TokenServer } from '../../test/e2e/rig/token-server.js';
-import { waitFor } from '../../test/e2e/rig/wait.js';
+import { CountingProxy } from '../../test/support/e2e/counting-proxy.js';
+import { freePort } from '../../test/support/e2e/ports.js';
+import { registryRequest, type Credentials } from '../../test/support/e2e/registry-client.js';
+import { ServiceProcess } from '../../test/support/e2e/service-process.js';
+import { TokenServer } from '../../test/support/e2e/token-server.js';
+import { waitFor } from '../../test/support/wait.js';
 import type { BenchImage } from './images.js';
 import { ThrottleProxy } from './throttle-proxy.js';
 

@@ -7,9 +7,9 @@
 // same cores, so the fleet cannot be faster than one node: the point is the per-node costs and the split.
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { Haproxy } from '../../test/e2e/rig/haproxy.js';
-import { freePort } from '../../test/e2e/rig/ports.js';
-import { waitFor } from '../../test/e2e/rig/wait.js';
+import { Haproxy } from '../../test/support/e2e/haproxy.js';
+import { freePort } from '../../test/support/e2e/ports.js';
+import { waitFor } from '../../test/support/wait.js';
 import { MANIFEST_ACCEPT, type ScenarioContext } from '../lib/context.js';
 import { loadSnapshot, type LoadSnapshot } from '../lib/machine.js';
 import { ProcSampler, type ProcUsage } from '../lib/proc-stats.js';

@@ -4,7 +4,7 @@
 // (scenario 6).
 import { createHash } from 'node:crypto';
 import { request } from 'undici';
-import type { CountingProxy } from '../../test/e2e/rig/counting-proxy.js';
+import type { CountingProxy } from '../../test/support/e2e/counting-proxy.js';
 import { concurrentGets, curlGet, expectComplete } from '../lib/clients.js';
 import { turnOrder, type ScenarioContext } from '../lib/context.js';
 import { loadSnapshot, type LoadSnapshot } from '../lib/machine.js';

@@ -13,14 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { scanTar } from '../../src/jobs/bundle/tar.js';
-import { Containerd, SNAPSHOTTER, writeHostsDir } from './rig/containerd.js';
-import { Dockerd } from './rig/dockerd.js';
-import { buildMultiArchImage, platformOf, type TestImage } from './rig/images.js';
-import { Longshore, REPO_ROOT } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Containerd, SNAPSHOTTER, writeHostsDir } from '../support/e2e/containerd.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { buildMultiArchImage, platformOf, type TestImage } from '../support/images.js';
+import { Longshore, REPO_ROOT } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'containerd', 'ctr', 'docker', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -56,13 +57,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(): string {
-    return [
-      '--- upstream requests ---', upstream.proxy.describe(),
-      `--- connected longshore (${connected.process.state()}) ---`, connected.recentLog(30),
-      `--- offline longshore (${gapped.process.state()}) ---`, gapped.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = () => diagnostics({ upstream: upstream.proxy }, { longshore: connected, label: 'connected longshore', lines: 30 }, { longshore: gapped, label: 'offline longshore', lines: 30 });
 
   function cli(server: Longshore, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
@@ -75,7 +70,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
 
   async function cliOk(server: Longshore, ...args: string[]): Promise<Array<Record<string, unknown>>> {
     const result = await cli(server, ...args);
-    assert.equal(result.code, 0, `longshore ${args.join(' ')} failed:\n${result.stderr}\n${result.stdout}\n${diagnostics()}`);
+    assert.equal(result.code, 0, `longshore ${args.join(' ')} failed:\n${result.stderr}\n${result.stdout}\n${diagnose()}`);
     return result.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
@@ -100,7 +95,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     assert.equal(lines[0]!.ref, `docker.io/${image.repository}:${image.tag}`);
     const expected = amd64Blobs(image);
     const counts = upstream.proxy.blobFetchCounts();
-    assert.deepEqual([...counts].map(([d, n]) => `${d} x${n}`).sort(), expected.map((b) => `${b.digest} x1`).sort(), diagnostics());
+    assert.deepEqual([...counts].map(([d, n]) => `${d} x${n}`).sort(), expected.map((b) => `${b.digest} x1`).sort(), diagnose());
     assert.equal(upstream.proxy.blobBytes(), expected.reduce((s, b) => s + b.size, 0));
   });
 
@@ -127,7 +122,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     for (const image of [upstream.ocitest, upstream.alpine]) {
       const short = image.repository.replace(/^library\//, '');
       const pulled = await dockerd.docker(['pull', `${short}:${image.tag}`]);
-      assert.equal(pulled.code, 0, `docker pull ${short}:${image.tag}: ${pulled.stderr}\n${diagnostics()}`);
+      assert.equal(pulled.code, 0, `docker pull ${short}:${image.tag}: ${pulled.stderr}\n${diagnose()}`);
       const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `${short}:${image.tag}`]);
       assert.equal(id.stdout.trim(), platformOf(image, 'amd64').config.digest);
     }
@@ -135,7 +130,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     for (const image of [upstream.ocitest, upstream.alpine]) {
       const ref = `docker.io/${image.repository}:${image.tag}`;
       const pulled = await containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', ref]);
-      assert.equal(pulled.code, 0, `ctr pull ${ref}: ${pulled.stderr}\n${diagnostics()}`);
+      assert.equal(pulled.code, 0, `ctr pull ${ref}: ${pulled.stderr}\n${diagnose()}`);
       const row = (await containerd.images()).find((r) => r.ref === ref);
       assert.equal(row?.digest, image.index.digest);
       const copy = await skopeo.run(['copy', '--src-tls-verify=false', '--override-arch', 'amd64', '--override-os', 'linux', `docker://${gapped.host}/${image.repository}:${image.tag}`, `dir:${join(work, `gapped-${image.tag}`)}`]);
@@ -171,7 +166,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     assert.deepEqual(await bundleBlobs(delta), own);
     await cliOk(gapped, 'import', delta);
     const pulled = await dockerd.docker(['pull', 'newer:2']);
-    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics()}`);
+    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose()}`);
   });
 
   it('imports a plain `skopeo copy … oci-archive:` bundle', { timeout: STEP_TIMEOUT }, async () => {
@@ -182,7 +177,7 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     const lines = await cliOk(gapped, 'import', '--json', file);
     assert.equal(lines.find((l) => l.event === 'image')?.ref, name);
     const pulled = await dockerd.docker(['pull', 'viaskopeo:3']);
-    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics()}`);
+    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose()}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', 'viaskopeo:3']);
     assert.equal(id.stdout.trim(), platformOf(viaSkopeo, 'amd64').config.digest);
   });

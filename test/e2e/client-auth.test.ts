@@ -8,14 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { Containerd, SNAPSHOTTER } from './rig/containerd.js';
-import { Dockerd } from './rig/dockerd.js';
-import { platformOf } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Containerd, SNAPSHOTTER } from '../support/e2e/containerd.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { platformOf } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'docker', 'containerd', 'ctr', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -31,10 +32,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   let skopeo: Skopeo;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: {
         auth: {
           enabled: true,
@@ -45,7 +43,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
           ],
         },
       },
-    }), (l) => l.stop());
+    }));
     const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-auth-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(dir);
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
@@ -56,13 +54,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(mark = 0): string {
-    return [
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      '--- upstream requests ---', upstream.proxy.describe(),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ longshore, since: mark, lines: 30 }, { upstream: upstream.proxy });
 
   const alpineRef = () => `${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`;
   const ocitestRef = () => `${longshore.host}/${upstream.ocitest.repository}:${upstream.ocitest.tag}`;
@@ -71,11 +63,11 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     upstream.proxy.reset();
     const mark = await longshore.settledMark();
     const result = await dockerd.docker(['pull', alpineRef()]);
-    assert.notEqual(result.code, 0, `an anonymous pull succeeded\n${diagnostics(mark)}`);
+    assert.notEqual(result.code, 0, `an anonymous pull succeeded\n${diagnose(mark)}`);
     // docker words a 401 as "pull access denied …, repository does not exist or may require 'docker login'".
     assert.match(result.stderr, /docker login|unauthorized|authentication required/i);
-    assert.deepEqual(upstream.proxy.requests.map((r) => r.path), [], diagnostics(mark));
-    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 401), diagnostics(mark));
+    assert.deepEqual(upstream.proxy.requests.map((r) => r.path), [], diagnose(mark));
+    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 401), diagnose(mark));
   });
 
   it('docker login with a wrong password fails', { timeout: STEP_TIMEOUT }, async () => {
@@ -87,14 +79,14 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   it('docker login, then docker pull 127.0.0.1:PORT/library/alpine:3.19', { timeout: STEP_TIMEOUT }, async () => {
     const mark = await longshore.settledMark();
     const login = await dockerd.docker(['login', '--username', ALICE.username, '--password', ALICE.password, longshore.host]);
-    assert.equal(login.code, 0, `${login.stderr}\n${diagnostics(mark)}`);
+    assert.equal(login.code, 0, `${login.stderr}\n${diagnose(mark)}`);
     assert.match(login.stdout, /Login Succeeded/);
     const pull = await dockerd.docker(['pull', alpineRef()]);
-    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnostics(mark)}`);
+    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnose(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', alpineRef()]);
     assert.equal(id.stdout.trim(), platformOf(upstream.alpine, 'amd64').config.digest);
     const tokens = longshore.requestsSince(mark).filter((r) => r.path.startsWith('/token'));
-    assert.ok(tokens.length > 0 && tokens.every((r) => r.status === 200), diagnostics(mark));
+    assert.ok(tokens.length > 0 && tokens.every((r) => r.status === 200), diagnose(mark));
   });
 
   it('a logged-in user is denied (403) what the rules do not allow her, cached or not', { timeout: STEP_TIMEOUT }, async () => {
@@ -103,9 +95,9 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     const mark = await longshore.settledMark();
     await dockerd.docker(['image', 'rm', alpineRef()]);
     const pull = await dockerd.docker(['pull', alpineRef()]);
-    assert.notEqual(pull.code, 0, `bob pulled alice's repository\n${diagnostics(mark)}`);
+    assert.notEqual(pull.code, 0, `bob pulled alice's repository\n${diagnose(mark)}`);
     assert.match(pull.stderr, /denied/i);
-    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 403), diagnostics(mark));
+    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 403), diagnose(mark));
   });
 
   it('skopeo --creds copies an image; without or with wrong credentials it is refused', { timeout: STEP_TIMEOUT }, async () => {
@@ -116,12 +108,12 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     assert.notEqual(wrong.code, 0);
     const mark = await longshore.settledMark();
     const raw = await skopeo.run(['inspect', '--raw', '--tls-verify=false', '--creds', `${ALICE.username}:${ALICE.password}`, ref]);
-    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
+    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnose(mark)}`);
     assert.deepEqual(raw.stdout, upstream.ocitest.index.bytes);
     const dest = mkdtempSync(join(tmpdir(), 'longshore-skopeo-dest-'));
     try {
       const copy = await skopeo.run(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--src-creds', `${ALICE.username}:${ALICE.password}`, ref, `dir:${join(dest, 'img')}`]);
-      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics(mark)}`);
+      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose(mark)}`);
     } finally {
       rmSync(dest, { recursive: true, force: true });
     }
@@ -133,10 +125,10 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     const denied = await containerd.ctr(['images', 'pull', '--plain-http', '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', '--user', `${BOB.username}:${BOB.password}`, ref]);
     assert.notEqual(denied.code, 0, 'bob pulled a repository no rule gives him');
     const pulled = await containerd.ctr(['images', 'pull', '--plain-http', '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', '--user', `${ALICE.username}:${ALICE.password}`, ref]);
-    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics(mark)}`);
+    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose(mark)}`);
     const row = (await containerd.images()).find((r) => r.ref === ref);
     assert.equal(row?.digest, upstream.ocitest.index.digest);
-    assert.ok(longshore.requestsSince(mark).some((r) => r.method === 'POST' && r.path.startsWith('/token') && r.status === 200), diagnostics(mark));
+    assert.ok(longshore.requestsSince(mark).some((r) => r.method === 'POST' && r.path.startsWith('/token') && r.status === 200), diagnose(mark));
   });
 
   it('logged no client password', () => {

@@ -9,10 +9,10 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
-import { Longshore, REPO_ROOT } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { toolsAreRequired } from './rig/tools.js';
+import { after, before, it } from 'node:test';
+import { Longshore, REPO_ROOT } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWhenAvailable } from '../support/e2e/tools.js';
 
 const run = promisify(execFile);
 const SUITES_DIR = join(REPO_ROOT, '..', 'shared', 'tools', 'oci-conformance');
@@ -37,52 +37,44 @@ function parseSuites(output: string): Map<string, { passed: number; failed: numb
   return out;
 }
 
-const absent = missing();
-if (absent !== undefined) {
-  describe('OCI conformance suites against Longshore', () => {
-    if (toolsAreRequired()) it('has the conformance suites (LONGSHORE_E2E=required)', () => assert.fail(absent));
-    else it('has the conformance suites', { skip: `skipped: ${absent}` }, () => {});
-  });
-} else {
-  describe('OCI conformance suites against Longshore', () => {
-    const teardown = new Teardown();
-    let longshore: Longshore;
-    let out: string;
+describeWhenAvailable('OCI conformance suites against Longshore', [missing()].filter((m) => m !== undefined), () => {
+  const teardown = new Teardown();
+  let longshore: Longshore;
+  let out: string;
 
-    before(async () => {
-      out = teardown.add('suite output', mkdtempSync(join(tmpdir(), 'longshore-conformance-')), async (dir) => rmSync(dir, { recursive: true, force: true }));
-      longshore = teardown.add('longshore', await Longshore.start({
-        // team/ is local: the suites never reach an upstream, and this one is never contacted.
-        upstreamUrl: 'http://127.0.0.1:9',
-        username: '',
-        password: '',
-        upstream: { username: null, password: null },
-        config: { local: { prefixes: ['team/'], allowBlobDelete: true } },
-      }), (l) => l.stop());
-    }, { timeout: 120_000 });
-    after(() => teardown.runAll(), { timeout: 60_000 });
+  before(async () => {
+    out = teardown.add('suite output', mkdtempSync(join(tmpdir(), 'longshore-conformance-')), async (dir) => rmSync(dir, { recursive: true, force: true }));
+    longshore = teardown.add('longshore', await Longshore.start({
+      // team/ is local: the suites never reach an upstream, and this one is never contacted.
+      upstreamUrl: 'http://127.0.0.1:9',
+      username: '',
+      password: '',
+      upstream: { username: null, password: null },
+      config: { local: { prefixes: ['team/'], allowBlobDelete: true } },
+    }), (l) => l.stop());
+  }, { timeout: 120_000 });
+  after(() => teardown.runAll(), { timeout: 60_000 });
 
-    it('passes every test of distribution-spec v1.1.1 and of its main branch', { timeout: SUITE_TIMEOUT }, async () => {
-      const started = Date.now();
-      let stdout: string;
-      try {
-        ({ stdout } = await run(RUN, [longshore.url, 'team/conformance-a', 'team/conformance-b'], { env: { ...process.env, OUT: out }, timeout: SUITE_TIMEOUT, maxBuffer: 16 * 1024 * 1024 }));
-      } catch (err) {
-        // The script exits 1 when a test failed: its output names them.
-        stdout = String((err as { stdout?: string }).stdout ?? '');
-        if (stdout === '') throw err;
-      }
-      const suites = parseSuites(stdout);
-      const context = `${stdout}\n--- longshore log ---\n${longshore.recentLog()}`;
-      for (const name of ['v1.1.1', 'main']) {
-        const result = suites.get(name);
-        assert.ok(result, `suite ${name} did not run:\n${context}`);
-        assert.ok(result.passed > 0, `suite ${name} passed nothing:\n${context}`);
-        assert.equal(result.failed, 0, `suite ${name} failed ${result.failed} test(s):\n${context}`);
-      }
-      assert.match(stdout, /^conformance: \d+ passed, 0 failed$/m);
-      // For the report: how long the suites take against the mirror.
-      console.log(`# conformance: ${[...suites].map(([n, r]) => `${n} ${r.passed} passed`).join(', ')} in ${Date.now() - started} ms`);
-    });
+  it('passes every test of distribution-spec v1.1.1 and of its main branch', { timeout: SUITE_TIMEOUT }, async () => {
+    const started = Date.now();
+    let stdout: string;
+    try {
+      ({ stdout } = await run(RUN, [longshore.url, 'team/conformance-a', 'team/conformance-b'], { env: { ...process.env, OUT: out }, timeout: SUITE_TIMEOUT, maxBuffer: 16 * 1024 * 1024 }));
+    } catch (err) {
+      // The script exits 1 when a test failed: its output names them.
+      stdout = String((err as { stdout?: string }).stdout ?? '');
+      if (stdout === '') throw err;
+    }
+    const suites = parseSuites(stdout);
+    const context = `${stdout}\n--- longshore log ---\n${longshore.recentLog()}`;
+    for (const name of ['v1.1.1', 'main']) {
+      const result = suites.get(name);
+      assert.ok(result, `suite ${name} did not run:\n${context}`);
+      assert.ok(result.passed > 0, `suite ${name} passed nothing:\n${context}`);
+      assert.equal(result.failed, 0, `suite ${name} failed ${result.failed} test(s):\n${context}`);
+    }
+    assert.match(stdout, /^conformance: \d+ passed, 0 failed$/m);
+    // For the report: how long the suites take against the mirror.
+    console.log(`# conformance: ${[...suites].map(([n, r]) => `${n} ${r.passed} passed`).join(', ')} in ${Date.now() - started} ms`);
   });
-}
+});

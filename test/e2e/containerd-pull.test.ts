@@ -8,12 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Containerd, SNAPSHOTTER, writeHostsDir } from './rig/containerd.js';
-import { allBlobs, platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Containerd, SNAPSHOTTER, writeHostsDir } from '../support/e2e/containerd.js';
+import { allBlobs, platformOf, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a pull here moves a few MB over loopback. */
 const STEP_TIMEOUT = 240_000;
@@ -27,11 +28,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   let hostsDir: string;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
     const dir = teardown.add('hosts dir', mkdtempSync(join(tmpdir(), 'longshore-hosts-')),
       async (d) => rmSync(d, { recursive: true, force: true }));
@@ -41,18 +38,11 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(mark = 0): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-      '--- containerd log ---', containerd.process.recentOutput().split('\n').slice(-20).join('\n'),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark }, { process: containerd.process, label: 'containerd', lines: 20 });
 
   async function ctr(mark: number, ...args: string[]): Promise<string> {
     const result = await containerd.ctr(args);
-    assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr.trim()}\n${result.stdout.split('\n').slice(-10).join('\n')}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr.trim()}\n${result.stdout.split('\n').slice(-10).join('\n')}\n${diagnose(mark)}`);
     return result.stdout;
   }
 
@@ -79,9 +69,9 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   /** Every request Longshore answered since `mark` carried containerd's `ns=docker.io`. */
   function expectNamespaceOnEveryRequest(mark: number): void {
     const served = longshore.requestsSince(mark);
-    assert.ok(served.length > 0, `Longshore answered no request\n${diagnostics(mark)}`);
+    assert.ok(served.length > 0, `Longshore answered no request\n${diagnose(mark)}`);
     const withoutNs = served.filter((r) => new URL(r.path, 'http://x').searchParams.get('ns') !== 'docker.io');
-    assert.deepEqual(withoutNs.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=docker.io\n${diagnostics(mark)}`);
+    assert.deepEqual(withoutNs.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=docker.io\n${diagnose(mark)}`);
   }
 
   function blobDigests(image: TestImage, architectures: readonly string[]): string[] {
@@ -97,7 +87,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const counts = upstream.proxy.blobFetchCounts();
     const seen = [...new Set([...expected, ...counts.keys()])].map((d) => `${d} x${counts.get(d) ?? 0}`).sort();
     assert.deepEqual(seen, expected.map((d) => `${d} x1`).sort(),
-      `each blob must be fetched from upstream exactly once\n${diagnostics(mark)}`);
+      `each blob must be fetched from upstream exactly once\n${diagnose(mark)}`);
   }
 
   /** Longshore answered a GET for each digest from its cache. */
@@ -106,7 +96,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
       .filter((r) => r.method === 'GET' && r.status === 200 && r.cache === 'hit')
       .map((r) => new URL(r.path, 'http://x').pathname));
     const missing = digests.filter((d) => !hits.has(`/v2/${image.repository}/blobs/${d}`));
-    assert.deepEqual(missing, [], `blobs containerd did not get from Longshore's cache\n${diagnostics(mark)}`);
+    assert.deepEqual(missing, [], `blobs containerd did not get from Longshore's cache\n${diagnose(mark)}`);
   }
 
   it('pulls alpine for linux/amd64 cold with ?ns=docker.io on every request, fetching each blob upstream once', { timeout: STEP_TIMEOUT }, async () => {
@@ -129,7 +119,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
     expectNamespaceOnEveryRequest(mark);
-    assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnostics(mark)}`);
+    assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnose(mark)}`);
     expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
   });
 
@@ -158,7 +148,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     expectNamespaceOnEveryRequest(mark);
     // Digests are immutable: cached content addressed by digest is never revalidated.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
-      `a pull by digest of cached content contacted the upstream\n${diagnostics(mark)}`);
+      `a pull by digest of cached content contacted the upstream\n${diagnose(mark)}`);
     expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
   });
 });

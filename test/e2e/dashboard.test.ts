@@ -12,12 +12,12 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RecentPull } from '../../src/admin/recent-pulls.js';
 import type { Summary } from '../../src/admin/summary.js';
 import type { Digest } from '../../src/registry/reference.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
-import { findOnPath, describeWithTools } from './rig/tools.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
+import { findOnPath, describeWithTools } from '../support/e2e/tools.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const CHROMIUM_ARGS = [

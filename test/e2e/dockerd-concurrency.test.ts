@@ -7,21 +7,18 @@
 // in offline mode on the same port and cache, which must not contact the upstream at all.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { configSchema } from '../../src/config/schema.js';
-import { Dockerd, type DockerResult } from './rig/dockerd.js';
-import { buildImageFamily, platformOf, type TestImage } from './rig/images.js';
-import { Longshore, type LongshoreOptions } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Dockerd, type DockerResult } from '../support/e2e/dockerd.js';
+import { buildImageFamily, platformOf, type TestImage } from '../support/images.js';
+import { Longshore, type LongshoreOptions } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; the parallel pulls move about 20 MB over loopback in all. */
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'containerd', 'docker', 'docker-registry', 'skopeo', 'openssl'] as const;
 const DAEMONS = 2;
-
-/** Whether the config schema knows the top-level `offline` key (it is strict: unknown keys fail). */
-const OFFLINE_KEY_EXISTS = configSchema.safeParse({ offline: true }).success;
 
 describeWithTools('parallel docker pulls of tags sharing layers through Longshore', TOOLS, () => {
   const teardown = new Teardown();
@@ -51,21 +48,14 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(mark = 0): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-      ...dockerds.flatMap((d, i) => [`--- dockerd ${i} log ---`, d.process.recentOutput().split('\n').slice(-20).join('\n')]),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark }, ...dockerds.map((d, i) => ({ process: d.process, label: `dockerd ${i}`, lines: 20 })));
 
   function reference(image: TestImage): string {
     return `${image.repository.replace(/^library\//, '')}:${image.tag}`;
   }
 
   function expectSucceeded(what: string, result: DockerResult, mark: number): void {
-    assert.equal(result.code, 0, `${what} failed: ${result.stderr.trim()}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `${what} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
   }
 
   async function imageId(dockerd: Dockerd, ref: string): Promise<string> {
@@ -113,11 +103,11 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
     });
     const blobCounts = fetchCounts('blob', blobs);
     assert.deepEqual(blobCounts.seen, blobCounts.wanted,
-      `each blob (${blobCounts.wanted.length}, two base layers shared by all tags) must be fetched from upstream exactly once\n${diagnostics(mark)}`);
+      `each blob (${blobCounts.wanted.length}, two base layers shared by all tags) must be fetched from upstream exactly once\n${diagnose(mark)}`);
     const manifests = family.flatMap((image) => [image.index.digest, platformOf(image, 'amd64').manifest.digest]);
     const manifestCounts = fetchCounts('manifest', manifests);
     assert.deepEqual(manifestCounts.seen, manifestCounts.wanted,
-      `each index and manifest must be fetched (GET) from upstream exactly once\n${diagnostics(mark)}`);
+      `each index and manifest must be fetched (GET) from upstream exactly once\n${diagnose(mark)}`);
   });
 
   it('pulls a removed tag again from cache while the upstream answers 503, serving the tag stale', { timeout: STEP_TIMEOUT }, async () => {
@@ -132,28 +122,25 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
       expectSucceeded(`docker pull ${reference(image)} with the upstream down`, result, mark);
       assert.match(result.stdout, /Downloaded newer image/, `docker pull did not download:\n${result.stdout}`);
       assert.equal(await imageId(dockerd, reference(image)), platformOf(image, 'amd64').config.digest);
-      assert.deepEqual(upstream.proxy.blobGets(), [], `a pull from cache sent blob GETs upstream\n${diagnostics(mark)}`);
+      assert.deepEqual(upstream.proxy.blobGets(), [], `a pull from cache sent blob GETs upstream\n${diagnose(mark)}`);
 
       const served = longshore.requestsSince(mark);
       const tagPath = `/v2/${image.repository}/manifests/${image.tag}`;
       assert.ok(served.some((r) => r.path === tagPath && r.status === 200 && r.cache === 'stale'),
-        `Longshore must answer the tag ${tagPath} from cache as stale while the upstream fails\n${diagnostics(mark)}`);
+        `Longshore must answer the tag ${tagPath} from cache as stale while the upstream fails\n${diagnose(mark)}`);
       // The image's own layers went with `docker image rm` (the base layers stay, shared with the
       // other tags): dockerd must have fetched them again, and Longshore served them from disk.
       const own = platformOf(image, 'amd64').layers.slice(2).map((l) => l.digest);
       for (const digest of [platformOf(image, 'amd64').config.digest, ...own]) {
         assert.ok(served.some((r) => r.method === 'GET' && r.path === `/v2/${image.repository}/blobs/${digest}` && r.status === 200 && r.cache === 'hit'),
-          `Longshore must serve blob ${digest} from cache\n${diagnostics(mark)}`);
+          `Longshore must serve blob ${digest} from cache\n${diagnose(mark)}`);
       }
     } finally {
       upstream.proxy.fault = null;
     }
   });
 
-  it('restarted with offline: true on the same cache and port, pulls a removed tag without contacting the upstream', {
-    timeout: STEP_TIMEOUT,
-    skip: OFFLINE_KEY_EXISTS ? false : 'the config schema (src/config/schema.ts) has no `offline` key yet',
-  }, async () => {
+  it('restarted with offline: true on the same cache and port, pulls a removed tag without contacting the upstream', { timeout: STEP_TIMEOUT }, async () => {
     const image = family[2]!;
     const dockerd = dockerds[1]!;
     await removeImage(dockerd, reference(image));
@@ -180,14 +167,14 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
       });
       const manifestError = await manifest.json() as { errors?: Array<{ code?: string }> };
       assert.deepEqual([manifest.status, manifestError.errors?.[0]?.code], [404, 'MANIFEST_UNKNOWN'],
-        `an uncached manifest must be MANIFEST_UNKNOWN offline\n${diagnostics(mark)}`);
+        `an uncached manifest must be MANIFEST_UNKNOWN offline\n${diagnose(mark)}`);
       const blob = await fetch(`${longshore.url}/v2/${uncached.repository}/blobs/${platformOf(uncached, 'amd64').config.digest}`);
       const blobError = await blob.json() as { errors?: Array<{ code?: string }> };
       assert.deepEqual([blob.status, blobError.errors?.[0]?.code], [404, 'BLOB_UNKNOWN'],
-        `an uncached blob must be BLOB_UNKNOWN offline\n${diagnostics(mark)}`);
+        `an uncached blob must be BLOB_UNKNOWN offline\n${diagnose(mark)}`);
 
       assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
-        `an offline Longshore must not send any request upstream\n${diagnostics(mark)}`);
+        `an offline Longshore must not send any request upstream\n${diagnose(mark)}`);
     } finally {
       upstream.proxy.fault = null;
     }

@@ -3,12 +3,13 @@
 // auth. The counting proxy in front of that registry shows what Longshore fetched upstream.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { Dockerd } from './rig/dockerd.js';
-import { platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { platformOf, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a pull here moves a few MB over loopback. */
 const STEP_TIMEOUT = 240_000;
@@ -21,11 +22,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
   let dockerd: Dockerd;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     dockerd = teardown.add('dockerd', await Dockerd.start({
       registryMirrors: [longshore.url],
       insecureRegistries: [longshore.host],
@@ -35,17 +32,11 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-      '--- dockerd log ---', dockerd.process.recentOutput().split('\n').slice(-30).join('\n'),
-    ].join('\n');
-  }
+  const diagnose = () => diagnostics({ upstream: upstream.proxy }, { longshore }, { process: dockerd.process, label: 'dockerd' });
 
   async function docker(...args: string[]): Promise<string> {
     const result = await dockerd.docker(args);
-    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnostics()}`);
+    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose()}`);
     return result.stdout;
   }
 
@@ -72,7 +63,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
     const counts = upstream.proxy.blobFetchCounts();
     const seen = expected.map((digest) => `${digest} x${counts.get(digest) ?? 0}`);
     assert.deepEqual(seen, expected.map((digest) => `${digest} x1`),
-      `each amd64 blob must be fetched from upstream exactly once\n${diagnostics()}`);
+      `each amd64 blob must be fetched from upstream exactly once\n${diagnose()}`);
   }
 
   async function inspect(reference: string, format: string): Promise<string> {
@@ -90,7 +81,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
       expectEachBlobFetchedOnce(image);
       assert.equal(await inspect(tagged(), '{{.Id}}'), platformOf(image, 'amd64').config.digest);
       const accounts = new Set(upstream.tokens.requests.map((r) => r.account));
-      assert.deepEqual([...accounts], ['mirror'], `Longshore must ask for tokens as the mirror user\n${diagnostics()}`);
+      assert.deepEqual([...accounts], ['mirror'], `Longshore must ask for tokens as the mirror user\n${diagnose()}`);
     });
 
     it(`records the ${which} index digest in RepoDigests`, { timeout: STEP_TIMEOUT }, async () => {
@@ -104,7 +95,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
       await removeImage(tagged());
       upstream.proxy.reset();
       await pullFresh(tagged());
-      assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnostics()}`);
+      assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnose()}`);
       assert.equal(await inspect(tagged(), '{{.Id}}'), platformOf(upstream[which], 'amd64').config.digest);
     });
   }

@@ -17,13 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Agent, request } from 'undici';
-import { Fleet } from './rig/fleet.js';
-import { buildImageFamily, platformOf, sha256Digest, type TestImage } from './rig/images.js';
-import { pullImage } from './rig/puller.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Fleet } from '../support/e2e/fleet.js';
+import { buildImageFamily, platformOf, sha256Digest, type TestImage } from '../support/images.js';
+import { pullImage } from '../support/e2e/puller.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['haproxy', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -58,13 +59,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     await teardown.runAll();
   }, { timeout: 120_000 });
 
-  function diagnostics(): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      ...fleet.nodes.flatMap((n, i) => [`--- node${i + 1} (${n.process.state()}) ---`, n.recentLog(25)]),
-      '--- haproxy ---', fleet.haproxy.recentLog(40),
-    ].join('\n');
-  }
+  const diagnose = () => diagnostics({ upstream: upstream.proxy }, ...fleet.nodes.map((n, i) => ({ longshore: n, label: `node${i + 1}`, lines: 25 })), { process: fleet.haproxy.process, label: 'haproxy', lines: 40 });
 
   const blobsOf = (image: TestImage) => { const p = platformOf(image, 'amd64'); return [p.config, ...p.layers].map((x) => x.digest); };
   const shared = blobsOf(a).filter((d) => blobsOf(b).includes(d));
@@ -87,19 +82,19 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const pulls = [a, b].flatMap((image) => Array.from({ length: CLIENTS }, () => pullAndCheck(image)));
     const results = await Promise.allSettled(pulls);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
-    assert.deepEqual(failed, [], diagnostics());
+    assert.deepEqual(failed, [], diagnose());
 
     const counts = upstream.proxy.blobFetchCounts();
     const expected = [...new Set([...blobsOf(a), ...blobsOf(b)])];
     assert.deepEqual([...counts.entries()].map(([d, n]) => `${d} x${n}`).sort(), expected.map((d) => `${d} x1`).sort(),
-      `each blob fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
+      `each blob fetched from upstream exactly once, fleet-wide\n${diagnose()}`);
     // One owner per repository: each manifest is fetched once, not once per node (a tag is resolved with
     // a HEAD, then its index fetched by digest).
     const manifestGets = new Map<string, number>();
     for (const r of upstream.proxy.manifestGets().filter((m) => m.status === 200)) manifestGets.set(r.path, (manifestGets.get(r.path) ?? 0) + 1);
     const expectedManifests = [a, b].flatMap((image) => [`/v2/${image.repository}/manifests/${image.index.digest}`, `/v2/${image.repository}/manifests/${platformOf(image, 'amd64').manifest.digest}`]);
     assert.deepEqual([...manifestGets.entries()].map(([path, n]) => `${path} x${n}`).sort(), expectedManifests.map((path) => `${path} x1`).sort(),
-      `each manifest fetched from upstream exactly once, fleet-wide\n${diagnostics()}`);
+      `each manifest fetched from upstream exactly once, fleet-wide\n${diagnose()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
     const served = blobGetsPerNode(marks);
     assert.ok(served.filter((n) => n > 0).length >= 2, `blob GETs per node: ${served.join(', ')}: more than one node serves`);
@@ -111,15 +106,15 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     upstream.proxy.reset();
     const held = await request(`${fleet.haproxy.url}/v2/${c.repository}/blobs/${base}`, { dispatcher: agent });
     const body = Buffer.from(await held.body.arrayBuffer());
-    assert.equal(held.statusCode, 200, diagnostics());
+    assert.equal(held.statusCode, 200, diagnose());
     assert.equal(sha256Digest(body), base);
     const about = (digest: string) => upstream.proxy.ofKind('blob').filter((r) => r.reference === digest && r.status !== 401).map((r) => `${r.method} ${r.repository} -> ${r.status}`);
-    assert.deepEqual(about(base), [`HEAD ${c.repository} -> 200`], `confirmed with the upstream, served from the owner's cache\n${diagnostics()}`);
+    assert.deepEqual(about(base), [`HEAD ${c.repository} -> 200`], `confirmed with the upstream, served from the owner's cache\n${diagnose()}`);
 
     const refused = await request(`${fleet.haproxy.url}/v2/${c.repository}/blobs/${own}`, { dispatcher: agent });
     await refused.body.dump();
     assert.equal(refused.statusCode, 404, `${own} is cached on its owner for ${a.repository}, but ${c.repository} does not hold it`);
-    assert.deepEqual(about(own), [`HEAD ${c.repository} -> 404`], diagnostics());
+    assert.deepEqual(about(own), [`HEAD ${c.repository} -> 404`], diagnose());
   });
 
   let killed = -1;
@@ -132,7 +127,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     await fleet.kill(killed);
     const results = await Promise.allSettled([pullAndCheck(a), pullAndCheck(b)]);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
-    assert.deepEqual(failed, [], `pulls right after node${killed + 1} was killed\n${diagnostics()}`);
+    assert.deepEqual(failed, [], `pulls right after node${killed + 1} was killed\n${diagnose()}`);
     await fleet.haproxy.waitForServer(Fleet.serverName(killed), 'DOWN');
     await Promise.all([pullAndCheck(a), pullAndCheck(b)]);
   });
@@ -144,10 +139,10 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const mark = await node.settledMark();
     await Promise.all([pullAndCheck(a), pullAndCheck(b)]);
     const fetched = upstream.proxy.requests.filter((r) => r.method === 'GET' && r.status === 200);
-    assert.deepEqual(fetched.map((r) => `${r.method} ${r.path} (${r.bytes} B)`), [], `a warm pull fetches nothing upstream\n${diagnostics()}`);
+    assert.deepEqual(fetched.map((r) => `${r.method} ${r.path} (${r.bytes} B)`), [], `a warm pull fetches nothing upstream\n${diagnose()}`);
     await node.settledMark();
     const back = node.requestsSince(mark).filter((r) => r.path.includes('/blobs/sha256:'));
-    assert.ok(back.length > 0, `node${killed + 1} serves blobs again\n${diagnostics()}`);
+    assert.ok(back.length > 0, `node${killed + 1} serves blobs again\n${diagnose()}`);
     assert.ok(back.every((r) => r.cache === 'hit'), `from its own cache: ${back.map((r) => r.cache).join(', ')}`);
   });
 
@@ -156,7 +151,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const front = fleet.haproxy.host;
     const result = await skopeo.run(['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false',
       `docker://${front}/${a.repository}:${a.tag}`, `docker://${front}/team/app:pushed`]);
-    assert.equal(result.code, 0, `skopeo copy failed: ${result.stderr}\n${diagnostics()}`);
+    assert.equal(result.code, 0, `skopeo copy failed: ${result.stderr}\n${diagnose()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
     const writes = fleet.nodes.map((n, i) => n.requestsSince(marks[i]!).filter((r) => r.path.startsWith('/v2/team/') && !['GET', 'HEAD'].includes(r.method)).length);
     assert.ok(writes[0]! > 0 && writes[1] === 0 && writes[2] === 0, `uploads and manifest PUTs per node: ${writes.join(', ')}: all on node 1`);
@@ -198,7 +193,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
         away = i;
         const leaving = fleet.nodes[i]!;
         const exit = await fleet.terminate(i);
-        assert.deepEqual(exit, { code: 0, signal: null }, `node${i + 1} exits cleanly\n${diagnostics()}`);
+        assert.deepEqual(exit, { code: 0, signal: null }, `node${i + 1} exits cleanly\n${diagnose()}`);
         const drained = leaving.records.filter((r) => r.msg === 'drain delay over; refusing new connections' || r.msg === 'stopped').length;
         assert.equal(drained, 2, `node${i + 1} drained, then stopped`);
         await fleet.restart(i);
@@ -208,11 +203,11 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
       rolling = false;
       await Promise.all(loops);
     }
-    assert.deepEqual(failures, [], `failed pulls during the rolling restart (${pulls} succeeded)\n${diagnostics()}`);
+    assert.deepEqual(failures, [], `failed pulls during the rolling restart (${pulls} succeeded)\n${diagnose()}`);
     assert.ok(Date.now() - started < LOOP_MAX_MS, 'the roll finished within the loop bound');
     // The drain, not HAProxy's retries, kept the pulls whole: each node left rotation (its /readyz
     // answered 503) before its listener closed, so no request met a refused or dropped connection.
-    assert.equal(await retriesSoFar() - retriesBefore, 0, `HAProxy retried or redispatched during the roll\n${diagnostics()}`);
+    assert.equal(await retriesSoFar() - retriesBefore, 0, `HAProxy retried or redispatched during the roll\n${diagnose()}`);
     assert.ok(whileAway.every((n) => n > 0), `pulls completed while each node was away: ${whileAway.join(', ')}`);
   });
 });

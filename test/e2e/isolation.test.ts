@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { Dockerd } from './rig/dockerd.js';
-import { buildMultiArchImage, platformOf, type Blob, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { buildMultiArchImage, platformOf, type Blob, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'docker', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -47,10 +48,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
   let skopeo: Skopeo;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack({ extraImages: [secret] }), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: {
         auth: {
           enabled: true,
@@ -61,7 +59,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
           ],
         },
       },
-    }), (l) => l.stop());
+    }, { extraImages: [secret] }));
     const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-isolation-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(dir);
     // No registry-mirrors: references name Longshore itself (127.0.0.0/8 is an insecure registry by default).
@@ -70,13 +68,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(mark = 0): string {
-    return [
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      '--- upstream requests ---', upstream.proxy.describe(),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ longshore, since: mark, lines: 30 }, { upstream: upstream.proxy });
 
   const secretRef = () => `${longshore.host}/${secret.repository}:${secret.tag}`;
   const alpineRef = () => `${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`;
@@ -110,14 +102,14 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     await loginAs(ALICE);
     const mark = await longshore.settledMark();
     const pull = await dockerd.docker(['pull', secretRef()]);
-    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnostics(mark)}`);
+    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnose(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', secretRef()]);
     assert.equal(id.stdout.trim(), secretAmd64.config.digest);
     const fetched = upstream.proxy.blobFetchCounts();
     for (const blob of cachedBlobs) {
-      assert.equal(fetched.get(blob.digest), 1, `${blob.digest} fetched once for private/secret\n${diagnostics(mark)}`);
+      assert.equal(fetched.get(blob.digest), 1, `${blob.digest} fetched once for private/secret\n${diagnose(mark)}`);
     }
-    assert.ok(upstream.proxy.ofKind('blob', 'GET').every((r) => r.repository === secret.repository), diagnostics(mark));
+    assert.ok(upstream.proxy.ofKind('blob', 'GET').every((r) => r.repository === secret.repository), diagnose(mark));
     // eve's dockerd must have nothing of the private image locally
     await dockerd.dockerOk(['image', 'rm', secretRef()]);
   });
@@ -129,21 +121,21 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     for (const manifest of cachedManifests) {
       const ref = `${longshore.host}/library/alpine@${manifest.digest}`;
       const pull = await dockerd.docker(['pull', ref]);
-      assert.notEqual(pull.code, 0, `eve pulled ${ref}\n${diagnostics(mark)}`);
+      assert.notEqual(pull.code, 0, `eve pulled ${ref}\n${diagnose(mark)}`);
       // dockerd: "… manifest for … not found: manifest unknown: …"
       assert.match(pull.stderr, /manifest unknown|not found/i, pull.stderr);
     }
     const denied = await dockerd.docker(['pull', secretRef()]);
-    assert.notEqual(denied.code, 0, `eve pulled ${secretRef()}\n${diagnostics(mark)}`);
+    assert.notEqual(denied.code, 0, `eve pulled ${secretRef()}\n${diagnose(mark)}`);
     assert.match(denied.stderr, /denied/i, denied.stderr);
     const images = await dockerd.dockerOk(['image', 'ls', '--no-trunc', '--format', '{{.ID}}']);
     assert.ok(!images.includes(secretAmd64.config.digest), `the private image is in eve's dockerd:\n${images}`);
 
     const answered = longshore.requestsSince(mark);
     const byDigest = answered.filter((r) => r.path.includes('/library/alpine/manifests/sha256:'));
-    assert.ok(byDigest.length >= cachedManifests.length, diagnostics(mark));
-    assert.ok(byDigest.every((r) => r.status === 404), diagnostics(mark));
-    assert.ok(answered.some((r) => r.path.startsWith(`/v2/${secret.repository}/manifests/`) && r.status === 403), diagnostics(mark));
+    assert.ok(byDigest.length >= cachedManifests.length, diagnose(mark));
+    assert.ok(byDigest.every((r) => r.status === 404), diagnose(mark));
+    assert.ok(answered.some((r) => r.path.startsWith(`/v2/${secret.repository}/manifests/`) && r.status === 403), diagnose(mark));
   });
 
   it('eve\'s own token gets 404 MANIFEST_UNKNOWN / BLOB_UNKNOWN for every cached private digest by GET and HEAD, never the bytes', { timeout: STEP_TIMEOUT }, async () => {
@@ -151,7 +143,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     const token = await tokenFor(EVE, EVE_NAMES.map((name) => `repository:${name}:pull`));
     // the token works: eve may pull library/alpine, so the 404s below are about content, not access
     const own = await get(`/v2/library/alpine/manifests/${upstream.alpine.tag}`, token, 'GET', MANIFEST_ACCEPT);
-    assert.equal(own.status, 200, diagnostics(mark));
+    assert.equal(own.status, 200, diagnose(mark));
     assert.deepEqual(own.body, upstream.alpine.index.bytes);
 
     for (const name of EVE_NAMES) {
@@ -159,11 +151,11 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
         for (const blob of blobs) {
           const path = `/v2/${name}/${kind}/${blob.digest}`;
           const got = await get(path, token, 'GET', kind === 'manifests' ? MANIFEST_ACCEPT : undefined);
-          assert.equal(got.status, 404, `GET ${path}\n${diagnostics(mark)}`);
+          assert.equal(got.status, 404, `GET ${path}\n${diagnose(mark)}`);
           assert.equal((JSON.parse(got.body.toString('utf8')) as { errors: Array<{ code: string }> }).errors[0]?.code, code, `GET ${path}`);
           assert.ok(!got.body.includes(blob.bytes), `GET ${path} sent the private bytes`);
           const head = await get(path, token, 'HEAD', kind === 'manifests' ? MANIFEST_ACCEPT : undefined);
-          assert.equal(head.status, 404, `HEAD ${path}\n${diagnostics(mark)}`);
+          assert.equal(head.status, 404, `HEAD ${path}\n${diagnose(mark)}`);
         }
       }
     }
@@ -172,7 +164,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     const privateToken = await tokenFor(EVE, [`repository:${secret.repository}:pull`]);
     for (const path of [`/v2/${secret.repository}/manifests/${secret.index.digest}`, `/v2/${secret.repository}/blobs/${secretAmd64.layers[0]!.digest}`]) {
       const got = await get(path, privateToken, 'GET', MANIFEST_ACCEPT);
-      assert.equal(got.status, 403, `GET ${path}\n${diagnostics(mark)}`);
+      assert.equal(got.status, 403, `GET ${path}\n${diagnose(mark)}`);
       assert.ok(!got.body.includes(secretAmd64.layers[0]!.bytes));
     }
 
@@ -181,7 +173,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     for (const r of longshore.requestsSince(mark)) {
       const digest = /\/(?:manifests|blobs)\/(sha256:[0-9a-f]{64})$/.exec(r.path)?.[1];
       if (digest === undefined || !secretDigests.has(digest)) continue;
-      assert.ok(r.status === 404 || r.status === 403, `${r.method} ${r.path} -> ${r.status}\n${diagnostics(mark)}`);
+      assert.ok(r.status === 404 || r.status === 403, `${r.method} ${r.path} -> ${r.status}\n${diagnose(mark)}`);
       assert.notEqual(r.bytes, sizes.get(digest), `${r.method} ${r.path} sent ${r.bytes} B`);
     }
   });
@@ -214,7 +206,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
   it('positive control: eve pulls library/alpine:3.19; alice pulls private/secret:1 again without an upstream blob GET', { timeout: STEP_TIMEOUT }, async () => {
     let mark = await longshore.settledMark();
     const pull = await dockerd.docker(['pull', alpineRef()]);
-    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnostics(mark)}`);
+    assert.equal(pull.code, 0, `${pull.stderr}\n${diagnose(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', alpineRef()]);
     assert.equal(id.stdout.trim(), platformOf(upstream.alpine, 'amd64').config.digest);
 
@@ -222,10 +214,10 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     upstream.proxy.reset();
     mark = await longshore.settledMark();
     const again = await dockerd.docker(['pull', secretRef()]);
-    assert.equal(again.code, 0, `${again.stderr}\n${diagnostics(mark)}`);
+    assert.equal(again.code, 0, `${again.stderr}\n${diagnose(mark)}`);
     const secretId = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', secretRef()]);
     assert.equal(secretId.stdout.trim(), secretAmd64.config.digest);
-    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnostics(mark));
+    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnose(mark));
   });
 
   it('logged no client password', () => {

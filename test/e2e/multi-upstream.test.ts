@@ -9,14 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Containerd, SNAPSHOTTER, writeHostsDir } from './rig/containerd.js';
-import { Dockerd } from './rig/dockerd.js';
-import { buildImageOnBase, buildMultiArchImage, platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Containerd, SNAPSHOTTER, writeHostsDir } from '../support/e2e/containerd.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { buildImageOnBase, buildMultiArchImage, platformOf, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'docker', 'containerd', 'ctr', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -63,14 +64,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(mark = 0): string {
-    return [
-      '--- docker.io upstream requests ---', hub.proxy.describe(),
-      '--- ghcr.io upstream requests ---', ghcr.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: hub.proxy, label: 'docker.io upstream' }, { upstream: ghcr.proxy, label: 'ghcr.io upstream' }, { longshore, since: mark, lines: 30 });
 
   /** Upstream request and connection counts start again; token requests are kept for the last test. */
   function resetCounters(): void {
@@ -89,7 +83,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
 
   async function ctrPull(mark: number, ref: string): Promise<void> {
     const result = await containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', ref]);
-    assert.equal(result.code, 0, `ctr pull ${ref} failed: ${result.stderr.trim()}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `ctr pull ${ref} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
     const row = (await containerd.images()).find((r) => r.ref === ref);
     assert.ok(row, `ctr images ls has no ${ref}`);
   }
@@ -98,7 +92,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     const served = longshore.requestsSince(mark);
     assert.ok(served.length > 0);
     const other = served.filter((r) => new URL(r.path, 'http://x').searchParams.get('ns') !== ns);
-    assert.deepEqual(other.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=${ns}\n${diagnostics(mark)}`);
+    assert.deepEqual(other.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=${ns}\n${diagnose(mark)}`);
   }
 
   it('containerd pulls docker.io/library/alpine through hosts.toml, fetching from the docker.io upstream only', { timeout: STEP_TIMEOUT }, async () => {
@@ -106,8 +100,8 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     const mark = await longshore.settledMark();
     await ctrPull(mark, `docker.io/${hub.alpine.repository}:${hub.alpine.tag}`);
     expectNamespace(mark, 'docker.io');
-    assert.deepEqual(fetched(hub), amd64Blobs(hub.alpine).map((d) => `${d} x1`).sort(), diagnostics(mark));
-    assert.equal(ghcr.proxy.connections, 0, `the ghcr.io upstream was contacted\n${diagnostics(mark)}`);
+    assert.deepEqual(fetched(hub), amd64Blobs(hub.alpine).map((d) => `${d} x1`).sort(), diagnose(mark));
+    assert.equal(ghcr.proxy.connections, 0, `the ghcr.io upstream was contacted\n${diagnose(mark)}`);
   });
 
   it('containerd pulls ghcr.io/owner/img through hosts.toml; the base layer shared with alpine comes from the cache', { timeout: STEP_TIMEOUT }, async () => {
@@ -122,10 +116,10 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     expectNamespace(mark, 'ghcr.io');
     assert.equal(platformOf(ownerImg, 'amd64').layers[0]!.digest, shared);
     const own = amd64Blobs(ownerImg).filter((d) => d !== shared);
-    assert.deepEqual(fetched(ghcr), own.map((d) => `${d} x1`).sort(), `only the blobs docker.io did not already bring\n${diagnostics(mark)}`);
-    assert.deepEqual(fetched(hub), [], diagnostics(mark));
+    assert.deepEqual(fetched(ghcr), own.map((d) => `${d} x1`).sort(), `only the blobs docker.io did not already bring\n${diagnose(mark)}`);
+    assert.deepEqual(fetched(hub), [], diagnose(mark));
     const sharedServed = longshore.requestsSince(mark).find((r) => r.method === 'GET' && r.path.startsWith(`/v2/${ownerImg.repository}/blobs/${shared}`));
-    assert.equal(sharedServed?.cache, 'hit', diagnostics(mark));
+    assert.equal(sharedServed?.cache, 'hit', diagnose(mark));
   });
 
   it('skopeo copies 127.0.0.1:PORT/ghcr.io/owner/tool by path prefix, from the ghcr.io upstream only', { timeout: STEP_TIMEOUT }, async () => {
@@ -133,18 +127,18 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     const mark = await longshore.settledMark();
     const ref = `docker://${longshore.host}/ghcr.io/${ownerTool.repository}:${ownerTool.tag}`;
     const raw = await skopeo.run(['inspect', '--raw', '--tls-verify=false', ref]);
-    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
+    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnose(mark)}`);
     assert.deepEqual(raw.stdout, ownerTool.index.bytes);
     const dest = mkdtempSync(join(tmpdir(), 'longshore-skopeo-dest-'));
     try {
       const copy = await skopeo.run(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', ref, `dir:${join(dest, 'img')}`]);
-      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics(mark)}`);
+      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose(mark)}`);
     } finally {
       rmSync(dest, { recursive: true, force: true });
     }
     const blobs = [...new Set(ownerTool.platforms.flatMap((p) => [p.config, ...p.layers]).map((b) => b.digest))];
-    assert.deepEqual(fetched(ghcr), blobs.map((d) => `${d} x1`).sort(), diagnostics(mark));
-    assert.equal(hub.proxy.connections, 0, `the docker.io upstream was contacted\n${diagnostics(mark)}`);
+    assert.deepEqual(fetched(ghcr), blobs.map((d) => `${d} x1`).sort(), diagnose(mark));
+    assert.equal(hub.proxy.connections, 0, `the docker.io upstream was contacted\n${diagnose(mark)}`);
   });
 
   it('dockerd pulls ocitest through the mirror from the docker.io upstream', { timeout: STEP_TIMEOUT }, async () => {
@@ -152,9 +146,9 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     const mark = await longshore.settledMark();
     const ref = `${hub.ocitest.repository.replace(/^library\//, '')}:${hub.ocitest.tag}`;
     const pulled = await dockerd.docker(['pull', ref]);
-    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics(mark)}`);
-    assert.deepEqual(fetched(hub), amd64Blobs(hub.ocitest).map((d) => `${d} x1`).sort(), diagnostics(mark));
-    assert.equal(ghcr.proxy.connections, 0, `the ghcr.io upstream was contacted\n${diagnostics(mark)}`);
+    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose(mark)}`);
+    assert.deepEqual(fetched(hub), amd64Blobs(hub.ocitest).map((d) => `${d} x1`).sort(), diagnose(mark));
+    assert.equal(ghcr.proxy.connections, 0, `the ghcr.io upstream was contacted\n${diagnose(mark)}`);
   });
 
   it('refuses a host that is not configured, by ns or by path, without connecting to any upstream', { timeout: STEP_TIMEOUT }, async () => {
@@ -175,7 +169,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     }
     const inspect = await skopeo.run(['inspect', '--raw', '--tls-verify=false', `docker://${longshore.host}/quay.io/owner/img:1.0`]);
     assert.notEqual(inspect.code, 0);
-    assert.deepEqual([hub.proxy.connections, ghcr.proxy.connections], [0, 0], diagnostics(mark));
+    assert.deepEqual([hub.proxy.connections, ghcr.proxy.connections], [0, 0], diagnose(mark));
     assert.deepEqual([hub.tokens.requestCount, ghcr.tokens.requestCount], tokenRequests, 'a token server was asked');
   });
 

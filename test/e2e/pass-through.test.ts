@@ -17,13 +17,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Dockerd } from './rig/dockerd.js';
-import { buildMultiArchImage, platformOf, type TestImage } from './rig/images.js';
-import { Longshore, type LoggedRequest } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { buildMultiArchImage, platformOf, type TestImage } from '../support/images.js';
+import { Longshore, type LoggedRequest } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'docker', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -66,14 +67,7 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(mark = 0): string {
-    return [
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      '--- upstream requests ---', upstream.proxy.describe(),
-      '--- token requests ---', describeTokens(),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ longshore, since: mark, lines: 30 }, { upstream: upstream.proxy }, { label: 'token requests', text: describeTokens() });
 
   function describeTokens(): string {
     return upstream.tokens.requests
@@ -137,19 +131,19 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     const tokenMark = upstream.tokens.requestCount;
     const mark = await longshore.settledMark();
     const inspect = await skopeo.run(['inspect', '--raw', '--tls-verify=false', appRef()]);
-    assert.notEqual(inspect.code, 0, `an anonymous client read private/app\n${diagnostics(mark)}`);
+    assert.notEqual(inspect.code, 0, `an anonymous client read private/app\n${diagnose(mark)}`);
     assert.match(inspect.stderr, /unauthorized|authentication required|401/i, inspect.stderr);
     const answered = (await answeredSince(mark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
-    assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnostics(mark));
-    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== 'anonymous'), [], diagnostics(mark));
-    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnostics(mark));
+    assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnose(mark));
+    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== 'anonymous'), [], diagnose(mark));
+    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnose(mark));
 
     // anonymous is anonymous upstream, not refused outright: library/ is open to anonymous pulls there
     const alpine = await skopeo.run(['inspect', '--raw', '--tls-verify=false', `docker://${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`]);
-    assert.equal(alpine.code, 0, `${alpine.stderr}\n${diagnostics(mark)}`);
+    assert.equal(alpine.code, 0, `${alpine.stderr}\n${diagnose(mark)}`);
     assert.deepEqual(alpine.stdout, upstream.alpine.index.bytes);
     const alpineTokens = tokensSince(tokenMark).filter((r) => r.scopes.includes(`repository:${upstream.alpine.repository}:pull`));
-    assert.ok(alpineTokens.length > 0 && alpineTokens.every((r) => r.account === null), diagnostics(mark));
+    assert.ok(alpineTokens.length > 0 && alpineTokens.every((r) => r.account === null), diagnose(mark));
   });
 
   it('skopeo --creds carol inspects and copies private/app:1 through Longshore, with carol\'s account upstream', { timeout: STEP_TIMEOUT }, async () => {
@@ -157,22 +151,22 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     const tokenMark = upstream.tokens.requestCount;
     const mark = await longshore.settledMark();
     const inspect = await skopeo.run(['inspect', '--raw', '--tls-verify=false', ...creds(CAROL), appRef()]);
-    assert.equal(inspect.code, 0, `${inspect.stderr}\n${diagnostics(mark)}`);
+    assert.equal(inspect.code, 0, `${inspect.stderr}\n${diagnose(mark)}`);
     assert.deepEqual(inspect.stdout, app.index.bytes);
 
     const copy = await copyAll(CAROL);
-    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics(mark)}`);
+    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose(mark)}`);
     expectWholeImage(copy.files);
 
     // Longshore fetched every config and layer of private/app upstream, once each
     const fetched = upstream.proxy.blobFetchCounts();
-    for (const digest of layerDigests) assert.equal(fetched.get(digest), 1, `${digest} fetched once\n${diagnostics(mark)}`);
-    assert.ok(privateUpstream().some((r) => r.kind === 'manifest' && r.method === 'GET' && r.status === 200), diagnostics(mark));
+    for (const digest of layerDigests) assert.equal(fetched.get(digest), 1, `${digest} fetched once\n${diagnose(mark)}`);
+    assert.ok(privateUpstream().some((r) => r.kind === 'manifest' && r.method === 'GET' && r.status === 200), diagnose(mark));
     // every token for private/app was asked for with carol's account, and granted her pull
     const privateTokens = tokensSince(tokenMark).filter((r) => r.scopes.includes(PRIVATE_SCOPE));
-    assert.ok(privateTokens.length > 0, diagnostics(mark));
-    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== CAROL.username), [], diagnostics(mark));
-    assert.ok(privateTokens.every((r) => r.status === 200 && r.granted.some((g) => g.name === app.repository && g.actions.includes('pull'))), diagnostics(mark));
+    assert.ok(privateTokens.length > 0, diagnose(mark));
+    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== CAROL.username), [], diagnose(mark));
+    assert.ok(privateTokens.every((r) => r.status === 200 && r.granted.some((g) => g.name === app.repository && g.actions.includes('pull'))), diagnose(mark));
   });
 
   it('skopeo --creds dave is refused private/app (401) though it is cached, and nothing is downloaded for him', { timeout: STEP_TIMEOUT }, async () => {
@@ -181,16 +175,16 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     const mark = await longshore.settledMark();
     for (const ref of [appRef(), appRef(`@${app.index.digest}`), appRef(`@${platformOf(app, 'amd64').manifest.digest}`)]) {
       const inspect = await skopeo.run(['inspect', '--raw', '--tls-verify=false', ...creds(DAVE), ref]);
-      assert.notEqual(inspect.code, 0, `dave inspected ${ref}\n${diagnostics(mark)}`);
+      assert.notEqual(inspect.code, 0, `dave inspected ${ref}\n${diagnose(mark)}`);
       assert.ok(!inspect.stdout.includes(app.index.bytes));
       assert.match(inspect.stderr, /unauthorized|authentication required|401/i, inspect.stderr);
     }
     const copy = await copyAll(DAVE);
-    assert.notEqual(copy.code, 0, `dave copied private/app\n${diagnostics(mark)}`);
+    assert.notEqual(copy.code, 0, `dave copied private/app\n${diagnose(mark)}`);
     // skopeo did send dave's credentials: the upstream's token service judged them (and granted nothing)
     const daveTokens = tokensSince(tokenMark).filter((r) => r.account === DAVE.username && r.scopes.includes(PRIVATE_SCOPE));
-    assert.ok(daveTokens.length > 0, diagnostics(mark));
-    assert.ok(daveTokens.every((r) => r.status === 200 && r.granted.every((g) => g.actions.length === 0)), diagnostics(mark));
+    assert.ok(daveTokens.length > 0, diagnose(mark));
+    assert.ok(daveTokens.every((r) => r.status === 200 && r.granted.every((g) => g.actions.length === 0)), diagnose(mark));
 
     // dave's own Basic credentials on a cached blob, by raw HTTP: 401 with a Basic challenge, no bytes
     const layer = platformOf(app, 'amd64').layers[0]!;
@@ -198,17 +192,17 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       headers: { authorization: `Basic ${Buffer.from(`${DAVE.username}:${DAVE.password}`).toString('base64')}` },
     });
     const body = Buffer.from(await res.arrayBuffer());
-    assert.equal(res.status, 401, diagnostics(mark));
+    assert.equal(res.status, 401, diagnose(mark));
     assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="longshore"/);
     assert.ok(!body.includes(layer.bytes.subarray(0, 64)));
 
     const answered = (await answeredSince(mark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
-    assert.ok(answered.length > 0, diagnostics(mark));
-    assert.deepEqual(answered.filter((r) => r.status !== 401).map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnostics(mark));
+    assert.ok(answered.length > 0, diagnose(mark));
+    assert.deepEqual(answered.filter((r) => r.status !== 401).map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnose(mark));
     // only dave's credentials asked for private/app, and the upstream sent nothing of it
-    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== DAVE.username), [], diagnostics(mark));
-    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnostics(mark));
-    assert.deepEqual(privateUpstream().filter((r) => r.method === 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnostics(mark));
+    assert.deepEqual(privateTokenAccounts(tokenMark).filter((a) => a !== DAVE.username), [], diagnose(mark));
+    assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnose(mark));
+    assert.deepEqual(privateUpstream().filter((r) => r.method === 'GET').map((r) => `${r.path} -> ${r.status}`), [], diagnose(mark));
   });
 
   it('carol again: served from cache, no upstream request within credentialTTL', { timeout: STEP_TIMEOUT }, async () => {
@@ -216,12 +210,12 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
     const tokenMark = upstream.tokens.requestCount;
     const mark = await longshore.settledMark();
     const copy = await copyAll(CAROL);
-    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics(mark)}`);
+    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose(mark)}`);
     expectWholeImage(copy.files);
-    assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnostics(mark));
-    assert.equal(upstream.tokens.requestCount, tokenMark, diagnostics(mark));
+    assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path} -> ${r.status}`), [], diagnose(mark));
+    assert.equal(upstream.tokens.requestCount, tokenMark, diagnose(mark));
     const served = (await answeredSince(mark)).filter((r) => r.method === 'GET' && r.path.startsWith(`/v2/${app.repository}/blobs/`));
-    assert.ok(served.length >= layerDigests.size && served.every((r) => r.status === 200 && r.cache === 'hit'), diagnostics(mark));
+    assert.ok(served.length >= layerDigests.size && served.every((r) => r.status === 200 && r.cache === 'hit'), diagnose(mark));
   });
 
   it('docker login <mirror> -u carol, then docker pull of private/app:1; with a wrong password the pull is refused', { timeout: STEP_TIMEOUT }, async () => {
@@ -231,11 +225,11 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       const ref = `${longshore.host}/${app.repository}:${app.tag}`;
       const mark = await longshore.settledMark();
       const anonymous = await dockerd.docker(['pull', ref]);
-      assert.notEqual(anonymous.code, 0, `an anonymous docker pulled private/app\n${diagnostics(mark)}`);
+      assert.notEqual(anonymous.code, 0, `an anonymous docker pulled private/app\n${diagnose(mark)}`);
       const login = await dockerd.docker(['login', '--username', CAROL.username, '--password', CAROL.password, longshore.host]);
-      assert.equal(login.code, 0, `${login.stderr}\n${diagnostics(mark)}`);
+      assert.equal(login.code, 0, `${login.stderr}\n${diagnose(mark)}`);
       const pull = await dockerd.docker(['pull', ref]);
-      assert.equal(pull.code, 0, `${pull.stderr}\n${diagnostics(mark)}`);
+      assert.equal(pull.code, 0, `${pull.stderr}\n${diagnose(mark)}`);
       const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref]);
       assert.equal(id.stdout.trim(), platformOf(app, 'amd64').config.digest);
 
@@ -248,12 +242,12 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       const wrongLogin = await dockerd.docker(['login', '--username', CAROL.username, '--password', 'not-carols-password', longshore.host]);
       assert.equal(wrongLogin.code, 0, wrongLogin.stderr);
       const refused = await dockerd.docker(['pull', ref]);
-      assert.notEqual(refused.code, 0, `a wrong password pulled private/app\n${diagnostics(wrongMark)}`);
+      assert.notEqual(refused.code, 0, `a wrong password pulled private/app\n${diagnose(wrongMark)}`);
       const answered = (await answeredSince(wrongMark)).filter((r) => r.path.startsWith(`/v2/${app.repository}/`));
-      assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnostics(wrongMark));
+      assert.ok(answered.length > 0 && answered.every((r) => r.status === 401), diagnose(wrongMark));
       const judged = tokensSince(tokenMark).filter((r) => r.scopes.includes(PRIVATE_SCOPE));
-      assert.ok(judged.length > 0 && judged.every((r) => r.account === CAROL.username && r.status === 401), diagnostics(wrongMark));
-      assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnostics(wrongMark));
+      assert.ok(judged.length > 0 && judged.every((r) => r.account === CAROL.username && r.status === 401), diagnose(wrongMark));
+      assert.deepEqual(upstream.proxy.ofKind('blob', 'GET').map((r) => r.path), [], diagnose(wrongMark));
     } finally {
       await dockerd.stop();
     }

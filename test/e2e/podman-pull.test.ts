@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { promisify } from 'node:util';
-import { platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { platformOf, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 
 const exec = promisify(execFile);
 const STEP_TIMEOUT = 240_000;

@@ -10,15 +10,16 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { Dockerd } from './rig/dockerd.js';
-import { allBlobs, platformOf, type TestImage } from './rig/images.js';
-import { Longshore, type LoggedRequest } from './rig/longshore.js';
-import { DOCKER, OCI } from './rig/media-types.js';
-import { registryRequest, type RegistryResponse } from './rig/registry-client.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { allBlobs, platformOf, type TestImage } from '../support/images.js';
+import { Longshore, type LoggedRequest } from '../support/e2e/longshore.js';
+import { DOCKER, OCI } from '../support/media-types.js';
+import { registryRequest, type RegistryResponse } from '../support/e2e/registry-client.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a push or copy here moves a few MB over loopback. */
 const STEP_TIMEOUT = 240_000;
@@ -48,12 +49,9 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
   let pushedDigest: string | undefined;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { local: LOCAL },
-    }), (l) => l.stop());
+    }));
     dockerd = teardown.add('dockerd', await Dockerd.start({
       registryMirrors: [longshore.url],
       insecureRegistries: [longshore.host],
@@ -63,20 +61,13 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(mark = 0): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-      '--- dockerd log ---', dockerd.process.recentOutput().split('\n').slice(-30).join('\n'),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark }, { process: dockerd.process, label: 'dockerd' });
 
   /** Runs docker; on return, Longshore's log holds every request docker made. */
   async function docker(mark: number, ...args: string[]): Promise<string> {
     const result = await dockerd.docker(args);
     await longshore.logSettled();
-    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
     return result.stdout;
   }
 
@@ -109,18 +100,18 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     mark = await longshore.settledMark();
     const output = await docker(mark, 'push', local('team/app:1.4'));
     const reported = /1\.4: digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(output);
-    assert.ok(reported, `docker push reported no digest:\n${output}\n${diagnostics(mark)}`);
+    assert.ok(reported, `docker push reported no digest:\n${output}\n${diagnose(mark)}`);
     pushedDigest = reported[1]!;
 
     const manifestPut = longshore.requestsSince(mark).filter((r) => r.method === 'PUT' && r.path === '/v2/team/app/manifests/1.4');
-    assert.deepEqual(manifestPut.map((r) => r.status), [201], `Longshore's answer to the manifest PUT\n${diagnostics(mark)}`);
+    assert.deepEqual(manifestPut.map((r) => r.status), [201], `Longshore's answer to the manifest PUT\n${diagnose(mark)}`);
     // A local repository is never routed upstream, whatever the push asked.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
-      `the push to a local repository contacted the upstream\n${diagnostics(mark)}`);
+      `the push to a local repository contacted the upstream\n${diagnose(mark)}`);
 
     // The stored manifest is the one docker pushed: its bytes hash to the digest docker reported.
     const manifest = await get(`/v2/team/app/manifests/1.4`, [DOCKER.manifest, OCI.manifest]);
-    assert.equal(manifest.status, 200, `GET team/app:1.4: ${manifest.body.toString('utf8')}\n${diagnostics(mark)}`);
+    assert.equal(manifest.status, 200, `GET team/app:1.4: ${manifest.body.toString('utf8')}\n${diagnose(mark)}`);
     assert.equal(sha256(manifest.body), pushedDigest, 'digest of the manifest Longshore serves for team/app:1.4');
     assert.equal(manifest.headers.get('docker-content-digest'), pushedDigest);
     assert.equal(manifest.headers.get('content-type'), DOCKER.manifest);
@@ -130,10 +121,10 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
   it('lists tag 1.4 in team/app and team/app in the catalog', { timeout: STEP_TIMEOUT }, async () => {
     requirePushedDigest();
     const tags = await get('/v2/team/app/tags/list');
-    assert.equal(tags.status, 200, `GET /v2/team/app/tags/list: ${tags.body.toString('utf8')}\n${diagnostics()}`);
+    assert.equal(tags.status, 200, `GET /v2/team/app/tags/list: ${tags.body.toString('utf8')}\n${diagnose()}`);
     assert.deepEqual(JSON.parse(tags.body.toString('utf8')), { name: 'team/app', tags: ['1.4'] });
     const catalog = await get('/v2/_catalog');
-    assert.equal(catalog.status, 200, `GET /v2/_catalog: ${catalog.body.toString('utf8')}\n${diagnostics()}`);
+    assert.equal(catalog.status, 200, `GET /v2/_catalog: ${catalog.body.toString('utf8')}\n${diagnose()}`);
     const { repositories } = JSON.parse(catalog.body.toString('utf8')) as { repositories: string[] };
     assert.ok(repositories.includes('team/app'), `/v2/_catalog lists ${JSON.stringify(repositories)}, not team/app`);
     assert.ok(!repositories.includes('library/alpine'), `/v2/_catalog lists the cached library/alpine: ${JSON.stringify(repositories)}`);
@@ -154,10 +145,10 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     assert.match(output, /Downloaded newer image/, `docker pull did not download:\n${output}`);
     assert.match(output, new RegExp(`Digest: ${digest}`), `docker pull reported another digest:\n${output}`);
     const repoDigests = JSON.parse(await inspect(mark, local('team/app:1.4'), '{{json .RepoDigests}}')) as string[];
-    assert.deepEqual(repoDigests, [local(`team/app@${digest}`)], `RepoDigests after the pull-back\n${diagnostics(mark)}`);
+    assert.deepEqual(repoDigests, [local(`team/app@${digest}`)], `RepoDigests after the pull-back\n${diagnose(mark)}`);
     assert.equal(await inspect(mark, local('team/app:1.4'), '{{.Id}}'), originalId, 'image Id after the pull-back');
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
-      `a pull from a local repository contacted the upstream\n${diagnostics(mark)}`);
+      `a pull from a local repository contacted the upstream\n${diagnose(mark)}`);
   });
 
   it('refuses a push to the proxied name library/alpine with 405', { timeout: STEP_TIMEOUT }, async () => {
@@ -168,17 +159,17 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     mark = await longshore.settledMark();
     const result = await dockerd.docker(['push', local('library/alpine:mine')]);
     await longshore.logSettled();
-    assert.notEqual(result.code, 0, `docker push to a proxied name succeeded:\n${result.stdout}\n${diagnostics(mark)}`);
-    assert.match(result.stderr, /unsupported/i, `docker push error:\n${result.stderr}\n${diagnostics(mark)}`);
+    assert.notEqual(result.code, 0, `docker push to a proxied name succeeded:\n${result.stdout}\n${diagnose(mark)}`);
+    assert.match(result.stderr, /unsupported/i, `docker push error:\n${result.stderr}\n${diagnose(mark)}`);
 
     const writes = longshore.requestsSince(mark).filter((r) => WRITE_METHODS.has(r.method));
     const refused = writes.filter((r) => r.status === 405 && r.path.startsWith('/v2/library/alpine/'));
-    assert.ok(refused.length > 0, `Longshore logged no 405 for a write to library/alpine\n${diagnostics(mark)}`);
+    assert.ok(refused.length > 0, `Longshore logged no 405 for a write to library/alpine\n${diagnose(mark)}`);
     const accepted = writes.filter((r) => r.status < 400);
     assert.deepEqual(accepted.map((r) => `${r.method} ${r.path} -> ${r.status}`), [],
-      `writes to a proxied name that Longshore accepted\n${diagnostics(mark)}`);
+      `writes to a proxied name that Longshore accepted\n${diagnose(mark)}`);
     const upstreamWrites = upstream.proxy.requests.filter((r) => WRITE_METHODS.has(r.method));
-    assert.deepEqual(upstreamWrites.map((r) => `${r.method} ${r.path}`), [], `writes passed to the upstream\n${diagnostics(mark)}`);
+    assert.deepEqual(upstreamWrites.map((r) => `${r.method} ${r.path}`), [], `writes passed to the upstream\n${diagnose(mark)}`);
     const tag = await get('/v2/library/alpine/manifests/mine', [DOCKER.manifest, DOCKER.index]);
     assert.equal(tag.status, 404, `library/alpine:mine after the refused push: ${tag.status} ${tag.body.toString('utf8')}`);
   });
@@ -212,7 +203,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     }
     await longshore.logSettled();
     assert.deepEqual(answers, expected,
-      `content of the local repository team/app served under a proxied name:\n${details.join('\n')}\n${diagnostics(mark)}`);
+      `content of the local repository team/app served under a proxied name:\n${details.join('\n')}\n${diagnose(mark)}`);
   });
 });
 
@@ -227,12 +218,9 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   const copied = new Set<string>();
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { local: LOCAL },
-    }), (l) => l.stop());
+    }));
     workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-push-')),
       async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(workDir);
@@ -241,19 +229,13 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(mark = 0): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark });
 
   /** Runs skopeo; on return, Longshore's log holds every request skopeo made. */
   async function run(mark: number, ...args: string[]): Promise<Buffer> {
     const result = await skopeo.run(args);
     await longshore.logSettled();
-    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
     return result.stdout;
   }
 
@@ -320,9 +302,9 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
         ref(`${image.repository}:${image.tag}`), ref(`${name}:${image.tag}`));
       copied.add(name);
       const indexPut = longshore.requestsSince(mark).filter((r) => r.method === 'PUT' && r.path === `/v2/${name}/manifests/${image.tag}`);
-      assert.deepEqual(indexPut.map((r) => r.status), [201], `Longshore's answer to the index PUT\n${diagnostics(mark)}`);
+      assert.deepEqual(indexPut.map((r) => r.status), [201], `Longshore's answer to the index PUT\n${diagnose(mark)}`);
       const upstreamWrites = upstream.proxy.requests.filter((r) => WRITE_METHODS.has(r.method));
-      assert.deepEqual(upstreamWrites.map((r) => `${r.method} ${r.path}`), [], `writes passed to the upstream\n${diagnostics(mark)}`);
+      assert.deepEqual(upstreamWrites.map((r) => `${r.method} ${r.path}`), [], `writes passed to the upstream\n${diagnose(mark)}`);
 
       const raw = await run(mark, 'inspect', '--raw', '--tls-verify=false', ref(`${name}:${image.tag}`));
       assert.ok(raw.equals(image.index.bytes),
@@ -345,9 +327,9 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
     const served = longshore.requestsSince(mark).filter((r) => r.path.startsWith('/v2/team/multi-copy/'));
     const mounts = served.filter((r) => r.method === 'POST' && parsePath(r).query.has('mount'));
     const describe = (rs: readonly LoggedRequest[]) => rs.map((r) => `${r.method} ${r.path} -> ${r.status}`).join('\n');
-    assert.ok(mounts.length > 0, `skopeo asked for no cross-repository mount\n${diagnostics(mark)}`);
+    assert.ok(mounts.length > 0, `skopeo asked for no cross-repository mount\n${diagnose(mark)}`);
     const notMounted = mounts.filter((r) => r.status !== 201);
-    assert.deepEqual(describe(notMounted), '', `mount requests Longshore did not answer 201\n${diagnostics(mark)}`);
+    assert.deepEqual(describe(notMounted), '', `mount requests Longshore did not answer 201\n${diagnose(mark)}`);
 
     // Every layer is in team/multi, so none needs an upload: each is mounted, or found by HEAD once a
     // mount for another platform brought it in. containers/image never tries to mount a config blob,
@@ -358,8 +340,8 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
     const found = new Set(served.filter((r) => r.method === 'HEAD' && r.status === 200).map((r) => parsePath(r).pathname.split('/').at(-1)));
     const uploads = served.filter((r) => r.method === 'PUT' && parsePath(r).pathname.startsWith('/v2/team/multi-copy/blobs/uploads/'));
     const uploaded = uploads.map((r) => parsePath(r).query.get('digest') ?? '(no digest)');
-    assert.deepEqual(layers.filter((d) => !mounted.has(d) && !found.has(d)), [], `layers neither mounted nor found in team/multi-copy\n${diagnostics(mark)}`);
-    assert.deepEqual(uploaded.filter((d) => !configs.has(d)), [], `blobs uploaded although team/multi holds them\n${diagnostics(mark)}`);
+    assert.deepEqual(layers.filter((d) => !mounted.has(d) && !found.has(d)), [], `layers neither mounted nor found in team/multi-copy\n${diagnose(mark)}`);
+    assert.deepEqual(uploaded.filter((d) => !configs.has(d)), [], `blobs uploaded although team/multi holds them\n${diagnose(mark)}`);
     const patches = served.filter((r) => r.method === 'PATCH');
     assert.ok(patches.length <= uploads.length, `more PATCHes than completed config uploads:\n${describe(served)}`);
 
@@ -370,11 +352,11 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   it('lists the local repositories in the catalog and each tag in its tag list', { timeout: STEP_TIMEOUT }, async () => {
     requireCopied('team/multi-copy');
     const catalog = await registryRequest(`${longshore.url}/v2/_catalog`);
-    assert.equal(catalog.status, 200, `GET /v2/_catalog: ${catalog.body.toString('utf8')}\n${diagnostics()}`);
+    assert.equal(catalog.status, 200, `GET /v2/_catalog: ${catalog.body.toString('utf8')}\n${diagnose()}`);
     assert.deepEqual(JSON.parse(catalog.body.toString('utf8')), { repositories: ['team/dockerlist', 'team/multi', 'team/multi-copy'] });
     for (const [name, tag] of [['team/multi', '1.0'], ['team/multi-copy', '1.0'], ['team/dockerlist', '3.19']] as const) {
       const tags = await registryRequest(`${longshore.url}/v2/${name}/tags/list`);
-      assert.equal(tags.status, 200, `GET /v2/${name}/tags/list: ${tags.body.toString('utf8')}\n${diagnostics()}`);
+      assert.equal(tags.status, 200, `GET /v2/${name}/tags/list: ${tags.body.toString('utf8')}\n${diagnose()}`);
       assert.deepEqual(JSON.parse(tags.body.toString('utf8')), { name, tags: [tag] });
     }
   });

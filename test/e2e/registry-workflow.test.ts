@@ -12,14 +12,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { Containerd, SNAPSHOTTER } from './rig/containerd.js';
-import { Dockerd } from './rig/dockerd.js';
-import { Longshore } from './rig/longshore.js';
-import { registryRequest } from './rig/registry-client.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools, findOnPath } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { Containerd, SNAPSHOTTER } from '../support/e2e/containerd.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { registryRequest } from '../support/e2e/registry-client.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools, findOnPath } from '../support/e2e/tools.js';
+import { startUpstreamStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const exec = promisify(execFile);
 const MANIFEST_TYPES = [
@@ -84,17 +85,11 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(server: Longshore = longshore): string {
-    return [
-      '--- requests longshore answered ---', server.describeRequestsSince(0).split('\n').slice(-40).join('\n'),
-      `--- longshore log (${server.process.state()}) ---`, server.recentLog(30),
-      '--- dockerd log ---', dockerd.process.recentOutput().split('\n').slice(-30).join('\n'),
-    ].join('\n');
-  }
+  const diagnose = (server: Longshore = longshore) => diagnostics({ longshore: server, since: 0, lines: 30 }, { process: dockerd.process, label: 'dockerd' });
 
   async function docker(...args: string[]): Promise<string> {
     const result = await dockerd.docker(args);
-    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnostics(args.some((a) => a.includes(securedRegistry)) ? secured : longshore)}`);
+    assert.equal(result.code, 0, `docker ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(args.some((a) => a.includes(securedRegistry)) ? secured : longshore)}`);
     return result.stdout;
   }
 
@@ -112,7 +107,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       const mark = await longshore.settledMark();
       await docker('pull', `${registry}/minha-aplicacao:latest`);
       const pulled = longshore.requestsSince(mark).filter((r) => r.method === 'GET' && r.status === 200);
-      assert.ok(pulled.some((r) => r.path.startsWith('/v2/minha-aplicacao/blobs/')), `the layer came from Longshore\n${diagnostics()}`);
+      assert.ok(pulled.some((r) => r.path.startsWith('/v2/minha-aplicacao/blobs/')), `the layer came from Longshore\n${diagnose()}`);
       assert.equal((await docker('run', '--rm', '--network', 'none', `${registry}/minha-aplicacao:latest`)).trim(), MESSAGE);
       assert.equal(upstream.proxy.describe().includes('minha-aplicacao'), false, 'the upstream was never asked for it');
     });
@@ -128,7 +123,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
     it('copies with skopeo into a new repository, which the catalog then lists with the others', { timeout: STEP_TIMEOUT }, async () => {
       const skopeo = new Skopeo(mkdtempSync(join(dir, 'skopeo-')));
       const copy = await skopeo.run(['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry}/equipe/app:1.0`, `docker://${registry}/skopeo/app:1.0`]);
-      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics()}`);
+      assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose()}`);
       const catalog = await registryRequest(`${longshore.url}/v2/_catalog`);
       assert.deepEqual(JSON.parse(catalog.body.toString()).repositories, ['equipe/app', 'minha-aplicacao', 'skopeo/app']);
     });
@@ -145,7 +140,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
         const base = ['--root', join(podmanDir, 'root'), '--runroot', join(podmanDir, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
         const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: join(podmanDir, 'registries.conf'), REGISTRY_AUTH_FILE: join(podmanDir, 'auth.json'), TMPDIR: podmanDir };
         await exec('podman', [...base, ...args], { timeout: 180_000, maxBuffer: 16 * 1024 * 1024, env }).catch((err: { stderr?: string; message: string }) => {
-          assert.fail(`podman ${args.join(' ')} failed: ${err.stderr ?? err.message}\n${diagnostics()}`);
+          assert.fail(`podman ${args.join(' ')} failed: ${err.stderr ?? err.message}\n${diagnose()}`);
         });
       };
       const policy = ['--signature-policy', join(podmanDir, 'policy.json'), '--tls-verify=false'];
@@ -156,7 +151,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       const containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
       const ctr = async (...args: string[]) => {
         const result = await containerd.ctr(args);
-        assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr}\n${diagnostics()}`);
+        assert.equal(result.code, 0, `ctr ${args.join(' ')} failed: ${result.stderr}\n${diagnose()}`);
       };
       await ctr('images', 'pull', '--plain-http', '--snapshotter', SNAPSHOTTER, `${registry}/minha-aplicacao:latest`);
       await ctr('images', 'tag', `${registry}/minha-aplicacao:latest`, `${registry}/ctr/app:1.0`);
@@ -164,7 +159,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
 
       for (const name of ['podman/app', 'ctr/app']) {
         const reply = await registryRequest(`${longshore.url}/v2/${name}/manifests/1.0`, { accept: MANIFEST_TYPES });
-        assert.equal(reply.status, 200, `${name}\n${diagnostics()}`);
+        assert.equal(reply.status, 200, `${name}\n${diagnose()}`);
       }
     });
 
@@ -174,7 +169,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       // dockerd asks its mirror for library/alpine
       await docker('pull', 'alpine:3.19');
       const repoDigests = JSON.parse(await docker('image', 'inspect', '--format', '{{json .RepoDigests}}', 'alpine:3.19')) as string[];
-      assert.ok(repoDigests.includes(`alpine@${upstream.alpine.index.digest}`), `${JSON.stringify(repoDigests)} should name the upstream's ${upstream.alpine.index.digest}\n${diagnostics()}`);
+      assert.ok(repoDigests.includes(`alpine@${upstream.alpine.index.digest}`), `${JSON.stringify(repoDigests)} should name the upstream's ${upstream.alpine.index.digest}\n${diagnose()}`);
       // documented: the name as written on this registry is the pushed one
       const mine = await registryRequest(`${longshore.url}/v2/alpine/manifests/3.19`, { accept: MANIFEST_TYPES });
       const theirs = await registryRequest(`${longshore.url}/v2/library/alpine/manifests/3.19`, { accept: MANIFEST_TYPES });

@@ -8,12 +8,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { allBlobs, platformOf, type TestImage } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { allBlobs, platformOf, type TestImage } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a copy here moves a few MB over loopback. */
 const STEP_TIMEOUT = 240_000;
@@ -37,11 +38,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   let copies = 0;
 
   before(async () => {
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
-    }), (l) => l.stop());
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-skopeo-')),
       async (d) => rmSync(d, { recursive: true, force: true }));
     skopeo = new Skopeo(workDir);
@@ -50,17 +47,11 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   after(() => teardown.runAll(), { timeout: 120_000 });
 
   /** What the rig saw, for failure messages. */
-  function diagnostics(mark = 0): string {
-    return [
-      '--- upstream requests (via counting proxy) ---', upstream.proxy.describe(),
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark });
 
   async function run(mark: number, ...args: string[]): Promise<Buffer> {
     const result = await skopeo.run(args);
-    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
     return result.stdout;
   }
 
@@ -120,7 +111,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const counts = upstream.proxy.blobFetchCounts();
     const seen = [...new Set([...expected, ...counts.keys()])].map((d) => `${d} x${counts.get(d) ?? 0}`).sort();
     assert.deepEqual(seen, expected.map((d) => `${d} x1`).sort(),
-      `each blob must be fetched from upstream exactly once\n${diagnostics(mark)}`);
+      `each blob must be fetched from upstream exactly once\n${diagnose(mark)}`);
   }
 
   function expectInspectOf(output: Buffer, image: TestImage, mark: number): InspectOutput {
@@ -130,7 +121,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     assert.deepEqual(
       { Digest: info.Digest, Architecture: info.Architecture, Os: info.Os, Layers: info.Layers },
       { Digest: image.index.digest, Architecture: 'amd64', Os: 'linux', Layers: amd64.layers.map((l) => l.digest) },
-      `skopeo inspect output:\n${output.toString('utf8')}\n${diagnostics(mark)}`,
+      `skopeo inspect output:\n${output.toString('utf8')}\n${diagnose(mark)}`,
     );
     return info;
   }
@@ -185,7 +176,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const dest = newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image), `oci:${dest}:${image.tag}`);
     expectOciCopy(dest, image, image.tag);
-    assert.deepEqual(upstream.proxy.blobGets(), [], `a copy of cached content fetched blobs upstream\n${diagnostics(mark)}`);
+    assert.deepEqual(upstream.proxy.blobGets(), [], `a copy of cached content fetched blobs upstream\n${diagnose(mark)}`);
   });
 
   it('copies the OCI image --all by index digest from cache without any upstream request', { timeout: STEP_TIMEOUT }, async () => {
@@ -197,6 +188,6 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     expectDirCopy(dest, image);
     // Digests are immutable: cached content addressed by digest is never revalidated.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
-      `a copy by digest of cached content contacted the upstream\n${diagnostics(mark)}`);
+      `a copy by digest of cached content contacted the upstream\n${diagnose(mark)}`);
   });
 });

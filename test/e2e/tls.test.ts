@@ -10,15 +10,16 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { createTestCa, issueServerCert } from '../helpers/test-ca.js';
-import { Containerd, SNAPSHOTTER, writeHostsDir } from './rig/containerd.js';
-import { Dockerd } from './rig/dockerd.js';
-import { platformOf } from './rig/images.js';
-import { Longshore } from './rig/longshore.js';
-import { Skopeo } from './rig/skopeo.js';
-import { Teardown } from './rig/teardown.js';
-import { describeWithTools } from './rig/tools.js';
-import { startUpstreamStack, type UpstreamStack } from './rig/upstream-stack.js';
+import { createTestCa, issueServerCert } from '../support/test-ca.js';
+import { Containerd, SNAPSHOTTER, writeHostsDir } from '../support/e2e/containerd.js';
+import { Dockerd } from '../support/e2e/dockerd.js';
+import { platformOf } from '../support/images.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { Skopeo } from '../support/e2e/skopeo.js';
+import { Teardown } from '../support/e2e/teardown.js';
+import { describeWithTools } from '../support/e2e/tools.js';
+import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
 const TOOLS = ['dockerd', 'docker', 'containerd', 'ctr', 'docker-registry', 'skopeo', 'openssl'] as const;
@@ -42,23 +43,15 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     mkdirSync(certDir);
     caPath = join(certDir, 'ca.crt');
     copyFileSync(ca.certPath, caPath);
-    upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
-    longshore = teardown.add('longshore', await Longshore.start({
-      upstreamUrl: upstream.proxy.url,
-      ...upstream.mirrorCredentials,
+    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { tls: { cert: server.certPath, key: server.keyPath } },
-    }), (l) => l.stop());
+    }));
     skopeo = new Skopeo(dir);
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });
 
-  function diagnostics(mark = 0): string {
-    return [
-      '--- requests longshore answered ---', longshore.describeRequestsSince(mark),
-      `--- longshore log (${longshore.process.state()}) ---`, longshore.recentLog(30),
-    ].join('\n');
-  }
+  const diagnose = (mark = 0) => diagnostics({ longshore, since: mark, lines: 30 });
 
   it('skopeo without the CA fails the handshake', { timeout: STEP_TIMEOUT }, async () => {
     const result = await skopeo.run(['inspect', '--raw', `docker://${longshore.host}/library/alpine:3.19`]);
@@ -70,10 +63,10 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     const mark = await longshore.settledMark();
     const ref = `docker://${longshore.host}/${upstream.alpine.repository}:${upstream.alpine.tag}`;
     const raw = await skopeo.run(['inspect', '--raw', '--cert-dir', certDir, ref]);
-    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnostics(mark)}`);
+    assert.equal(raw.code, 0, `${raw.stderr}\n${diagnose(mark)}`);
     assert.deepEqual(raw.stdout, upstream.alpine.index.bytes);
     const copy = await skopeo.run(['copy', '--all', '--preserve-digests', '--src-cert-dir', certDir, ref, `dir:${join(dir, 'copy')}`]);
-    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnostics(mark)}`);
+    assert.equal(copy.code, 0, `${copy.stderr}\n${diagnose(mark)}`);
   });
 
   it('containerd with hosts.toml `ca` pulls docker.io/library/ocitest through the HTTPS mirror', { timeout: STEP_TIMEOUT }, async () => {
@@ -82,9 +75,9 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     const mark = await longshore.settledMark();
     const ref = `docker.io/${upstream.ocitest.repository}:${upstream.ocitest.tag}`;
     const result = await containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', ref]);
-    assert.equal(result.code, 0, `${result.stderr}\n${diagnostics(mark)}`);
+    assert.equal(result.code, 0, `${result.stderr}\n${diagnose(mark)}`);
     const served = longshore.requestsSince(mark);
-    assert.ok(served.some((r) => r.path.startsWith(`/v2/${upstream.ocitest.repository}/manifests/`) && r.path.includes('ns=docker.io') && r.status === 200), diagnostics(mark));
+    assert.ok(served.some((r) => r.path.startsWith(`/v2/${upstream.ocitest.repository}/manifests/`) && r.path.includes('ns=docker.io') && r.status === 200), diagnose(mark));
   });
 
   it('dockerd with /etc/docker/certs.d/127.0.0.1:PORT/ca.crt pulls through the HTTPS mirror', { timeout: STEP_TIMEOUT }, async () => {
@@ -100,10 +93,10 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     const dockerd = teardown.add('dockerd', await Dockerd.start({ registryMirrors: [`https://${longshore.host}`] }), (d) => d.stop());
     const mark = await longshore.settledMark();
     const pulled = await dockerd.docker(['pull', `${upstream.alpine.repository.replace(/^library\//, '')}:${upstream.alpine.tag}`]);
-    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnostics(mark)}`);
+    assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `alpine:${upstream.alpine.tag}`]);
     assert.equal(id.stdout.trim(), platformOf(upstream.alpine, 'amd64').config.digest);
     // Longshore has no plain-HTTP listener here: what it answered, it answered over TLS.
-    assert.ok(longshore.requestsSince(mark).some((r) => r.path.startsWith('/v2/library/alpine/blobs/') && r.status === 200), diagnostics(mark));
+    assert.ok(longshore.requestsSince(mark).some((r) => r.path.startsWith('/v2/library/alpine/blobs/') && r.status === 200), diagnose(mark));
   });
 });

@@ -7,25 +7,19 @@ import type { Summary } from '../../src/admin/summary.js';
 import type { RepositoryUsage, TagUsage } from '../../src/admin/top-content.js';
 import type { CounterSample } from '../../src/admin/totals.js';
 import type { Digest } from '../../src/registry/reference.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 describe('admin API', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
   const password = 'pa55-never-shown';
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   const api = async <T>(path: string): Promise<T> => {
     const reply = await get(`${mirror.url}/api/v1/${path}`);
@@ -151,14 +145,8 @@ describe('dashboard files', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('serves the page, its script and stylesheet from this origin only', async () => {
     const redirect = await get(`${mirror.url}/ui`);
@@ -187,14 +175,8 @@ describe('dashboard disabled', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({ ui: { enabled: false } })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('answers 404 on /ui/ and /api/v1/, and still serves the registry and metrics', async () => {
     assert.equal((await get(`${mirror.url}/ui/`)).status, 404);

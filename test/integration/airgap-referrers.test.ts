@@ -16,10 +16,10 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { TAR_END, readTar, scanTar, tarHeader, tarPadding } from '../../src/jobs/bundle/tar.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

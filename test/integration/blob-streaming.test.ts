@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -88,7 +88,7 @@ describe('blob streaming with reused read buffers', () => {
       fetchBlob(url),
       fetchBlob(url, { pauseEvery: 1 }),
     ];
-    await waitFor(() => mirror.longshore.registry.downloads().followers >= 5, 30_000, 'followers joined the download');
+    await waitFor(() => mirror.longshore.registry.downloads().followers >= 5, { what: 'followers joined the download', timeoutMs: 30_000 });
     release();
     const [fast, slow, ranged, leaver, second, slowest] = await Promise.all(replies);
     checkWhole(fast!);
@@ -103,7 +103,7 @@ describe('blob streaming with reused read buffers', () => {
   });
 
   it('sends the exact bytes to many concurrent readers of the stored blob, and reuses its buffers', async () => {
-    await waitFor(() => mirror.longshore.registry.activeFills === 0, 30_000, 'the download committed');
+    await waitFor(() => mirror.longshore.registry.activeFills === 0, { what: 'the download committed', timeoutMs: 30_000 });
     fake.reset();
     const ranges: Array<[number, number]> = [[0, 0], [MiB - 1, MiB], [3 * MiB + 17, content.length - 1], [5, 2 * MiB + 5]];
     for (let round = 0; round < 3; round++) {

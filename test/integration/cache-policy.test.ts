@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const MB = 1_000_000;
 const MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -66,7 +66,7 @@ describe('cache policy: admission and a hot working set', () => {
     assert.equal(stored(alpine[1]!), false, 'so is a 3 MB one');
     await pull('library/alpine', '3.19', alpine);
     await pull('library/node', '20', node);
-    await waitFor(() => [...alpine, ...node].every(stored), 30_000, 'the hot images are cached');
+    await waitFor(() => [...alpine, ...node].every(stored), { what: 'the hot images are cached', timeoutMs: 30_000 });
     const before = mirror.longshore.catalog.totals();
 
     // One pull of an image with a 1 GiB layer: five times the budget.

@@ -4,11 +4,11 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../src/cli/main.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 describe('longshore du / gc / verify', () => {
   let fake: FakeRegistry;

@@ -10,11 +10,11 @@ import bcrypt from 'bcryptjs';
 import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { parseChallenges } from '../../src/upstream/challenge.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get, type Reply } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get, type Reply } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const PASSWORDS = { alice: 'alice-pw-1', bob: 'bob-pw-2', carol: 'carol-pw-3' };
 // Cost 4: the lowest bcrypt allows, to keep the suite quick; production hashes use 10 or more.
@@ -350,7 +350,7 @@ describe('client authentication: token lifetime and signing key', () => {
       await waitFor(async () => {
         expired = await get(url, { accept: ALL_MANIFEST_TYPES, authorization: `Bearer ${first}` });
         return expired.status !== 200;
-      }, 10_000, 'the token to expire');
+      }, { what: 'the token to expire', timeoutMs: 10_000 });
       assert.equal(expired!.status, 401);
       assert.equal(challengeOf(expired!).error, 'invalid_token');
       const second = await login(mirror);

@@ -5,35 +5,21 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { request } from 'undici';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { callRegistry } from '../support/http.js';
+import { startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const digestOf = (b: Buffer | string, algorithm: 'sha256' | 'sha512') => `${algorithm}:${createHash(algorithm).update(b).digest('hex')}`;
-
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; code?: string }
 
 describe('conformance findings', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  async function call(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Reply> {
-    const res = await request(`${mirror.url}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
-    const buf = Buffer.from(await res.body.arrayBuffer());
-    let code: string | undefined;
-    if (res.statusCode >= 400 && buf.length > 0) code = (JSON.parse(buf.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code;
-    return { status: res.statusCode, headers: res.headers, body: buf, ...(code ? { code } : {}) };
-  }
+  const call = (method: string, path: string, body?: Buffer | string, headers?: Record<string, string>) => callRegistry(mirror.url, method, path, body, headers);
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ local: { prefixes: ['team/'], allowBlobDelete: true }, upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({ local: { prefixes: ['team/'], allowBlobDelete: true } })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   describe('sha512', () => {
     it('uploads monolithically, in chunks and streamed, serves, mounts and deletes sha512 blobs', async () => {

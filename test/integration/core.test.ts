@@ -11,7 +11,7 @@ import { buildCore, type Core } from '../../src/core.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Digest } from '../../src/digest.js';
 import { LOCAL } from '../../src/registry/routing.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}` as Digest;
 
@@ -42,7 +42,7 @@ describe('the core an admin command builds alone', () => {
 
   it('content that grows the cache past its budget wakes the evictor', async () => {
     core.local.recordBlob({ digest: digest('a'), size: 5000, upstream: 'docker.io', repository: 'library/x' });
-    await waitFor(() => core.catalog.totals().bytes === 0, 30_000, 'evicted down to the budget');
+    await waitFor(() => core.catalog.totals().bytes === 0, { what: 'evicted down to the budget', timeoutMs: 30_000 });
   });
 
   it('a request for disk room wakes the evictor', async () => {
@@ -50,6 +50,6 @@ describe('the core an admin command builds alone', () => {
     core.catalog.recordContent({ digest: digest('b'), size: 5000, upstream: 'docker.io', repository: 'library/x' });
     assert.equal(core.catalog.totals().bytes, 5000);
     core.disk.relieve();
-    await waitFor(() => core.catalog.totals().bytes === 0, 30_000, 'evicted down to the budget');
+    await waitFor(() => core.catalog.totals().bytes === 0, { what: 'evicted down to the budget', timeoutMs: 30_000 });
   });
 });

@@ -9,12 +9,12 @@ import { request } from 'undici';
 import { closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { openDatabase } from '../../src/metadata/database.js';
 import { StorePaths } from '../../src/storage/paths.js';
-import { Longshore } from '../e2e/rig/longshore.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { get } from '../helpers/http.js';
-import { startMirror } from '../helpers/mirror.js';
-import { filesOnDisk } from '../helpers/store.js';
-import { waitFor } from '../helpers/wait.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { get } from '../support/http.js';
+import { startMirror } from '../support/mirror.js';
+import { filesOnDisk } from '../support/store.js';
+import { waitFor } from '../support/wait.js';
 
 describe('kill -9 and restart', () => {
   let fake: FakeRegistry;
@@ -44,7 +44,7 @@ describe('kill -9 and restart', () => {
     await waitFor(async () => {
       const names = await readdir(join(dataDir, 'tmp'));
       return names.length === 1 && (await stat(join(dataDir, 'tmp', names[0]!))).size > 0;
-    }, 30_000, 'download under way');
+    }, { what: 'download under way', timeoutMs: 30_000 });
     await child.process.killHard();
     release();
     fake.setBlobFault(digest, undefined);
@@ -67,7 +67,7 @@ describe('kill -9 and restart', () => {
     const digests = blobs.map((b) => fake.addBlob(b));
     const filler = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
     for (const digest of digests) await get(`${filler.url}/v2/library/x/blobs/${digest}`);
-    await waitFor(() => digests.every((d) => filler.longshore.catalog.content(d as `sha256:${string}`) !== undefined), 30_000, 'all cached');
+    await waitFor(() => digests.every((d) => filler.longshore.catalog.content(d as `sha256:${string}`) !== undefined), { what: 'all cached', timeoutMs: 30_000 });
     await filler.close({ keepData: true });
 
     // a budget far below the cache: the first download after start sets off a large eviction

@@ -1,15 +1,16 @@
 // Issue 4 item 6: the disk fills up while caching. The data directory is a small tmpfs the test mounts
-// (root only); the pull still completes from the upstream, verified, and nothing partial is kept.
+// (root only; see describeWhenAvailable); the pull still completes from the upstream, verified, and nothing partial is kept.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { get } from '../helpers/http.js';
-import { startMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { after, before, it } from 'node:test';
+import { describeWhenAvailable } from '../support/e2e/tools.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { get } from '../support/http.js';
+import { startMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 function patterned(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -17,18 +18,19 @@ function patterned(size: number, seed: number): Buffer {
   return b;
 }
 
-const isRoot = process.getuid?.() === 0;
-const mountable = (() => {
-  if (!isRoot) return false;
+/** What this machine lacks to mount a small tmpfs: root, and mount(8). */
+function missingForTmpfs(): string[] {
+  if (process.getuid?.() !== 0) return ['not root: mounting a tmpfs needs root'];
   try {
     execFileSync('mount', ['--version'], { stdio: 'ignore' });
-    return true;
+    return [];
   } catch {
-    return false;
+    return ['mount not found (Debian package mount)'];
   }
-})();
+}
 
-describe('disk full while caching', { skip: mountable ? false : 'needs root and mount(8) to create a small tmpfs (Debian package mount)' }, () => {
+// Skipped on a machine without root or mount(8), failed instead under LONGSHORE_E2E=required.
+describeWhenAvailable('disk full while caching', missingForTmpfs(), () => {
   let fake: FakeRegistry;
   let dir: string;
 
@@ -53,7 +55,7 @@ describe('disk full while caching', { skip: mountable ? false : 'needs root and 
       assert.equal(reply.body.length, content.length);
       assert.equal(sha256(reply.body), digest);
       assert.ok(fake.requests.some((r) => r.host === 'cdn' && r.headers.range), 'the rest came from the upstream with a Range request');
-      await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+      await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
       assert.equal(mirror.longshore.catalog.content(digest as `sha256:${string}`), undefined, 'nothing cached');
       assert.ok(mirror.logs().some((l) => l.msg === 'disk full while caching; clients continue from upstream, nothing cached' && l.level === 'error'));
     } finally {
@@ -85,7 +87,7 @@ describe('disk full while caching', { skip: mountable ? false : 'needs root and 
       const content = patterned(1024 * 1024, 3);
       const digest = fake.addBlob(content);
       fake.setBlobFault(digest, { kind: 'corrupt' });
-      const { raw } = await import('../helpers/http.js');
+      const { raw } = await import('../support/http.js');
       const reply = await raw(mirror.url, `/v2/library/bad/blobs/${digest}`);
       assert.ok(reply.error || reply.body.length < content.length, 'never a complete wrong body');
     } finally {

@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { openDatabase } from '../../src/metadata/database.js';
 import type { Digest } from '../../src/registry/reference.js';
 import { StorePaths } from '../../src/storage/paths.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

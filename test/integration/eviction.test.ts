@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { filesOnDisk } from '../helpers/store.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { filesOnDisk } from '../support/store.js';
+import { waitFor } from '../support/wait.js';
 
 const KB = 1000;
 const pause = () => new Promise((r) => setTimeout(r, 15)); // distinct access times, not a timing assertion
@@ -28,7 +28,7 @@ describe('eviction', () => {
   async function pull(digest: string): Promise<Buffer> {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(reply.status, 200);
-    await waitFor(() => mirror.longshore.catalog.content(digest as `sha256:${string}`) !== undefined, 30_000, 'committed');
+    await waitFor(() => mirror.longshore.catalog.content(digest as `sha256:${string}`) !== undefined, { what: 'committed', timeoutMs: 30_000 });
     await pause();
     return reply.body;
   }

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { sendRaw, type RawReply } from '../helpers/raw-socket.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { sendRaw, type RawReply } from '../support/raw-socket.js';
+import { waitFor } from '../support/wait.js';
 
 /** Log lines since the test began. */
 const fresh = (mirror: TestMirror) => mirror.logs().slice(logStart);
@@ -80,7 +80,7 @@ describe('fuzz findings', () => {
     const cut = await sendRaw(mirror.url, { method: 'PATCH', target: location, headers: [auth, ['content-length', '1000']], body: Buffer.from('only this'), halfClose: true });
     // Node's parser answers the cut request itself (400, no request id) or just closes.
     assert.ok(cut.status === 0 || (cut.status === 400 && cut.headers['x-request-id'] === undefined), `${cut.status} ${cut.body.toString()}`);
-    await waitFor(() => fresh(mirror).some((l) => l.msg === 'client went away' || l.msg === 'unhandled error'), 5_000);
+    await waitFor(() => fresh(mirror).some((l) => l.msg === 'client went away' || l.msg === 'unhandled error'), { timeoutMs: 5_000 });
     assert.deepEqual(unhandled(mirror), []);
     const status = await sendRaw(mirror.url, { method: 'GET', target: location, headers: [auth] });
     assert.equal(status.status, 204);
@@ -93,7 +93,7 @@ describe('fuzz findings', () => {
     const token = JSON.parse((await sendRaw(mirror.url, { method: 'GET', target: '/token?scope=repository:team/app:pull,push', headers: [['authorization', `Basic ${Buffer.from('alice:pw').toString('base64')}`]] })).body.toString()) as { token: string };
     await sendRaw(mirror.url, { method: 'PUT', target: '/v2/team/app/manifests/cut', headers: [['authorization', `Bearer ${token.token}`], ['content-type', 'application/vnd.oci.image.manifest.v1+json'], ['content-length', '1000']], body: Buffer.from('{"schemaVersion":'), halfClose: true });
     // The error handler logs a client that left as 'client went away', an error of ours as 'request failed'.
-    await waitFor(() => fresh(mirror).some((l) => l.msg === 'client went away' || l.msg === 'request failed' || l.msg === 'unhandled error'), 5_000);
+    await waitFor(() => fresh(mirror).some((l) => l.msg === 'client went away' || l.msg === 'request failed' || l.msg === 'unhandled error'), { timeoutMs: 5_000 });
     assert.ok(fresh(mirror).some((l) => l.msg === 'client went away'));
     assert.deepEqual(fresh(mirror).filter((l) => l.msg === 'request failed').map((l) => l.code), []);
     assert.deepEqual(unhandled(mirror), []);

@@ -24,10 +24,10 @@ import { join, relative, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import fc from 'fast-check';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { sendRaw, type RawReply, type RawRequest } from '../helpers/raw-socket.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { sendRaw, type RawReply, type RawRequest } from '../support/raw-socket.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const PASSWORD = 'alice-pw-1';

@@ -16,13 +16,13 @@ import type { Digest } from '../../src/registry/reference.js';
 import { UpstreamAuth } from '../../src/upstream/auth.js';
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.js';
 import { classifyAddress, tokenHostsFor, type ResolvedAddress } from '../../src/upstream/destinations.js';
-import { startCountingServer, type CountingServer } from '../helpers/counting-server.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get, raw } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { filesOnDisk } from '../helpers/store.js';
-import { waitFor } from '../helpers/wait.js';
+import { startCountingServer, type CountingServer } from '../support/counting-server.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get, raw } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
+import { filesOnDisk } from '../support/store.js';
+import { waitFor } from '../support/wait.js';
 
 const silent = pino({ level: 'silent' });
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -197,14 +197,8 @@ describe('blob redirects from an upstream on a public address', () => {
 describe('a mirror behind an upstream that redirects to the metadata service', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('answers an error, serves nothing from there, and keeps serving', async () => {
     const digest = fake.addBlob(Buffer.from('layer'));
@@ -284,14 +278,8 @@ describe('blob size limits', () => {
   let mirror: TestMirror;
   const MAX = 1024 * 1024;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ maxBlobSize: MAX, upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({ maxBlobSize: MAX })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   const tmpFiles = async () => readdir(join(mirror.dataDir, 'tmp'));
 
@@ -304,9 +292,9 @@ describe('blob size limits', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.status >= 500, 'the client must see a failed transfer');
     assert.ok(reply.body.length <= MAX);
-    await waitFor(async () => (await tmpFiles()).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await tmpFiles()).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
     assert.equal((await filesOnDisk(mirror.dataDir)).has(digest), false);
-    await waitFor(() => mirror.logs().some((l) => l.msg === 'blob download failed; nothing cached'), 10_000, 'download failure logged');
+    await waitFor(() => mirror.logs().some((l) => l.msg === 'blob download failed; nothing cached'), { what: 'download failure logged', timeoutMs: 10_000 });
     // One GET: a body refused for its size is not resumed with Range requests.
     assert.equal(fake.count({ host: 'cdn', path: `/blobs/${digest}` }), 1);
     const sentAtFailure = fault.sent;
@@ -320,7 +308,7 @@ describe('blob size limits', () => {
     assert.equal(again.status, 200);
     assert.equal(sha256(again.body), okDigest);
     // The client has the last byte just before the rename: wait for it, so that the next test's temp dir is empty.
-    await waitFor(async () => (await filesOnDisk(mirror.dataDir)).has(okDigest), 10_000, 'blob stored');
+    await waitFor(async () => (await filesOnDisk(mirror.dataDir)).has(okDigest), { what: 'blob stored', timeoutMs: 10_000 });
   });
 
   it('refuses a Content-Length over maxBlobSize before writing anything', async () => {
@@ -339,7 +327,7 @@ describe('blob size limits', () => {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(reply.status, 200);
     assert.equal(sha256(reply.body), digest);
-    await waitFor(async () => (await filesOnDisk(mirror.dataDir)).get(digest) === content.length, 10_000, 'blob stored');
+    await waitFor(async () => (await filesOnDisk(mirror.dataDir)).get(digest) === content.length, { what: 'blob stored', timeoutMs: 10_000 });
   });
 });
 

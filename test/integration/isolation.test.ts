@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { request } from 'undici';
 import { MediaType } from '../../src/registry/media-types.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 
 const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
@@ -131,14 +131,8 @@ describe('public deduplication and upstream confirmation', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start({ isolate: true, cdn: false });
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } }), { isolate: true, cdn: false })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
   beforeEach(() => fake.reset());
 
   it('fetches a base layer two images share once, and serves it to the second image without asking', async () => {
@@ -185,14 +179,8 @@ describe('a hostile upstream cannot name local content', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start({ isolate: true });
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } }, local: { prefixes: ['team/'] } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } }, local: { prefixes: ['team/'] } }), { isolate: true })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('does not serve a pushed manifest under a proxied tag whose HEAD names its digest', async () => {
     const config = Buffer.from('{"private":true}');
@@ -269,14 +257,8 @@ describe('a blob download is cut off at the size its manifest declares', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start({ auth: 'none', cdn: false });
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({}, { auth: 'none', cdn: false })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('stops reading an upstream body without Content-Length once it passes the declared size', { timeout: 20_000 }, async () => {
     const image = publishSingle(fake, 'library/declared', 'v1', [randomBytes(10_000)]);
@@ -294,14 +276,8 @@ describe('random names do not spend the upstream pull quota', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   // Docker Hub counts manifest GETs against the pull rate limit; HEADs are free. Before, every request
   // for a name that does not exist cost one GET (150 random names: 150 pulls of the mirror's quota).

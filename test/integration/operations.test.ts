@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage } from '../support/images.js';
+import { startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 /** Parses Prometheus text into "name{labels}" → value. */
 async function scrape(mirror: TestMirror): Promise<Map<string, number>> {
@@ -35,14 +35,8 @@ describe('metrics', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ nodeName: 'node-7', upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake({ nodeName: 'node-7' })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('counts a miss, a coalesced pull and a hit, with the bytes of each', async () => {
     const content = Buffer.alloc(2 * 1024 * 1024, 1);
@@ -105,14 +99,8 @@ describe('health', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('answers /healthz and /readyz', async () => {
     const health = await get(`${mirror.url}/healthz`);

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 describe('pull-through read path', () => {
   let fake: FakeRegistry;
@@ -106,7 +106,7 @@ describe('pull-through read path', () => {
     const hex = digest.slice(7);
     const path = join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
     // the client has every byte once the digest is verified; flush and rename into place follow
-    await waitFor(() => access(path).then(() => true, () => false), 30_000, 'blob committed');
+    await waitFor(() => access(path).then(() => true, () => false), { what: 'blob committed', timeoutMs: 30_000 });
     const onDisk = await readFile(path);
     assert.deepEqual(onDisk, content);
   });
@@ -375,7 +375,7 @@ describe('stream-through integrity', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length, 'the client must see a failed transfer');
     assert.notDeepEqual(reply.body, content);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
     assert.equal((await storedFiles()).some((f) => digest.endsWith(f.slice(3))), false);
     // the next request starts afresh and succeeds once the upstream is healthy
     fake.setBlobFault(digest, undefined);
@@ -391,7 +391,7 @@ describe('stream-through integrity', () => {
     fake.setBlobFault(digest, { kind: 'truncate', after: 1024 * 1024 });
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
     assert.equal((await storedFiles()).some((f) => digest.endsWith(f.slice(3))), false);
   });
 

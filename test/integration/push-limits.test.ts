@@ -10,23 +10,15 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { request } from 'undici';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { callRegistry, type RegistryReply } from '../support/http.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; code?: string; message?: string }
-
-async function call(base: string, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await request(`${base}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
-  const buf = Buffer.from(await res.body.arrayBuffer());
-  if (res.statusCode < 400 || buf.length === 0) return { status: res.statusCode, headers: res.headers, body: buf };
-  const error = (JSON.parse(buf.toString()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
-  return { status: res.statusCode, headers: res.headers, body: buf, code: error.code, message: error.message };
-}
+const call = callRegistry;
 
 /**
  * A PATCH whose body is sent chunked (no Content-Length), `chunks` pieces of `size` bytes as fast as the
@@ -220,7 +212,7 @@ describe('push limits', () => {
   describe('local.maxSize', () => {
     const QUOTA = 200 * 1024;
 
-    async function pushBlob(mirror: TestMirror, name: string, content: Buffer): Promise<Reply> {
+    async function pushBlob(mirror: TestMirror, name: string, content: Buffer): Promise<RegistryReply> {
       return call(mirror.url, 'POST', `/v2/${name}/blobs/uploads/?digest=${sha(content)}`, content);
     }
 

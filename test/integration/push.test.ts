@@ -7,26 +7,19 @@ import { appendFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { callRegistry } from '../support/http.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; code?: string }
-
 describe('push to local repositories', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  async function call(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Reply> {
-    const res = await request(`${mirror.url}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
-    const buf = Buffer.from(await res.body.arrayBuffer());
-    let code: string | undefined;
-    if (res.statusCode >= 400 && buf.length > 0) code = (JSON.parse(buf.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code;
-    return { status: res.statusCode, headers: res.headers, body: buf, ...(code ? { code } : {}) };
-  }
+  const call = (method: string, path: string, body?: Buffer | string, headers?: Record<string, string>) => callRegistry(mirror.url, method, path, body, headers);
 
   async function pushBlob(name: string, content: Buffer): Promise<string> {
     const digest = sha(content);

@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { digestOf, FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { digestOf, FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -159,14 +159,8 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('reads the index tagged <alg>-<hex>, and cosign-style .sig tags pull through as ordinary tags', async () => {
     const image = publishImage(fake, 'library/app', '2.0', 'oci');
@@ -221,14 +215,8 @@ describe('sha512 content pulled through from an upstream', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start({ cdn: false });
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } } }), { cdn: false })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('serves a sha512 image by tag and by digest, verifies and stores it under blobs/sha512, and serves it again from cache', async () => {
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
@@ -253,7 +241,7 @@ describe('sha512 content pulled through from an upstream', () => {
     const hex = layerDigest.slice('sha512:'.length);
     const stored = join(mirror.dataDir, 'blobs', 'sha512', hex.slice(0, 2), hex);
     // The commit follows the last byte sent to the client.
-    await waitFor(() => stat(stored).then((s) => s.size === layer.length, () => false), 10_000, 'the sha512 layer to be stored');
+    await waitFor(() => stat(stored).then((s) => s.size === layer.length, () => false), { what: 'the sha512 layer to be stored', timeoutMs: 10_000 });
 
     fake.reset();
     assert.deepEqual((await get(`${mirror.url}/v2/long/blobs/${layerDigest}`)).body, layer);

@@ -9,31 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { request } from 'undici';
 import { run as cli } from '../../src/cli/main.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { callRegistry, type RegistryReply } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const ACCEPT = `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json`;
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; code?: string; message?: string }
-
-async function call(base: string, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await request(`${base}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
-  const buf = Buffer.from(await res.body.arrayBuffer());
-  const reply: Reply = { status: res.statusCode, headers: res.headers, body: buf };
-  if (res.statusCode >= 400 && buf.length > 0) {
-    const error = (JSON.parse(buf.toString()) as { errors: Array<{ code: string; message: string }> }).errors[0];
-    if (error) Object.assign(reply, { code: error.code, message: error.message });
-  }
-  return reply;
-}
+const call = callRegistry;
 
 /** A one-layer image pushed the way dockerd does: POST, PATCH, PUT ?digest= per blob, then the manifest. */
-async function pushImage(base: string, name: string, tag: string, headers: Record<string, string> = {}): Promise<{ manifest: string; layer: string; status: number; reply: Reply }> {
+async function pushImage(base: string, name: string, tag: string, headers: Record<string, string> = {}): Promise<{ manifest: string; layer: string; status: number; reply: RegistryReply }> {
   const blobs: string[] = [];
   for (const content of [Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })), randomBytes(10_000)]) {
     const start = await call(base, 'POST', `/v2/${name}/blobs/uploads/`, undefined, headers);

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, errorCode, get, raw } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 function patterned(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -20,14 +20,8 @@ describe('resuming a broken upstream stream', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, resumeAttempts: 2 } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, resumeAttempts: 2 } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
   beforeEach(() => {
     fake.reset();
     fake.rangeSupport = true;
@@ -74,7 +68,7 @@ describe('resuming a broken upstream stream', () => {
     const reply = await raw(mirror.url, `/v2/library/x/blobs/${digest}`);
     assert.ok(reply.error || reply.body.length < content.length);
     assert.equal(fake.count({ host: 'cdn' }), 3, 'the first GET and two resumes');
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'tmp'))).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
     fake.setBlobFault(digest, undefined);
     const next = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(next.body), digest, 'the next request starts afresh');
@@ -85,14 +79,8 @@ describe('coalescing tag resolution and retries', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 2 } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 2 } } }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
   beforeEach(() => fake.reset());
 
   it('shares one upstream manifest lookup among concurrent requests for a tag', async () => {
@@ -224,14 +212,8 @@ describe('clients that are slow or leave', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake()));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('does not let a client that reads nothing hold back the download others wait for', async () => {
     const content = patterned(24 * 1024 * 1024, 4);
@@ -242,7 +224,7 @@ describe('clients that are slow or leave', () => {
     const reply = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(reply.body), digest);
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), { what: 'committed', timeoutMs: 30_000 });
     assert.equal(fake.count({ host: 'cdn' }), 1);
     stalled.body.destroy();
   });
@@ -261,7 +243,7 @@ describe('clients that are slow or leave', () => {
     await started.body.text().catch(() => undefined);
     release();
     const hex = digest.slice(7);
-    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), 30_000, 'committed');
+    await waitFor(async () => (await readdir(join(mirror.dataDir, 'blobs', 'sha256', hex.slice(0, 2))).catch((): string[] => [])).includes(hex), { what: 'committed', timeoutMs: 30_000 });
     fake.reset();
     const warm = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
     assert.equal(sha256(warm.body), digest);

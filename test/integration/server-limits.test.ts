@@ -12,9 +12,9 @@ import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { applyServerLimits } from '../../src/http/server-limits.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
 
 interface Probe {
   socket: Socket;
@@ -124,7 +124,7 @@ describe('server limits', () => {
       assert.ok(ms >= 450 && ms < 2_500, `closed after ${ms} ms`);
       assert.equal(probe.received(), '', 'cut, not answered');
       const file = join(mirror.dataDir, 'uploads', location.split('/').pop()!);
-      await waitFor(async () => (await stat(file)).size === 0 && mirror.longshore.localRegistry.openUploads().bytes === bytesBefore, 5_000, 'the partial chunk dropped');
+      await waitFor(async () => (await stat(file)).size === 0 && mirror.longshore.localRegistry.openUploads().bytes === bytesBefore, { what: 'the partial chunk dropped', timeoutMs: 5_000 });
       assert.equal(await uploadRange(mirror, location), '0-0');
     });
   });
@@ -157,7 +157,7 @@ describe('server limits', () => {
   it('refuses connections beyond server.maxConnections while the others are held open', async () => {
     const mirror = await mirrorWith({ maxConnections: 2 });
     const held = [await openRaw(mirror.url), await openRaw(mirror.url)];
-    await waitFor(async () => (await new Promise<number>((r) => mirror.server.getConnections((_e, n) => r(n)))) === 2, 5_000, 'two connections');
+    await waitFor(async () => (await new Promise<number>((r) => mirror.server.getConnections((_e, n) => r(n)))) === 2, { what: 'two connections', timeoutMs: 5_000 });
     const third = await openRaw(mirror.url, 'GET /v2/ HTTP/1.1\r\nHost: mirror\r\n\r\n');
     const ms = await third.closed;
     assert.ok(ms < 1_000, `closed after ${ms} ms`);
@@ -165,7 +165,7 @@ describe('server limits', () => {
     assert.ok(held.every((p) => !p.socket.destroyed), 'the held connections stay open');
 
     held[0]!.socket.destroy();
-    await waitFor(async () => (await new Promise<number>((r) => mirror.server.getConnections((_e, n) => r(n)))) < 2, 5_000, 'a slot free');
+    await waitFor(async () => (await new Promise<number>((r) => mirror.server.getConnections((_e, n) => r(n)))) < 2, { what: 'a slot free', timeoutMs: 5_000 });
     const next = await openRaw(mirror.url, 'GET /v2/ HTTP/1.1\r\nHost: mirror\r\nConnection: close\r\n\r\n');
     await next.closed;
     assert.match(next.received(), /^HTTP\/1\.1 200 /);

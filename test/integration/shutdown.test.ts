@@ -14,9 +14,9 @@ import { createLongshore } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { isLongshoreError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Longshore } from '../e2e/rig/longshore.js';
-import { FakeRegistry, sha256 } from '../helpers/fake-registry.js';
-import { waitFor } from '../helpers/wait.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { FakeRegistry, sha256 } from '../support/fake-registry.js';
+import { waitFor } from '../support/wait.js';
 
 const SECRET = 'tok-from-a-file';
 
@@ -84,7 +84,7 @@ describe('graceful shutdown', () => {
 
       const mark = await server.settledMark();
       process.kill(server.process.pid, 'SIGTERM');
-      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, 30_000, 'the shutdown log line');
+      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, { what: 'the shutdown log line', timeoutMs: 30_000 });
       assert.equal(await tryConnect(server.port), 'ECONNREFUSED');
       assert.equal(server.process.running, true, 'still running while the download is held');
 
@@ -124,7 +124,7 @@ describe('graceful shutdown', () => {
       await ready.body.dump();
       const mark = await server.settledMark();
       process.kill(server.process.pid, 'SIGTERM');
-      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, 30_000, 'the shutdown log line');
+      await waitFor(() => server.recordsSince(mark, 'shutting down').length === 1, { what: 'the shutdown log line', timeoutMs: 30_000 });
 
       const draining = await request(`${server.url}/readyz`, { dispatcher: agent, reset: true });
       assert.equal(draining.statusCode, 503);
@@ -136,7 +136,7 @@ describe('graceful shutdown', () => {
       await live.body.dump();
       assert.equal(server.recordsSince(mark, 'drain delay over; refusing new connections').length, 0);
 
-      await waitFor(() => server.recordsSince(mark, 'drain delay over; refusing new connections').length === 1, 30_000, 'the end of the drain delay');
+      await waitFor(() => server.recordsSince(mark, 'drain delay over; refusing new connections').length === 1, { what: 'the end of the drain delay', timeoutMs: 30_000 });
       assert.equal(await tryConnect(server.port), 'ECONNREFUSED');
       assert.deepEqual(await server.process.exited, { code: 0, signal: null });
     } finally {
@@ -170,7 +170,7 @@ describe('graceful shutdown', () => {
     const lockPath = join(server.dataDir, 'longshore.lock');
     try {
       const readLock = () => (existsSync(lockPath) ? JSON.parse(readFileSync(lockPath, 'utf8')) as { pid: number; adminUrl?: string } : undefined);
-      await waitFor(() => readLock()?.adminUrl !== undefined, 30_000, 'the admin URL in the lock file');
+      await waitFor(() => readLock()?.adminUrl !== undefined, { what: 'the admin URL in the lock file', timeoutMs: 30_000 });
       const owner = readLock()!;
       assert.equal(owner.pid, server.process.pid);
       assert.equal(owner.adminUrl, server.url);
@@ -180,7 +180,7 @@ describe('graceful shutdown', () => {
       assert.ok(existsSync(lockPath), 'the refused server left the lock alone');
     } finally {
       process.kill(server.process.pid, 'SIGTERM');
-      await waitFor(() => !server.process.running, 60_000, 'the server to exit');
+      await waitFor(() => !server.process.running, { what: 'the server to exit', timeoutMs: 60_000 });
     }
     assert.equal(existsSync(lockPath), false);
   });

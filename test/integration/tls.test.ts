@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { run as runCli } from '../../src/cli/main.js';
-import { Longshore } from '../e2e/rig/longshore.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { createTestCa, issueServerCert, type ServerCert, type TestCa } from '../helpers/test-ca.js';
-import { waitFor } from '../e2e/rig/wait.js';
+import { Longshore } from '../support/e2e/longshore.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { createTestCa, issueServerCert, type ServerCert, type TestCa } from '../support/test-ca.js';
+import { waitFor } from '../support/wait.js';
 
 interface Fetched {
   status: number;

@@ -19,9 +19,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { tokenRouter } from '../../src/http/handlers/token.js';
 import { ociErrorHandler } from '../../src/http/middleware/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { FakeRegistry } from '../helpers/fake-registry.js';
-import { get, type Reply } from '../helpers/http.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry } from '../support/fake-registry.js';
+import { get, type Reply } from '../support/http.js';
+import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 
 const PASSWORD = 'alice-pw-1';
 // Cost 10, as production hashes: the attack is about what a check costs.
@@ -47,18 +47,12 @@ describe('token endpoint: password checks off the event loop', () => {
   let fake: FakeRegistry;
   let mirror: TestMirror;
 
-  before(async () => {
-    fake = await FakeRegistry.start();
-    mirror = await startMirror({
-      upstreams: { 'docker.io': { url: fake.registryUrl } },
-      // No failure limit here: every one of the attacker's logins is checked.
-      auth: { enabled: true, users: [{ username: 'alice', passwordHash: COSTLY_HASH }], loginFailures: 1000 },
-    });
-  });
-  after(async () => {
-    await mirror.close();
-    await fake.close();
-  });
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => ({
+    upstreams: { 'docker.io': { url: fake.registryUrl } },
+    // No failure limit here: every one of the attacker's logins is checked.
+    auth: { enabled: true, users: [{ username: 'alice', passwordHash: COSTLY_HASH }], loginFailures: 1000 },
+  }))));
+  after(() => stopMirrorOverFake({ fake, mirror }));
 
   it('keeps the event loop and /healthz responsive during 24 parallel wrong-password logins', async () => {
     // Measured as event-loop utilisation (the share of wall time the loop was busy), not as delays: on

@@ -8,10 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Agent } from 'undici';
 import { UpstreamAuth } from '../../src/upstream/auth.js';
-import { FakeRegistry, type RecordedRequest } from '../helpers/fake-registry.js';
-import { ALL_MANIFEST_TYPES, get } from '../helpers/http.js';
-import { publishImage, type PublishedImage } from '../helpers/images.js';
-import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { FakeRegistry, type RecordedRequest } from '../support/fake-registry.js';
+import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
+import { publishImage, type PublishedImage } from '../support/images.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
 
 const HUB = { username: 'hub-mirror', password: 'hub-Secret-0001' };
 const GHCR = { username: 'ghcr-mirror', password: 'ghcr-Secret-0002' };

@@ -11,7 +11,7 @@ import { ChunkPool } from '../../src/storage/chunk-pool.js';
 import { ContentStore } from '../../src/storage/content-store.js';
 import { StorePaths } from '../../src/storage/paths.js';
 import { Scavenger } from '../../src/storage/scavenger.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
@@ -52,12 +52,12 @@ describe('BlobFill', () => {
     let received = 0;
     reader.on('data', (c: Buffer) => (received += c.length));
     source.write(content);
-    await waitFor(() => received >= content.length - 1, 30_000, 'bytes reach the reader');
+    await waitFor(() => received >= content.length - 1, { what: 'bytes reach the reader', timeoutMs: 30_000 });
     await tick();
     assert.equal(received, content.length - 1, 'all but the last byte, until the body ends and is verified');
     source.end();
     await blob.done;
-    await waitFor(() => received === content.length, 30_000, 'last byte released');
+    await waitFor(() => received === content.length, { what: 'last byte released', timeoutMs: 30_000 });
     assert.deepEqual(commits, [content.length]);
     assert.deepEqual(await readFile(store.paths.content(digestOf(content))), content);
   });
@@ -68,7 +68,7 @@ describe('BlobFill', () => {
     let counted = 0;
     const stored = blob.stored((n) => (counted += n));
     source.write(content.subarray(0, 1024 * 1024));
-    await waitFor(() => counted >= 1024 * 1024, 30_000, 'progress before the end');
+    await waitFor(() => counted >= 1024 * 1024, { what: 'progress before the end', timeoutMs: 30_000 });
     assert.equal(blob.readers, 0, 'nothing reads the bytes back');
     source.end(content.subarray(1024 * 1024));
     assert.equal(await stored, content.length);
@@ -116,7 +116,7 @@ describe('BlobFill', () => {
       chunks: new ChunkPool({ chunkSize: 1024 * 1024, maxFree: 2, scavenger: counting }),
     });
     source.write(content.subarray(0, 1024 * 1024));
-    await waitFor(() => counting.total === 1024 * 1024, 30_000, 'first part on disk');
+    await waitFor(() => counting.total === 1024 * 1024, { what: 'first part on disk', timeoutMs: 30_000 });
     source.end(content.subarray(1024 * 1024));
     await blob.done;
     assert.equal(counting.total, content.length);
@@ -138,7 +138,7 @@ describe('BlobFill', () => {
     const failing = await fill(other, digestOf(Buffer.from('not it')));
     failing.source.end(other);
     await assert.rejects(failing.blob.done, { code: 'LS_CONTENT_MISMATCH' });
-    await waitFor(async () => (await readdir(store.paths.tmp)).length === 0, 30_000, 'temp file removed');
+    await waitFor(async () => (await readdir(store.paths.tmp)).length === 0, { what: 'temp file removed', timeoutMs: 30_000 });
   });
 
   it('fails every reader and removes the temp file when the digest does not match', async () => {

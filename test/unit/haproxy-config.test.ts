@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { HAPROXY_CONFIG } from '../e2e/rig/haproxy.js';
-import { describeWithTools } from '../e2e/rig/tools.js';
+import { HAPROXY_CONFIG } from '../support/e2e/haproxy.js';
+import { describeWithTools } from '../support/e2e/tools.js';
 
 const ENV = {
   LONGSHORE_FRONT: '127.0.0.1:5000',

@@ -2,7 +2,9 @@
 // Output is kept as the last lines only, for failure messages; stop() signals this child's PID
 // and nothing else.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { waitFor } from '../wait.js';
 
 export interface ServiceOptions {
   /** Short name used in error messages. */
@@ -114,4 +116,33 @@ export class ServiceProcess {
     this.lines.push(line);
     if (this.lines.length > this.keepLines) this.lines.shift();
   }
+}
+
+/**
+ * Starts a daemon whose files live in `dir`, wraps it, and waits (up to 60 s) until `ready` holds. If
+ * the daemon does not start, `dir` is removed; if it is not ready in time, or exits, it is stopped and
+ * the error carries its recent output.
+ */
+export async function startDaemon<T extends { stop(): Promise<void> }>(
+  dir: string,
+  options: ServiceOptions,
+  wrap: (daemon: ServiceProcess) => T,
+  ready: { what: string; probe: (wrapped: T) => Promise<boolean> },
+): Promise<T> {
+  let daemon: ServiceProcess;
+  try {
+    daemon = await ServiceProcess.start(options);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const wrapped = wrap(daemon);
+  try {
+    await waitFor(() => ready.probe(wrapped), { what: ready.what, timeoutMs: 60_000, intervalMs: 250, failFast: () => daemon.assertRunning() });
+  } catch (err) {
+    const output = daemon.recentOutput();
+    await wrapped.stop();
+    throw new Error(`${(err as Error).message}\n${output}`);
+  }
+  return wrapped;
 }

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { REPO_ROOT } from './longshore.js';
 import { ServiceProcess } from './service-process.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../wait.js';
 
 export const HAPROXY_CONFIG = join(REPO_ROOT, 'deploy', 'haproxy', 'haproxy.cfg');
 

@@ -5,7 +5,7 @@
 // with OCI media types ("no descriptor found for reference"), so it cannot hold a Docker list.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestImage } from './images.js';
+import type { TestImage } from '../images.js';
 
 function hex(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);

@@ -6,8 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { unmountUnder } from './mounts.js';
-import { ServiceProcess } from './service-process.js';
-import { waitFor } from './wait.js';
+import { startDaemon, type ServiceProcess } from './service-process.js';
+import { waitFor } from '../wait.js';
 
 const run = promisify(execFile);
 
@@ -57,27 +57,10 @@ export class Dockerd {
       ...(options.registryMirrors ?? []).flatMap((url) => ['--registry-mirror', url]),
       ...(options.insecureRegistries ?? []).flatMap((host) => ['--insecure-registry', host]),
     ];
-    let daemon: ServiceProcess;
-    try {
-      daemon = await ServiceProcess.start({ name: 'dockerd', command: 'dockerd', args, keepLines: 400 });
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
-    const dockerd = new Dockerd(dir, socket, daemon);
-    try {
-      await waitFor(async () => ((await dockerd.docker(['info'])).code === 0 ? true : undefined), {
-        what: 'dockerd to answer `docker info`',
-        timeoutMs: 60_000,
-        intervalMs: 250,
-        failFast: () => daemon.assertRunning(),
-      });
-    } catch (err) {
-      const output = daemon.recentOutput();
-      await dockerd.stop();
-      throw new Error(`${(err as Error).message}\n${output}`);
-    }
-    return dockerd;
+    return startDaemon(dir, { name: 'dockerd', command: 'dockerd', args, keepLines: 400 }, (daemon) => new Dockerd(dir, socket, daemon), {
+      what: 'dockerd to answer `docker info`',
+      probe: async (d) => (await d.docker(['info'])).code === 0,
+    });
   }
 
   /** Runs the docker CLI against this daemon; never rejects on a non-zero exit. */

@@ -41,3 +41,24 @@ export function raw(base: string, path: string, headers: Record<string, string> 
 export function errorCode(reply: Reply): string | undefined {
   return reply.json<{ errors: Array<{ code: string }> }>().errors[0]?.code;
 }
+
+export interface RegistryReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** The first OCI error's code and message, on an error reply with a body. */
+  code?: string;
+  message?: string;
+}
+
+/** Any method, with an optional body, to `base` + `path`; an error reply's first OCI error is read out. */
+export async function callRegistry(base: string, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<RegistryReply> {
+  const res = await request(`${base}${path}`, { method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) });
+  const buf = Buffer.from(await res.body.arrayBuffer());
+  const reply: RegistryReply = { status: res.statusCode, headers: res.headers, body: buf };
+  if (res.statusCode >= 400 && buf.length > 0) {
+    const error = (JSON.parse(buf.toString()) as { errors: Array<{ code: string; message: string }> }).errors[0];
+    if (error) Object.assign(reply, { code: error.code, message: error.message });
+  }
+  return reply;
+}

@@ -4,7 +4,8 @@
 //   library/ocitest:1.0  OCI media types (image index + image manifest), same platforms
 // plus whatever extra images a scenario asks for.
 import { CountingProxy } from './counting-proxy.js';
-import { buildMultiArchImage, type TestImage } from './images.js';
+import { Longshore, type LongshoreOptions } from './longshore.js';
+import { buildMultiArchImage, type TestImage } from '../images.js';
 import { publishImage } from './publish.js';
 import type { Credentials } from './registry-client.js';
 import { Teardown } from './teardown.js';
@@ -75,4 +76,22 @@ export async function startUpstreamStack(options: UpstreamStackOptions = {}): Pr
     await teardown.runAll().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The e2e analog of startMirrorOverFake: an upstream stack and a Longshore whose docker.io upstream it
+ * is (as the stack's mirror account), both stopped by `teardown`. `options` go to Longshore.start.
+ */
+export async function startLongshoreOverStack(
+  teardown: Teardown,
+  options: Omit<LongshoreOptions, 'upstreamUrl' | 'username' | 'password'> = {},
+  stackOptions: UpstreamStackOptions = {},
+): Promise<{ upstream: UpstreamStack; longshore: Longshore }> {
+  const upstream = teardown.add('upstream stack', await startUpstreamStack(stackOptions), (s) => s.stop());
+  const longshore = teardown.add('longshore', await Longshore.start({
+    upstreamUrl: upstream.proxy.url,
+    ...upstream.mirrorCredentials,
+    ...options,
+  }), (l) => l.stop());
+  return { upstream, longshore };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { ServiceProcess } from './service-process.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../wait.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -79,7 +79,7 @@ export class Longshore {
       listen: '127.0.0.1:0',
       dataDir: join(dir, 'data'),
       logLevel: options.logLevel ?? 'info',
-      // no free-space floor: a nearly full CI disk must not turn caching off (see test/helpers/mirror.ts)
+      // no free-space floor: a nearly full CI disk must not turn caching off (see test/support/mirror.ts)
       cache: { minFreeSpace: 0 },
       upstreams: {
         'docker.io': { url: options.upstreamUrl, username: options.username, password: options.password, ...options.upstream },

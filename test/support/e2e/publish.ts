@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { allBlobs, sha256Digest, type Blob, type TestImage } from './images.js';
+import { allBlobs, sha256Digest, type Blob, type TestImage } from '../images.js';
 import { writeSkopeoDir } from './skopeo-dir.js';
 import { registryRequest, type Credentials } from './registry-client.js';
 

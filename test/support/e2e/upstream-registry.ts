@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './service-process.js';
 import type { TokenServer } from './token-server.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../wait.js';
 
 export interface UpstreamRegistry {
   /** `127.0.0.1:PORT`, as a Docker reference's registry host. */

@@ -11,8 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { unmountUnder } from './mounts.js';
-import { ServiceProcess } from './service-process.js';
-import { waitFor } from './wait.js';
+import { startDaemon, type ServiceProcess } from './service-process.js';
 
 const run = promisify(execFile);
 
@@ -71,32 +70,15 @@ export class Containerd {
       `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
       '',
     ].join('\n'));
-    let daemon: ServiceProcess;
-    try {
-      daemon = await ServiceProcess.start({
-        name: 'containerd',
-        command: 'containerd',
-        args: ['--config', configFile, '--log-level', 'info'],
-        keepLines: 300,
-      });
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
-    const containerd = new Containerd(dir, socket, daemon);
-    try {
-      await waitFor(async () => ((await containerd.ctr(['version'])).code === 0 ? true : undefined), {
-        what: 'containerd to answer `ctr version`',
-        timeoutMs: 60_000,
-        intervalMs: 250,
-        failFast: () => daemon.assertRunning(),
-      });
-    } catch (err) {
-      const output = daemon.recentOutput();
-      await containerd.stop();
-      throw new Error(`${(err as Error).message}\n${output}`);
-    }
-    return containerd;
+    return startDaemon(dir, {
+      name: 'containerd',
+      command: 'containerd',
+      args: ['--config', configFile, '--log-level', 'info'],
+      keepLines: 300,
+    }, (daemon) => new Containerd(dir, socket, daemon), {
+      what: 'containerd to answer `ctr version`',
+      probe: async (d) => (await d.ctr(['version'])).code === 0,
+    });
   }
 
   /** Runs ctr against this daemon in the rig's namespace; never rejects on a non-zero exit. */

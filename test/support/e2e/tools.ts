@@ -1,4 +1,4 @@
-// Gate for e2e suites that need system programs. A missing program skips the suite with the
+// Gate for suites that need system programs or privileges. What is missing skips the suite with the
 // Debian package to install, except under LONGSHORE_E2E=required (CI), where it fails instead:
 // CI must never turn green by skipping the only tests that exercise a real Docker client.
 import { accessSync, constants } from 'node:fs';
@@ -49,23 +49,28 @@ export function toolsAreRequired(): boolean {
 }
 
 /**
- * describe() that runs only when every tool is on PATH. Otherwise the suite is replaced by one
- * skipped test whose message names the packages, or by one failing test when LONGSHORE_E2E=required.
+ * describe() that runs only when nothing is missing (`missing` says what is, one line each). Otherwise
+ * the suite is replaced by one skipped test whose message says what to install, or by one failing
+ * test when LONGSHORE_E2E=required: that variable is the contract that the machine has everything.
  */
-export function describeWithTools(name: string, tools: readonly Tool[], body: () => void): void {
-  const missing = missingTools(tools);
+export function describeWhenAvailable(name: string, missing: readonly string[], body: () => void): void {
   if (missing.length === 0) {
     describe(name, body);
   } else if (toolsAreRequired()) {
     describe(name, () => {
-      it('has every tool it needs (LONGSHORE_E2E=required)', () => {
+      it('has everything it needs (LONGSHORE_E2E=required)', () => {
         assert.fail(missing.join('; '));
       });
     });
   } else {
     // A skipped test rather than a skipped suite: the runner counts it in its "skipped" total.
     describe(name, () => {
-      it('has every tool it needs', { skip: `skipped: ${missing.join('; ')}` }, () => {});
+      it('has everything it needs', { skip: `skipped: ${missing.join('; ')}` }, () => {});
     });
   }
+}
+
+/** describe() that runs only when every tool is on PATH (see describeWhenAvailable). */
+export function describeWithTools(name: string, tools: readonly Tool[], body: () => void): void {
+  describeWhenAvailable(name, missingTools(tools), body);
 }

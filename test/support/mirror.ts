@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { applyServerLimits } from '../../src/http/server-limits.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { FakeRegistry, type FakeRegistryOptions } from './fake-registry.js';
 
 export interface TestMirror {
   url: string;
@@ -56,4 +57,35 @@ export async function startMirror(config: Partial<ConfigInput> & Pick<ConfigInpu
       if (!options.keepData) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface MirrorOverFake {
+  fake: FakeRegistry;
+  mirror: TestMirror;
+}
+
+/**
+ * The set-up most integration suites share: a fresh FakeRegistry and a mirror whose docker.io upstream
+ * it is. `config` (an object, or a function of the fake for URLs) is laid over that; its `upstreams`
+ * replace the default ones. Stop both with stopMirrorOverFake.
+ */
+export async function startMirrorOverFake(
+  config: Partial<ConfigInput> | ((fake: FakeRegistry) => Partial<ConfigInput>) = {},
+  fakeOptions: FakeRegistryOptions = {},
+): Promise<MirrorOverFake> {
+  const fake = await FakeRegistry.start(fakeOptions);
+  const extra = typeof config === 'function' ? config(fake) : config;
+  try {
+    const mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ...extra });
+    return { fake, mirror };
+  } catch (err) {
+    await fake.close();
+    throw err;
+  }
+}
+
+/** Closes the mirror (removing its data dir), then the fake. */
+export async function stopMirrorOverFake({ fake, mirror }: MirrorOverFake): Promise<void> {
+  await mirror.close();
+  await fake.close();
 }
