@@ -6,6 +6,7 @@
 // the rule's status and the next run comes all the same.
 import type { Logger } from 'pino';
 import type { SyncRule } from '../config/schema.js';
+import { LongshoreError } from '../errors.js';
 import type { ProxyRegistry, UpstreamEntry } from '../registry/proxy.js';
 import { tagGlobs } from '../registry/proxy.js';
 import { describe } from './admin-jobs.js';
@@ -131,8 +132,8 @@ export class SyncScheduler {
     const errors: string[] = [];
     try {
       const entry = this.deps.upstreams.get(rule.upstream);
-      if (!entry) throw new Error(`upstream ${rule.upstream} is not configured`);
-      if (entry.offline) throw new Error(`upstream ${rule.upstream} is offline`);
+      if (!entry) throw new LongshoreError('LS_UPSTREAM_UNKNOWN', `upstream ${rule.upstream} is not configured`, { upstream: rule.upstream });
+      if (entry.offline) throw new LongshoreError('LS_UPSTREAM_UNAVAILABLE', `upstream ${rule.upstream} is offline`, { upstream: rule.upstream });
       const tags = selectTags(await this.listTags(entry, rule.repository), rule);
       const warmer = new Warmer(this.deps.registry, `sync-${i}-${status.runs}`);
       const slots = new Semaphore(this.deps.concurrency);

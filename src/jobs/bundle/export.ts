@@ -2,6 +2,7 @@
 // the store, so memory stays flat in the bundle's size. Its exact length is known before the first byte
 // (every size is), which lets an HTTP response carry Content-Length and a reader detect a cut.
 import type { Readable } from 'node:stream';
+import { LongshoreError } from '../../errors.js';
 import { MediaType } from '../../registry/media-types.js';
 import type { Digest } from '../../registry/reference.js';
 import type { PlatformChoice, WarmedImage } from '../warm.js';
@@ -123,7 +124,7 @@ export async function* bundleChunks(plan: BundlePlan, open: OpenBlob, onBytes?: 
       } finally {
         stream.destroy();
       }
-      if (written !== entry.size) throw new Error(`blob ${entry.source.digest} changed size while being exported (${written} of ${entry.size} bytes)`);
+      if (written !== entry.size) throw new LongshoreError('LS_CONTENT_MISMATCH', `blob ${entry.source.digest} changed size while being exported (${written} of ${entry.size} bytes)`);
     }
     const pad = tarPadding(entry.size);
     if (pad.length > 0) yield pad;

@@ -413,13 +413,14 @@ function indexChildren(body: Buffer): Array<{ digest: Digest; mediaType: string 
 
 function parseJson(body: Buffer | undefined, name: string): unknown {
   if (!body) throw invalid(name, 'is missing: this is not an OCI image layout archive, or it was cut short');
+  let doc: unknown;
   try {
-    const doc = JSON.parse(body.toString('utf8')) as unknown;
-    if (typeof doc !== 'object' || doc === null) throw new Error('not an object');
-    return doc;
+    doc = JSON.parse(body.toString('utf8')) as unknown;
   } catch (err) {
     throw invalid(name, `is not valid JSON (${(err as Error).message})`);
   }
+  if (typeof doc !== 'object' || doc === null) throw invalid(name, 'is not valid JSON (not an object)');
+  return doc;
 }
 
 function invalid(entry: string, what: string, detail?: Record<string, unknown>): LongshoreError {
