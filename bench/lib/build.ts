@@ -3,7 +3,7 @@
 // node_modules is reached through a symlink, so the compiled files resolve the repo's dependencies.
 // Files under src/ that are not TypeScript are copied alongside, as `npm run build` copies src/ui.
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -21,7 +21,12 @@ export async function buildLongshore(repoRoot: string, outRoot: string): Promise
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outRoot, { recursive: true });
   const modules = join(outRoot, 'node_modules');
-  if (!existsSync(modules)) symlinkSync(join(repoRoot, 'node_modules'), modules, 'dir');
+  // The cache may hold a link from another checkout (a removed worktree: dangling): point it at this one.
+  const wanted = join(repoRoot, 'node_modules');
+  if (linkTarget(modules) !== wanted) {
+    rmSync(modules, { recursive: true, force: true });
+    symlinkSync(wanted, modules, 'dir');
+  }
   // The compiled files are ES modules, like the repo's ("type": "module" in its package.json).
   writeFileSync(join(outRoot, 'package.json'), '{ "type": "module", "private": true }\n');
   let typeErrors: string | null = null;
@@ -50,4 +55,13 @@ function copyAssets(srcDir: string, outDir: string): void {
     }
   };
   walk(srcDir);
+}
+
+/** Where a symbolic link points, or undefined when `path` is none (absent, or a real directory). */
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
 }
