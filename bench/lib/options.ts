@@ -32,12 +32,17 @@ export interface BenchOptions {
   resultsDir: string;
   /** Write no result files (still prints the table). */
   noWrite: boolean;
+  /**
+   * Longshore's log level in scenario 5: info (default; the issue-17 target is with request logs) or warn
+   * (no request lines: how runs before bf1410b measured, for comparing with them).
+   */
+  manifestLogLevel: 'info' | 'warn';
 }
 
 const DEFAULT_THROTTLE = '50MB/s';
 
 export const USAGE = `usage: npm run bench -- [--quick] [--only=1,3|cache-policy|scale] [--throttle=50MB/s] [--profile]
-                       [--loadgen=wrk|net] [--cache=DIR] [--results=DIR] [--no-write]`;
+                       [--loadgen=wrk|net] [--cache=DIR] [--results=DIR] [--no-write] [--manifest-log=info|warn]`;
 
 export function parseOptions(argv: readonly string[], repoRoot: string): BenchOptions {
   const options: BenchOptions = {
@@ -51,6 +56,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
     cacheDir: process.env.LONGSHORE_BENCH_CACHE ?? join(tmpdir(), 'longshore-bench-cache'),
     resultsDir: join(repoRoot, 'bench', 'results'),
     noWrite: false,
+    manifestLogLevel: 'info',
   };
   for (const arg of argv) {
     const [flag, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -93,6 +99,10 @@ export function parseOptions(argv: readonly string[], repoRoot: string): BenchOp
         break;
       case '--no-write':
         options.noWrite = true;
+        break;
+      case '--manifest-log':
+        if (value !== 'info' && value !== 'warn') throw new Error(`--manifest-log expects info or warn (got ${JSON.stringify(value)})`);
+        options.manifestLogLevel = value;
         break;
       case '--help':
       case '-h':

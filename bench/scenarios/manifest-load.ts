@@ -42,7 +42,7 @@ export async function manifestLoadScenario(ctx: ScenarioContext, getTool: 'wrk' 
   try {
     const urls = {} as Record<ServerKind, string>;
     for (const kind of SERVER_KINDS) {
-      mirrors[kind] = await ctx.startMirror(kind, undefined, kind === 'longshore' ? { logLevel: 'info', logFile: join(ctx.workDir, 'scenario-5-longshore.log') } : {});
+      mirrors[kind] = await ctx.startMirror(kind, undefined, kind === 'longshore' ? { logLevel: ctx.options.manifestLogLevel, logFile: join(ctx.workDir, 'scenario-5-longshore.log') } : {});
       urls[kind] = `${mirrors[kind].url}/v2/${image.repository}/manifests/${image.tag}`;
       const first = await fetch(urls[kind], { headers });
       await first.arrayBuffer();
@@ -130,7 +130,7 @@ export async function manifestLoadScenario(ctx: ScenarioContext, getTool: 'wrk' 
       ...(['GET', 'HEAD'] as const).map((m) => `bare node:http ${m} (same body and headers, own process): ` +
         floorRuns[m].map((r, i) => `${r.result.requestsPerSecond.toFixed(0)} req/s, p99 ${r.result.p99Ms.toFixed(2)} ms, load ${r.load.load[0]} ` +
           `(Longshore ÷ bare ${(per.longshore[m][i]!.result.requestsPerSecond / r.result.requestsPerSecond).toFixed(2)})`).join('; ')),
-      'Longshore ran at logLevel info: one request log line per request, written to a file.',
+      ctx.options.manifestLogLevel === 'info' ? 'Longshore ran at logLevel info: one request log line per request, written to a file.' : 'Longshore ran at logLevel warn (--manifest-log=warn): no request log lines.',
     ],
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }];
