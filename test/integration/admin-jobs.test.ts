@@ -3,71 +3,21 @@
 // runs as a child process, as an operator runs it, against an in-process mirror that announced its
 // admin URL in the data directory's lock.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { ConfigInput } from '../../src/config/schema.js';
 import { scanTar } from '../../src/jobs/bundle/tar.js';
 import { FakeRegistry, digestOf, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
 import { publishImage } from '../support/images.js';
 import { MediaType } from '../../src/registry/media-types.js';
+import { cli, onDisk, reported, serving } from '../support/admin-cli.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  lines: Array<Record<string, unknown>>;
-}
-
-function cli(configFile: string, ...args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--config', configFile], { cwd: ROOT, env: { ...process.env, LONGSHORE_CONFIG: '' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, lines });
-    });
-  });
-}
-
-/** Bytes and files under blobs/: what is really on disk. */
-function onDisk(dataDir: string): { bytes: number; objects: number } {
-  let bytes = 0;
-  let objects = 0;
-  for (const algorithm of ['sha256', 'sha512']) {
-    const root = join(dataDir, 'blobs', algorithm);
-    if (!existsSync(root)) continue;
-    for (const prefix of readdirSync(root)) {
-      for (const name of readdirSync(join(root, prefix))) {
-        bytes += statSync(join(root, prefix, name)).size;
-        objects++;
-      }
-    }
-  }
-  return { bytes, objects };
-}
-
-async function reported(mirror: TestMirror): Promise<{ bytes: number; objects: number }> {
-  const text = (await get(`${mirror.url}/metrics`)).body.toString();
-  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1]);
-  return { bytes: value('longshore_cache_size_bytes'), objects: value('longshore_cache_objects') };
-}
-
-async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<{ mirror: TestMirror; configFile: string }> {
-  const mirror = await startMirror(config);
-  await mirror.longshore.announce(mirror.url);
-  const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}.json`);
-  await writeFile(configFile, JSON.stringify({ ...config, dataDir: mirror.dataDir, cache: { minFreeSpace: 0 } }));
-  return { mirror, configFile };
-}
 
 async function pullAll(mirror: TestMirror, repository: string, tag: string, blobs: Iterable<string>): Promise<void> {
   assert.equal((await get(`${mirror.url}/v2/${repository}/manifests/${tag}`, { accept: ALL_MANIFEST_TYPES })).status, 200);

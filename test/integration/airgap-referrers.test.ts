@@ -5,23 +5,19 @@
 // those tags with no upstream at all. The CLI runs as a child process against serving mirrors, as an
 // operator runs it.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { ConfigInput } from '../../src/config/schema.js';
 import { TAR_END, readTar, scanTar, tarHeader, tarPadding } from '../../src/jobs/bundle/tar.js';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
-import { startMirror, type TestMirror } from '../support/mirror.js';
+import { cli, onDisk, reported, serving } from '../support/admin-cli.js';
+import type { TestMirror } from '../support/mirror.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const EMPTY = Buffer.from('{}');
@@ -30,46 +26,7 @@ const SBOM = 'application/spdx+json';
 const SUBJECT = 'org.opencontainers.image.referrer.subject';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
-interface CliResult { code: number; stdout: string; stderr: string; lines: Array<Record<string, unknown>> }
 interface Index { manifests: Array<{ digest: string; mediaType: string; size: number; artifactType?: string; annotations?: Record<string, string> }> }
-
-function cli(configFile: string, ...args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--config', configFile], { cwd: ROOT, env: { ...process.env, LONGSHORE_CONFIG: '' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, lines });
-    });
-  });
-}
-
-async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<{ mirror: TestMirror; configFile: string }> {
-  const mirror = await startMirror(config);
-  await mirror.longshore.announce(mirror.url);
-  const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}.json`);
-  await writeFile(configFile, JSON.stringify({ ...config, dataDir: mirror.dataDir, cache: { minFreeSpace: 0 } }));
-  return { mirror, configFile };
-}
-
-/** Bytes and files under blobs/: what is really on disk. */
-function onDisk(dataDir: string): { bytes: number; objects: number } {
-  let bytes = 0;
-  let objects = 0;
-  const root = join(dataDir, 'blobs', 'sha256');
-  if (!existsSync(root)) return { bytes, objects };
-  for (const prefix of readdirSync(root)) {
-    for (const name of readdirSync(join(root, prefix))) {
-      bytes += statSync(join(root, prefix, name)).size;
-      objects++;
-    }
-  }
-  return { bytes, objects };
-}
-
-async function reported(mirror: TestMirror): Promise<{ bytes: number; objects: number }> {
-  const text = (await get(`${mirror.url}/metrics`)).body.toString();
-  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1]);
-  return { bytes: value('longshore_cache_size_bytes'), objects: value('longshore_cache_objects') };
-}
 
 async function upstreamRequests(mirror: TestMirror): Promise<string[]> {
   const text = (await get(`${mirror.url}/metrics`)).body.toString();

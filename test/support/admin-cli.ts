@@ -1,0 +1,58 @@
+// The admin commands as a user runs them (`src/cli/main.ts` in a child process, against a serving
+// mirror's config file), and what the tests compare their effect with: the mirror's reported totals and
+// the files really under blobs/.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { get } from './http.js';
+import { startMirror, type TestMirror } from './mirror.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface CliResult { code: number; stdout: string; stderr: string; lines: Array<Record<string, unknown>> }
+
+/** `longshore <args> --config <configFile>`; `lines` are the JSON lines of its output (with --json). */
+export function cli(configFile: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--config', configFile], { cwd: ROOT, env: { ...process.env, LONGSHORE_CONFIG: '' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, lines });
+    });
+  });
+}
+
+/** A mirror that announces itself as its data directory's owner, and a config file naming that directory. */
+export async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<{ mirror: TestMirror; configFile: string }> {
+  const mirror = await startMirror(config);
+  await mirror.longshore.announce(mirror.url);
+  const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}.json`);
+  await writeFile(configFile, JSON.stringify({ ...config, dataDir: mirror.dataDir, cache: { minFreeSpace: 0 } }));
+  return { mirror, configFile };
+}
+
+/** Bytes and files under blobs/ (every algorithm): what is really on disk. */
+export function onDisk(dataDir: string): { bytes: number; objects: number } {
+  let bytes = 0;
+  let objects = 0;
+  for (const algorithm of ['sha256', 'sha512']) {
+    const root = join(dataDir, 'blobs', algorithm);
+    if (!existsSync(root)) continue;
+    for (const prefix of readdirSync(root)) {
+      for (const name of readdirSync(join(root, prefix))) {
+        bytes += statSync(join(root, prefix, name)).size;
+        objects++;
+      }
+    }
+  }
+  return { bytes, objects };
+}
+
+/** The cache's size and object count as the mirror reports them on /metrics. */
+export async function reported(mirror: TestMirror): Promise<{ bytes: number; objects: number }> {
+  const text = (await get(`${mirror.url}/metrics`)).body.toString();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1]);
+  return { bytes: value('longshore_cache_size_bytes'), objects: value('longshore_cache_objects') };
+}
