@@ -51,6 +51,53 @@ describe('catalog slices', () => {
     }
   });
 
+  it('runs one flush at a time: callers who ask meanwhile wait for it, and no turn of the event loop gets two slices', async () => {
+    const db = openDatabase(join(dir, 'single.db'));
+    try {
+      fill(db, 400);
+      const catalog = new Catalog(db, () => 1_000);
+      for (let i = 1; i <= 400; i++) catalog.recordHit(hex(i));
+      // Count slices per turn: a turn ends when a setImmediate queued at its start runs.
+      let slicesThisTurn = 0;
+      let most = 0;
+      let turns = 0;
+      let running = true;
+      const tick = () => {
+        most = Math.max(most, slicesThisTurn);
+        slicesThisTurn = 0;
+        turns++;
+        if (running) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const flush = catalog.flush.bind(catalog);
+      catalog.flush = (budgetMs?: number) => {
+        slicesThisTurn++;
+        return flush(budgetMs);
+      };
+      // The timer, the evictor and the bench all asking while a flush runs (1 ms slices: several slices).
+      const asked = [catalog.flushSlices(0), catalog.flushSlices(0), catalog.flushSlices(0)];
+      let written: number[];
+      try {
+        written = await Promise.all(asked);
+      } finally {
+        running = false;
+      }
+      assert.equal(asked[0], asked[1], 'a second caller joins the running flush');
+      assert.equal(asked[0], asked[2]);
+      assert.deepEqual(written, [400, 400, 400]);
+      assert.equal(catalog.pendingCount, 0);
+      assert.ok(turns > 1, `the flush spanned turns of the event loop (${turns})`);
+      assert.equal(most, 1, 'never two slices in one turn');
+      for (let i = 1; i <= 400; i += 57) assert.equal(catalog.content(hex(i))?.hits, 1, `hits of row ${i}`);
+      // Once it is done, a new call starts a new flush.
+      catalog.recordHit(hex(1));
+      assert.equal(await catalog.flushSlices(0), 1);
+      assert.equal(catalog.content(hex(1))?.hits, 2);
+    } finally {
+      db.close();
+    }
+  });
+
   it('leaves room in a slice for its commit, as long as the last commits took', () => {
     const db = openDatabase(join(dir, 'commit.db'));
     try {
