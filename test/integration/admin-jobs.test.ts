@@ -14,7 +14,7 @@ import { FakeRegistry, digestOf, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
 import { publishImage } from '../support/images.js';
 import { MediaType } from '../../src/registry/media-types.js';
-import { cli, onDisk, reported, serving } from '../support/admin-cli.js';
+import { bundleBlobs, cli, onDisk, reported, serving } from '../support/admin-cli.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
@@ -108,16 +108,6 @@ describe('warm, export and import across an air gap', () => {
     await rm(work, { recursive: true, force: true });
     await fake.close();
   });
-
-  async function bundleBlobs(file: string): Promise<string[]> {
-    const handle = await open(file, 'r');
-    try {
-      const { files } = await scanTar(handle, new Set());
-      return [...files.keys()].filter((n) => n.startsWith('blobs/')).map((n) => n.slice('blobs/'.length).replace('/', ':')).sort();
-    } finally {
-      await handle.close();
-    }
-  }
 
   it('warm fetches one platform of a multi-arch image, each blob once, and a second warm fetches nothing', async () => {
     const image = publishImage(fake, 'library/node', '20', 'oci', 150_000);

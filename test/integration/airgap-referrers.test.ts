@@ -15,7 +15,7 @@ import { TAR_END, readTar, scanTar, tarHeader, tarPadding } from '../../src/jobs
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
-import { cli, onDisk, reported, serving } from '../support/admin-cli.js';
+import { bundleBlobs, cli, onDisk, reported, serving } from '../support/admin-cli.js';
 import type { TestMirror } from '../support/mirror.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -37,16 +37,6 @@ async function bundleIndex(file: string): Promise<Index> {
   const handle = await open(file, 'r');
   try {
     return JSON.parse((await scanTar(handle, new Set(['index.json']))).bodies.get('index.json')!.toString()) as Index;
-  } finally {
-    await handle.close();
-  }
-}
-
-async function bundleBlobs(file: string): Promise<string[]> {
-  const handle = await open(file, 'r');
-  try {
-    const { files } = await scanTar(handle, new Set());
-    return [...files.keys()].filter((n) => n.startsWith('blobs/')).map((n) => n.slice('blobs/'.length).replace('/', ':')).sort();
   } finally {
     await handle.close();
   }

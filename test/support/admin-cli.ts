@@ -3,10 +3,11 @@
 // the files really under blobs/.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { scanTar } from '../../src/jobs/bundle/tar.js';
 import { get } from './http.js';
 import { startMirror, type TestMirror } from './mirror.js';
 
@@ -55,4 +56,15 @@ export async function reported(mirror: TestMirror): Promise<{ bytes: number; obj
   const text = (await get(`${mirror.url}/metrics`)).body.toString();
   const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1]);
   return { bytes: value('longshore_cache_size_bytes'), objects: value('longshore_cache_objects') };
+}
+
+/** The digests a bundle carries (its `blobs/<alg>/<hex>` entries), sorted. */
+export async function bundleBlobs(file: string): Promise<string[]> {
+  const handle = await open(file, 'r');
+  try {
+    const { files } = await scanTar(handle, new Set());
+    return [...files.keys()].filter((n) => n.startsWith('blobs/')).map((n) => n.slice('blobs/'.length).replace('/', ':')).sort();
+  } finally {
+    await handle.close();
+  }
 }
