@@ -58,9 +58,11 @@ try {
         const load = loadSnapshot().load[0];
         const sampler = ProcSampler.start(pid);
         const r = await runLoad(tool, { url: target, method, headers, connections: 32, seconds });
-        const cpuPerRequest = (sampler.stop().cpuSeconds / (r.requestsPerSecond * seconds)) * 1e6;
+        const usage = sampler.stop();
+        const cpuPerRequest = (usage.cpuSeconds / (r.requestsPerSecond * seconds)) * 1e6;
+        const systemPerRequest = (usage.systemSeconds / (r.requestsPerSecond * seconds)) * 1e6;
         console.log(`${method} (${tool}) ${name.padEnd(9)}: ${r.requestsPerSecond.toFixed(0).padStart(5)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ` +
-          `server CPU ${cpuPerRequest.toFixed(1)} µs/request, non-2xx ${r.non2xx}, errors ${r.errors}; load ${load}`);
+          `server CPU ${cpuPerRequest.toFixed(1)} µs/request (system ${systemPerRequest.toFixed(1)}), non-2xx ${r.non2xx}, errors ${r.errors}; load ${load}`);
       }
     }
   }

@@ -11,7 +11,7 @@ import { loadConfig } from './config/load.js';
 import { ConfigError, isLongshoreError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
 import { applyServerLimits } from './http/server-limits.js';
-import { createLogger, prettyDestination } from './observability/logger.js';
+import { createLogger, jsonDestination, prettyDestination } from './observability/logger.js';
 import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
 import { keepParserOnBaselineCompiler } from './upstream/parser-compiler.js';
 
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel,
-    config.logFormat === 'pretty' ? prettyDestination({ colorize: process.stdout.isTTY === true }) : undefined);
+    config.logFormat === 'pretty' ? prettyDestination({ colorize: process.stdout.isTTY === true }) : jsonDestination(config.logFlushInterval));
   const longshore = await createLongshore(config, log).catch((err: unknown) => {
     // auth.htpasswd or auth.signingKeyFile, read while the services are built; or another process
     // owns the data directory

@@ -19,6 +19,8 @@ export interface ProcUsage {
   peakRss: number;
   /** User + system CPU seconds spent in the phase. */
   cpuSeconds: number;
+  /** Of which in the kernel (system calls: socket and file writes). */
+  systemSeconds: number;
   samples: number;
   wallSeconds: number;
 }
@@ -29,16 +31,17 @@ function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
-function cpuTicks(pid: number): number {
+/** User and system CPU ticks of a process. */
+function cpuTicks(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may contain spaces; count fields after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return Number(fields[11]) + Number(fields[12]);
+  return { user: Number(fields[11]), system: Number(fields[12]) };
 }
 
 export class ProcSampler {
-  private readonly startTicks: number;
+  private readonly startTicks: { user: number; system: number };
   private readonly started = process.hrtime.bigint();
   private readonly timer: NodeJS.Timeout;
   private peak = 0;
@@ -71,7 +74,9 @@ export class ProcSampler {
     clearInterval(this.timer);
     this.sample();
     const hwm = statusField(this.pid, 'VmHWM');
-    const cpuSeconds = (cpuTicks(this.pid) - this.startTicks) / TICKS;
+    const end = cpuTicks(this.pid);
+    const systemSeconds = (end.system - this.startTicks.system) / TICKS;
+    const cpuSeconds = (end.user - this.startTicks.user) / TICKS + systemSeconds;
     return {
       startRss: this.startRss,
       sampledPeakRss: this.peak,
@@ -79,6 +84,7 @@ export class ProcSampler {
       hwmReset: this.hwmReset,
       peakRss: this.hwmReset ? Math.max(this.peak, hwm) : this.peak,
       cpuSeconds,
+      systemSeconds,
       samples: this.samples,
       wallSeconds: Number(process.hrtime.bigint() - this.started) / 1e9,
     };
@@ -105,6 +111,7 @@ export function combineUsage(runs: readonly ProcUsage[]): ProcUsage {
     hwmReset: runs.every((r) => r.hwmReset),
     peakRss: Math.max(...runs.map((r) => r.peakRss)),
     cpuSeconds: runs.reduce((sum, r) => sum + r.cpuSeconds, 0),
+    systemSeconds: runs.reduce((sum, r) => sum + r.systemSeconds, 0),
     samples: runs.reduce((sum, r) => sum + r.samples, 0),
     wallSeconds: runs.reduce((sum, r) => sum + r.wallSeconds, 0),
   };

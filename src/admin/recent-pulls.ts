@@ -17,13 +17,16 @@ export interface RecentPull {
   bytes: number;
 }
 
+/** What a finished request records: the time in ms since the epoch, formatted only when the list is read. */
+export type PullRecord = Omit<RecentPull, 'time'> & { at: number };
+
 export class RecentPulls {
-  private readonly ring: RecentPull[] = [];
+  private readonly ring: PullRecord[] = [];
   private next = 0;
 
   constructor(readonly capacity = 200) {}
 
-  record(pull: RecentPull): void {
+  record(pull: PullRecord): void {
     if (this.ring.length < this.capacity) this.ring.push(pull);
     else this.ring[this.next] = pull;
     this.next = (this.next + 1) % this.capacity;
@@ -33,7 +36,8 @@ export class RecentPulls {
   list(limit = this.capacity): RecentPull[] {
     const out: RecentPull[] = [];
     for (let i = 1; i <= Math.min(limit, this.ring.length); i++) {
-      out.push(this.ring[(this.next - i + this.capacity) % this.capacity]!);
+      const { at, ...pull } = this.ring[(this.next - i + this.capacity) % this.capacity]!;
+      out.push({ time: new Date(at).toISOString(), ...pull });
     }
     return out;
   }

@@ -195,6 +195,13 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Log output: "json" (one pino JSON object a line) or "pretty" (human-readable, coloured on a TTY). Default json. */
   logFormat: z.enum(['json', 'pretty']).default('json'),
+  /**
+   * JSON log lines are written in batches: whenever 4 KiB are waiting, and at the latest this long after a
+   * line was logged. A process that exits (normally, on a signal, or on a crash that Node reports) writes
+   * what is waiting first; a kill -9 loses at most this window. 0 writes every line at once, synchronously
+   * (each request then costs a write to the log). Default 100 ms.
+   */
+  logFlushInterval: duration('logFlushInterval').default(100),
   /** On SIGTERM, how long responses and downloads in progress may take to finish before the process exits anyway. Default 30 s. */
   shutdownGrace: duration('shutdownGrace').default(30_000),
   /**

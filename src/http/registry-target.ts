@@ -31,12 +31,16 @@ const REFERRERS = /^\/(.+)\/referrers\/([^/]+)$/;
 export function parseTarget(path: string): RegistryTarget {
   if (path === '/' || path === '') return { endpoint: 'base' };
   if (path === '/_catalog') return { endpoint: 'catalog' };
-  let m = UPLOAD_START.exec(path);
-  if (m) return { endpoint: 'upload-start', name: m[1]! };
-  m = UPLOAD.exec(path);
-  if (m) return { endpoint: 'upload', name: m[1]!, id: m[2]! };
-  // "<name>/blobs/uploads/<not a session id>" is no blob either.
-  if (/\/blobs\/uploads\/[^/]*$/.test(path)) return { endpoint: 'unknown' };
+  let m: RegExpExecArray | null;
+  // The upload patterns all contain this; most requests (manifests, blobs) skip them on one search.
+  if (path.includes('/blobs/uploads')) {
+    m = UPLOAD_START.exec(path);
+    if (m) return { endpoint: 'upload-start', name: m[1]! };
+    m = UPLOAD.exec(path);
+    if (m) return { endpoint: 'upload', name: m[1]!, id: m[2]! };
+    // "<name>/blobs/uploads/<not a session id>" is no blob either.
+    if (/\/blobs\/uploads\/[^/]*$/.test(path)) return { endpoint: 'unknown' };
+  }
   m = CONTENT.exec(path);
   if (m) return m[2] === 'manifests' ? { endpoint: 'manifest', name: m[1]!, reference: m[3]! } : { endpoint: 'blob', name: m[1]!, digest: m[3]! };
   m = TAGS.exec(path);

@@ -1,6 +1,6 @@
 // Stops an HTTP server gracefully. server.close() alone closes the listening socket (new connections
 // are refused) but leaves kept-alive connections open until their keep-alive timeout, also those whose
-// response was in progress. Here a connection is closed as soon as it falls idle, and a request that
+// response was in progress. Here a connection is closed once it falls idle (within 50 ms), and a request that
 // arrives on an open connection during the drain is answered with `Connection: close`.
 // Behind a load balancer, announce() comes first (config `drainDelay`): the listener stays open and
 // every response says `Connection: close`, so the balancer's pooled connections end one by one while it
@@ -8,18 +8,16 @@
 // (closing an idle connection the balancer is about to reuse would race with its next request).
 import type { Server, ServerResponse } from 'node:http';
 
+/** While closing, idle connections are closed this often. */
+const SWEEP_MS = 50;
+
 export class ServerDrain {
   private draining = false;
-  private closing = false;
 
   constructor(private readonly server: Server) {
     // Prepended: the app may send its headers synchronously, after which none can be added.
     server.prependListener('request', (_req, res: ServerResponse) => {
       if (this.draining) res.setHeader('connection', 'close');
-      res.once('close', () => {
-        // After the server's own 'finish' handling has detached the socket from this response.
-        if (this.closing) setImmediate(() => server.closeIdleConnections());
-      });
     });
   }
 
@@ -34,13 +32,17 @@ export class ServerDrain {
    */
   async close(graceMs: number): Promise<boolean> {
     this.draining = true;
-    this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    // A response in progress whose headers went out before the drain keeps its connection alive: it falls
+    // idle when the response ends, and is closed at the next sweep. (A listener per response would do it
+    // at once, but every request would pay for it, also when no shutdown ever comes.)
+    const sweep = setInterval(() => this.server.closeIdleConnections(), SWEEP_MS);
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
     const inTime = await Promise.race([closed.then(() => true as const), expired]);
     clearTimeout(timer);
+    clearInterval(sweep);
     if (!inTime) {
       this.server.closeAllConnections();
       await closed;

@@ -54,6 +54,8 @@ const CACHED_TAGS = 20_000;
 const CACHED_CONTENT = 50_000;
 /** At most this many recently asked-for digests are remembered (about 150 bytes each). */
 const RECENT_ENTRIES = 100_000;
+/** Expired recent entries are dropped at most this often. */
+const RECENT_PRUNE_MS = 1_000;
 /** Manifests naming a candidate that liftToImage looks at (and, for each, the indexes naming it). */
 export const LIFT_PARENTS = 64;
 /** Bits of content.keep: rows with any bit set are out of the eviction index. */
@@ -141,6 +143,7 @@ export class Catalog implements ContentIndex, EvictionIndex, LocalRepositoryInde
   private readonly recentMs: number;
   /** Digests asked for within recentMs, by time, oldest first. */
   private readonly recent = new Map<Digest, number>();
+  private recentPruned = 0;
   private readonly writeRoomHook: (() => Promise<void> | undefined) | undefined;
   /** Average commit time of the last sliced transactions (ms), see inSlice. */
   private commitMs = 0;
@@ -594,6 +597,10 @@ export class Catalog implements ContentIndex, EvictionIndex, LocalRepositoryInde
     // Re-inserted, so that the map stays ordered by time and is pruned from its front.
     this.recent.delete(digest);
     this.recent.set(digest, now);
+    // Expired entries are harmless until pruned (recentlyUsed checks the age), so the walk from the front
+    // runs when the map is full or once per RECENT_PRUNE_MS, not on every hit.
+    if (this.recent.size <= RECENT_ENTRIES && now - this.recentPruned < RECENT_PRUNE_MS) return;
+    this.recentPruned = now;
     for (const [oldest, at] of this.recent) {
       if (this.recent.size <= RECENT_ENTRIES && now - at < this.recentMs) break;
       this.recent.delete(oldest);

@@ -22,7 +22,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     {
       level,
       base: { service: 'longshore' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMillisecond(),
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
@@ -30,16 +30,85 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
+/** Waiting lines are written once this many bytes are waiting (or when the interval runs out). */
+const BATCH_BYTES = 4096;
 /**
- * A child of `log` that does not run the redaction, for the one request line per request (http/
- * middleware/request-context.ts) and nothing else. Its fields are fixed: request id, method, path (a
- * string), status, bytes, cache outcome, ms, aborted; none is a key REDACTED_PATHS names, and no value is
- * an object, so redaction never changes that line. It did cost: ~60 µs of a ~180 µs warm manifest hit
- * under scenario 5's load went to scanning and copying the record for paths it did not have
- * (bench/NOTES.md §3). Anything that logs an object it did not build itself must use a redacting logger.
+ * Waiting lines beyond this are dropped (sonic-boom's maxLength), when the reader of the output (a
+ * container runtime's log driver, a pipe) stops reading: the server keeps serving and its memory stays
+ * bounded, where a synchronous write would block every request.
  */
-export function requestLineLogger(log: Logger): Logger {
-  return log.child({}, { redact: [] });
+const MAX_WAITING_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Where JSON lines go: standard output, written in batches (config `logFlushInterval`). A synchronous
+ * write per line cost a warm manifest hit about a fifth of its CPU time at `info`, one request line per
+ * request (bench/NOTES.md §3). pino writes what is waiting synchronously when the process exits, also
+ * after an uncaught exception; a kill -9 loses at most one interval. `flushMs` 0: each line at once.
+ */
+export function jsonDestination(flushMs: number, fd = 1): DestinationStream {
+  if (flushMs <= 0) return pino.destination({ dest: fd, sync: true });
+  // In buffer mode: in its string mode sonic-boom measures the UTF-8 length of the whole waiting batch
+  // on every line (Buffer.byteLength), which cost more than encoding the line once here.
+  const batches = pino.destination({ dest: fd, sync: false, contentMode: 'buffer', minLength: BATCH_BYTES, maxLength: MAX_WAITING_BYTES, periodicFlush: flushMs });
+  return {
+    write: (line: string) => batches.write(Buffer.from(line) as unknown as string),
+    flush: (cb?: (err?: Error) => void) => batches.flush(cb),
+    flushSync: () => batches.flushSync(),
+  } as DestinationStream;
+}
+
+/**
+ * pino's isoTime, formatting the date once per millisecond rather than once per line: under load many
+ * lines share a millisecond, and the request line is written for every request.
+ */
+function isoTimeOncePerMillisecond(): () => string {
+  let at = -1;
+  let field = '';
+  return () => {
+    const now = Date.now();
+    if (now !== at) {
+      at = now;
+      field = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return field;
+  };
+}
+
+/** The request line's fields (http/middleware/request-context.ts): fixed, none secret, none an object. */
+export interface RequestLine {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+  cache: string | undefined;
+  ms: number;
+  aborted?: boolean;
+}
+
+/**
+ * Writes the one request line per request into `log`'s destination at `info`, as `log.info(line,
+ * 'request')` would write it (test/unit/logger.test.ts compares the two byte for byte, bar the time), or
+ * returns undefined when `log` is above `info` (the level is read once). It builds the line itself: the
+ * fields are fixed and none is a key REDACTED_PATHS names, so redaction would never change it, and the
+ * generic serialiser was most of the cost of logging it: through pino's redacting logger ~60 µs of a ~180
+ * µs warm manifest hit under scenario 5's load went to scanning the record for paths it did not have, and
+ * pino's own serialising was still ~6 % of a hit after that was skipped (bench/NOTES.md §3). The level
+ * label, the time and the bindings (service, component) come from `log` itself. Anything that logs an
+ * object it did not build itself must use a redacting logger.
+ */
+export function requestLineWriter(log: Logger): ((line: RequestLine) => void) | undefined {
+  if (!log.isLevelEnabled('info')) return undefined;
+  const internals = log as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as { write(line: string): unknown };
+  const time = internals[pino.symbols.timeSym] as () => string;
+  const bindings = internals[pino.symbols.chindingsSym] as string;
+  const head = `{"level":"info"`;
+  return (line) => {
+    const cache = line.cache === undefined ? '' : `,"cache":${JSON.stringify(line.cache)}`;
+    const aborted = line.aborted === undefined ? '' : `,"aborted":${line.aborted}`;
+    stream.write(`${head}${time()}${bindings},"requestId":${JSON.stringify(line.requestId)},"method":${JSON.stringify(line.method)},"path":${JSON.stringify(line.path)},"status":${line.status},"bytes":${line.bytes}${cache},"ms":${line.ms}${aborted},"msg":"request"}\n`);
+  };
 }
 
 /**

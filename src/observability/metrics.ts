@@ -13,29 +13,137 @@ export interface StateProbes {
   upstreams(): Array<{ name: string; rateLimitRemaining: number | undefined; rateLimitLimit: number | undefined; circuitOpen: boolean }>;
 }
 
+/** Upper bounds of longshore_http_request_duration_seconds, in seconds. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** One combination of a finished request's labels, and what was tallied for it. */
+export interface TallyRow {
+  readonly route: string;
+  readonly method: string;
+  readonly status: string;
+  readonly cache: string;
+  count: number;
+  bytes: number;
+  seconds: number;
+  /** Requests per duration bucket (not cumulative); the last slot is above the largest bound. */
+  readonly buckets: Float64Array;
+}
+
+/**
+ * Every finished request, counted in plain fields (http/middleware/request-context.ts). Three prom-client
+ * updates per request, each validating and hashing its labels, cost a warm manifest hit ~5 % of its CPU
+ * time (bench/NOTES.md §3); here a request costs one map lookup, and the requests counter, the duration
+ * histogram and the served-bytes counter read the rows when they are scraped. The rows are bounded:
+ * routes, methods (Node's parser knows a fixed set), statuses and cache outcomes are small sets.
+ */
+export class RequestTally {
+  private readonly byKey = new Map<string, TallyRow>();
+
+  constructor(readonly bounds: readonly number[] = DURATION_BUCKETS) {}
+
+  note(route: string, method: string, status: number, cache: string, seconds: number, bytes: number): void {
+    const key = `${route} ${method} ${status} ${cache}`;
+    let row = this.byKey.get(key);
+    if (!row) {
+      row = { route, method, status: String(status), cache, count: 0, bytes: 0, seconds: 0, buckets: new Float64Array(this.bounds.length + 1) };
+      this.byKey.set(key, row);
+    }
+    row.count++;
+    row.bytes += bytes;
+    row.seconds += seconds;
+    // The first bound the value does not exceed (Prometheus' le), as prom-client places it.
+    let bucket = 0;
+    while (bucket < this.bounds.length && seconds > this.bounds[bucket]!) bucket++;
+    row.buckets[bucket]!++;
+  }
+
+  rows(): Iterable<TallyRow> {
+    return this.byKey.values();
+  }
+
+  clear(): void {
+    this.byKey.clear();
+  }
+}
+
+type DurationLabels = 'route' | 'cache';
+type DurationExport = Awaited<ReturnType<Histogram<DurationLabels>['get']>>;
+
+const DURATION_NAME = 'longshore_http_request_duration_seconds';
+
+/**
+ * longshore_http_request_duration_seconds, exported from a RequestTally's rows in the shape prom-client's
+ * own Histogram exports (test/unit/metrics.test.ts compares the two). prom-client's typings describe that
+ * shape loosely (a numeric `type` enum where the library uses strings), hence the one cast.
+ */
+class TalliedDurations extends Histogram<DurationLabels> {
+  constructor(private readonly tally: RequestTally, registry: Registry) {
+    super({
+      name: DURATION_NAME,
+      help: 'Time from request to the end of the response, by route and cache outcome.',
+      labelNames: ['route', 'cache'] as const,
+      buckets: [...tally.bounds],
+      registers: [registry],
+    });
+  }
+
+  override async get(): Promise<DurationExport> {
+    const groups = new Map<string, { route: string; cache: string; buckets: Float64Array; sum: number; count: number }>();
+    for (const row of this.tally.rows()) {
+      const key = `${row.route} ${row.cache}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, group = { route: row.route, cache: row.cache, buckets: new Float64Array(row.buckets.length), sum: 0, count: 0 });
+      for (let i = 0; i < row.buckets.length; i++) group.buckets[i]! += row.buckets[i]!;
+      group.sum += row.seconds;
+      group.count += row.count;
+    }
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const { route, cache, buckets, sum, count } of groups.values()) {
+      let cumulative = 0;
+      this.tally.bounds.forEach((le, i) => {
+        cumulative += buckets[i]!;
+        values.push({ labels: { le, route, cache }, value: cumulative, metricName: `${DURATION_NAME}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf', route, cache }, value: count, metricName: `${DURATION_NAME}_bucket` });
+      values.push({ labels: { route, cache }, value: sum, metricName: `${DURATION_NAME}_sum` });
+      values.push({ labels: { route, cache }, value: count, metricName: `${DURATION_NAME}_count` });
+    }
+    const { help, aggregator } = this as unknown as { help: string; aggregator: string };
+    return { name: DURATION_NAME, help, type: 'histogram', values, aggregator } as unknown as DurationExport;
+  }
+
+  /** What the registry's text format reads when a metric has it (prom-client's Histogram does). */
+  getForPromString(): Promise<DurationExport> {
+    return this.get();
+  }
+
+  /** Called by prom-client's constructor too, before the tally is set. */
+  override reset(): void {
+    (this.tally as RequestTally | undefined)?.clear();
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly httpRequests = new Counter({
+  /** Finished requests; the three metrics below are read from it at scrape time. */
+  readonly requests = new RequestTally();
+
+  // Read-only outside: they are fed from `requests` only (an inc here would be lost at the next scrape).
+  readonly httpRequests: Pick<Counter<'route' | 'method' | 'status' | 'cache'>, 'get'> = requestCounter(this.registry, this.requests, {
     name: 'longshore_http_requests_total',
     help: 'Requests answered, by route, method, status and cache outcome.',
-    labelNames: ['route', 'method', 'status', 'cache'] as const,
-    registers: [this.registry],
+    labelNames: ['route', 'method', 'status', 'cache'],
+    value: (row) => row.count,
   });
 
-  readonly httpDuration = new Histogram({
-    name: 'longshore_http_request_duration_seconds',
-    help: 'Time from request to the end of the response, by route and cache outcome.',
-    labelNames: ['route', 'cache'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [this.registry],
-  });
+  readonly httpDuration: Pick<Histogram<DurationLabels>, 'get'> = new TalliedDurations(this.requests, this.registry);
 
-  readonly servedBytes = new Counter({
+  readonly servedBytes: Pick<Counter<'cache'>, 'get'> = requestCounter(this.registry, this.requests, {
     name: 'longshore_served_bytes_total',
     help: 'Response bytes sent to clients, by cache outcome (hit: from the local store).',
-    labelNames: ['cache'] as const,
-    registers: [this.registry],
+    labelNames: ['cache'],
+    value: (row) => row.bytes,
   });
 
   readonly upstreamBytes = new Counter({
@@ -212,4 +320,27 @@ export class Metrics {
     gauge('longshore_sync_bytes', 'Bytes of the images the sync rule kept cached in its last run.', (s) => s.bytes);
     gauge('longshore_sync_failed_runs', 'Runs of the sync rule that met an error, since start.', (s) => s.failures);
   }
+}
+
+/**
+ * A counter whose value per label set is summed from a RequestTally's rows when it is scraped: a label set
+ * whose sum is 0 is not exported (as a prom-client counter that was never incremented).
+ */
+function requestCounter<L extends keyof TallyRow & string>(registry: Registry, tally: RequestTally, spec: { name: string; help: string; labelNames: L[]; value: (row: TallyRow) => number }): Counter<L> {
+  return new Counter<L>({
+    name: spec.name,
+    help: spec.help,
+    labelNames: spec.labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const row of tally.rows()) {
+        const value = spec.value(row);
+        if (value === 0) continue;
+        const labels = {} as Record<L, string>;
+        for (const name of spec.labelNames) labels[name] = String(row[name]);
+        this.inc(labels, value);
+      }
+    },
+  });
 }

@@ -251,6 +251,11 @@ export class LocalContent {
     this.growth.grew();
   }
 
+  /** Counts a hit on content a caller found, just now, that holds() is true for (so the link is recorded). */
+  noteHit(digest: Digest): void {
+    this.catalog.recordHit(digest);
+  }
+
   /** Counts a hit on content the repository was found to hold. */
   noteAccess(upstream: string, repository: string, digest: Digest): void {
     this.catalog.recordHit(digest);

@@ -171,7 +171,8 @@ export class ProxyRegistry implements Registry {
       if (known && this.fresh(known, entry, reference.tag) && this.local.holds(repo.upstream, repo.name, known.digest)) stored = this.local.manifest(known.digest);
     }
     const answer = stored && this.local.answerInMemory(stored, method, 'hit');
-    if (answer) this.local.noteAccess(repo.upstream, repo.name, answer.digest);
+    // holds() was true just now, so the link is recorded: only the hit is left to count.
+    if (answer) this.local.noteHit(answer.digest);
     return answer;
   }
 

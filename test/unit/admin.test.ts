@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CounterHistory } from '../../src/admin/history.js';
-import { RecentPulls, type RecentPull } from '../../src/admin/recent-pulls.js';
+import { RecentPulls, type PullRecord } from '../../src/admin/recent-pulls.js';
 import { readTotals, type CounterSample } from '../../src/admin/totals.js';
 import { Metrics } from '../../src/observability/metrics.js';
 
-function pull(n: number): RecentPull {
-  return { time: new Date(n).toISOString(), method: 'GET', upstream: 'docker.io', repository: `library/r${n}`, reference: 'latest', digest: null, cache: 'hit', status: 200, bytes: n };
+function pull(n: number): PullRecord {
+  return { at: n, method: 'GET', upstream: 'docker.io', repository: `library/r${n}`, reference: 'latest', digest: null, cache: 'hit', status: 200, bytes: n };
 }
 
 function sample(n: number): CounterSample {
@@ -22,6 +22,9 @@ describe('recent pulls', () => {
     assert.deepEqual(recent.list(2).map((p) => p.bytes), [5, 4]);
     recent.record(pull(6));
     assert.deepEqual(recent.list().map((p) => p.bytes), [6, 5, 4]);
+    // The time is recorded as a number and read as ISO 8601.
+    assert.equal(recent.list(1)[0]!.time, new Date(6).toISOString());
+    assert.ok(!('at' in recent.list(1)[0]!));
   });
 });
 
@@ -47,16 +50,15 @@ describe('totals', () => {
   it('sums requests and bytes by where the content came from', async () => {
     const metrics = new Metrics({ cache: () => ({ bytes: 0, objects: 0 }), downloads: () => ({ inFlight: 0, followers: 0 }), upstreams: () => [] });
     assert.equal((await readTotals(metrics)).hitRatio, null);
-    const request = (cache: string, n = 1) => metrics.httpRequests.inc({ route: 'blob', method: 'GET', status: '200', cache }, n);
-    request('hit', 5);
+    const request = (cache: string, n = 1, bytes = 0) => {
+      for (let i = 0; i < n; i++) metrics.requests.note('blob', 'GET', 200, cache, 0.01, i === 0 ? bytes : 0);
+    };
+    request('hit', 5, 700);
     request('revalidated');
     request('stale');
-    request('miss', 2);
+    request('miss', 2, 300);
     request('coalesced');
-    request('none', 100);
-    metrics.servedBytes.inc({ cache: 'hit' }, 700);
-    metrics.servedBytes.inc({ cache: 'miss' }, 300);
-    metrics.servedBytes.inc({ cache: 'none' }, 5000);
+    request('none', 100, 5000);
     metrics.upstreamBytes.inc({ upstream: 'docker.io' }, 250);
     metrics.upstreamBytes.inc({ upstream: 'ghcr.io' }, 50);
     const totals = await readTotals(metrics, () => 42);

@@ -73,7 +73,7 @@ describe('Grafana dashboard', () => {
     }
 
     const metrics = new Metrics({ cache: () => ({ bytes: 0, objects: 0 }), downloads: () => ({ inFlight: 0, followers: 0 }), upstreams: () => [] }, 'node-a');
-    metrics.httpRequests.inc({ route: 'blob', method: 'GET', status: '200', cache: 'hit' });
+    metrics.requests.note('blob', 'GET', 200, 'hit', 0.01, 0);
     assert.match(await metrics.registry.metrics(), /longshore_http_requests_total\{[^}]*node="node-a"/);
   });
 });

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger, prettyDestination, requestLineLogger } from '../../src/observability/logger.js';
+import { createLogger, prettyDestination, requestLineWriter, type RequestLine } from '../../src/observability/logger.js';
+import { waitFor } from '../support/wait.js';
 
-function sink(): { stream: Writable; text(): string } {
+function sink(): { stream: Writable; text(): string; clear(): void } {
   let text = '';
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -11,7 +17,7 @@ function sink(): { stream: Writable; text(): string } {
       cb();
     },
   });
-  return { stream, text: () => text };
+  return { stream, text: () => text, clear: () => { text = ''; } };
 }
 
 describe('logger', () => {
@@ -24,20 +30,29 @@ describe('logger', () => {
     assert.ok(!out.text().includes('hunter2') && !out.text().includes('Bearer abc'));
   });
 
-  it('writes the request line without redaction exactly as the redacting logger does, and leaves the parent redacting', () => {
+  it('writes the request line byte for byte as the redacting logger does (bar the time), and leaves the logger redacting', () => {
     const out = sink();
     const log = createLogger('info', out.stream).child({ component: 'http' });
-    const lines = requestLineLogger(log);
-    const line = { requestId: 'r-1', method: 'GET', path: '/v2/library/alpine/manifests/3?ns=docker.io', status: 200, bytes: 527, cache: 'hit', ms: 0.25, aborted: true };
-    log.info(line, 'request');
-    lines.info(line, 'request');
-    const [redacted, plain] = out.text().trim().split('\n').map((text) => JSON.parse(text) as Record<string, unknown>);
-    delete redacted!.time;
-    delete plain!.time;
-    assert.deepEqual(plain, redacted);
-    assert.deepEqual(plain, { level: 'info', service: 'longshore', component: 'http', ...line, msg: 'request' });
+    const writeLine = requestLineWriter(log)!;
+    const lines: RequestLine[] = [
+      { requestId: 'r-1', method: 'GET', path: '/v2/library/alpine/manifests/3?ns=docker.io', status: 200, bytes: 527, cache: 'hit', ms: 0.25, aborted: true },
+      { requestId: '0b5c4f6e-7a1d-4c8e-9f2a-3d5b6c7e8f90', method: 'HEAD', path: '/v2/a/manifests/x', status: 404, bytes: 0, cache: undefined, ms: 12.345678 },
+      // A client chooses the path: quotes, backslashes, control and non-ASCII characters are escaped as JSON.
+      { requestId: 'r-3', method: 'GET', path: '/v2/"a\\b"/\u0001\u001f\u2028é😀/manifests/%22', status: 400, bytes: 93, cache: 'none', ms: 1e-7 },
+    ];
+    for (const line of lines) {
+      out.clear();
+      log.info(line, 'request');
+      writeLine(line);
+      const [viaPino, written] = out.text().split('\n').filter(Boolean).map((text) => text.replace(/,"time":"[^"]+"/, ''));
+      assert.equal(written, viaPino);
+      const record = JSON.parse(written!) as Record<string, unknown>;
+      assert.deepEqual(record, { level: 'info', service: 'longshore', component: 'http', ...JSON.parse(JSON.stringify(line)), msg: 'request' });
+    }
     log.info({ headers: { authorization: 'Bearer abc' } }, 'other');
     assert.ok(!out.text().includes('Bearer abc'));
+    // Above info there is no request line at all.
+    assert.equal(requestLineWriter(createLogger('warn', out.stream)), undefined);
   });
 
   it('writes one readable line per record in pretty format, uncoloured off a TTY', () => {
@@ -54,5 +69,49 @@ describe('logger', () => {
     const out = sink();
     createLogger('info', prettyDestination({ colorize: true, destination: out.stream })).warn('careful');
     assert.ok(out.text().includes('\u001b['), 'colour escapes present');
+  });
+});
+
+describe('batched JSON destination (logFlushInterval)', () => {
+  const child = new URL('../support/log-child.ts', import.meta.url).pathname;
+  /** Runs the child with its stdout in a file; returns the file's lines and the child. */
+  function run(ending: string, lines: number) {
+    const dir = mkdtempSync(join(tmpdir(), 'longshore-log-'));
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, ending, String(lines)], { stdio: ['ignore', fd, 'ignore'] });
+    closeSync(fd);
+    const read = () => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    return { proc, read, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  }
+
+  for (const [ending, code] of [['return', 0], ['exit', 3], ['throw', 1]] as const) {
+    it(`writes every waiting line when the process ends (${ending})`, async () => {
+      const { proc, read, cleanup } = run(ending, 2000);
+      try {
+        const [exitCode] = (await once(proc, 'exit')) as [number];
+        assert.equal(exitCode, code);
+        const records = read();
+        assert.equal(records.length, 2001);
+        assert.deepEqual(records.slice(0, 2000).map((r) => r.requestId), Array.from({ length: 2000 }, (_, i) => `r-${i}`));
+        assert.equal(records[1999]!.path, '/v2/é/manifests/1999');
+        assert.equal(records[2000]!.msg, 'last line');
+      } finally {
+        cleanup();
+      }
+    });
+  }
+
+  it('writes a lone line within the interval, with no later line and no exit to push it out', async () => {
+    const { proc, read, cleanup } = run('stay', 1);
+    try {
+      const records = await waitFor(() => read().length === 2 && read(), { what: 'both lines in the file', timeoutMs: 10_000 });
+      assert.equal(records[1]!.msg, 'last line');
+      assert.equal(proc.exitCode, null, 'the child is still running');
+    } finally {
+      proc.kill('SIGKILL');
+      await once(proc, 'exit').catch(() => undefined);
+      cleanup();
+    }
   });
 });

@@ -3,10 +3,11 @@
 // The same hook counts the request in the metrics and, for a manifest request, notes it as a recent pull.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { RecentPulls } from '../../admin/recent-pulls.js';
-import { requestLineLogger } from '../../observability/logger.js';
+import { requestLineWriter, type RequestLine } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CacheOutcome } from '../../registry/types.js';
 import { basicCredentials } from '../authorization.js';
@@ -38,10 +39,10 @@ const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export type RequestStart = (req: IncomingMessage, res: ServerResponse, locals: RequestLocals) => void;
 
 export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls): RequestStart {
-  // The level is fixed at start-up; at warn and above no request line is built at all.
-  const logRequests = log.isLevelEnabled('info');
-  // The request line has fixed, never secret fields: it skips the redaction (see requestLineLogger).
-  const lines = requestLineLogger(log);
+  const requests = metrics?.requests;
+  // The level is fixed at start-up; at warn and above no request line is built at all. The line has
+  // fixed, never secret fields: it is written without pino's generic serialiser (see requestLineWriter).
+  const writeLine = requestLineWriter(log);
   return (req, res, locals) => {
     const started = process.hrtime.bigint();
     const path = req.url ?? '';
@@ -57,38 +58,24 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
     const bytesBefore = socket.bytesWritten;
     const done = () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const bytes = bodyBytes(req, res, socket.bytesWritten - bytesBefore);
-      const cache = locals.cache ?? 'none';
-      const route = locals.route ?? 'other';
-      metrics?.httpRequests.inc({ route, method: req.method ?? '', status: String(res.statusCode), cache });
-      metrics?.httpDuration.observe({ route, cache }, ms / 1000);
-      if (bytes > 0) metrics?.servedBytes.inc({ cache }, bytes);
+      const finished = res.writableFinished;
+      const bytes = bodyBytes(req, res, finished, socket, bytesBefore);
+      const status = res.statusCode;
+      const method = req.method ?? '';
+      const cache = locals.cache;
+      requests?.note(locals.route ?? 'other', method, status, cache ?? 'none', ms / 1000, bytes);
       if (locals.pull && recentPulls) {
         const digest = res.getHeader('docker-content-digest');
-        recentPulls.record({
-          time: new Date().toISOString(),
-          method: req.method ?? '',
-          ...locals.pull,
-          digest: typeof digest === 'string' ? digest : null,
-          cache: locals.cache ?? null,
-          status: res.statusCode,
-          bytes,
-        });
+        const { upstream, repository, reference } = locals.pull;
+        recentPulls.record({ at: Date.now(), method, upstream, repository, reference, digest: typeof digest === 'string' ? digest : null, cache: cache ?? null, status, bytes });
       }
-      if (!logRequests) return;
-      lines.info({
-        requestId,
-        method: req.method,
-        path,
-        status: res.statusCode,
-        bytes,
-        cache: locals.cache,
-        ms,
-        ...(res.writableFinished ? {} : { aborted: true }),
-      }, 'request');
+      if (!writeLine) return;
+      const line: RequestLine = { requestId, method, path, status, bytes, cache, ms };
+      if (!finished) line.aborted = true;
+      writeLine(line);
     };
     // 'close' comes after 'finish' on a finished response, and alone on a broken one: one listener.
-    res.once('close', done);
+    res.on('close', done);
   };
 }
 
@@ -99,9 +86,9 @@ export function requestContext(start: RequestStart) {
   };
 }
 
-/** Body bytes sent: the declared length of a finished response, else what went out on the socket. */
-function bodyBytes(req: IncomingMessage, res: ServerResponse, socketBytes: number): number {
+/** Body bytes sent: the declared length of a finished response, else what went out on the socket since the request began. */
+function bodyBytes(req: IncomingMessage, res: ServerResponse, finished: boolean, socket: Socket, socketBytesBefore: number): number {
   if (req.method === 'HEAD' || res.statusCode === 304) return 0;
-  const declared = Number(res.getHeader('content-length'));
-  return res.writableFinished && Number.isFinite(declared) ? declared : Math.max(0, socketBytes);
+  const declared = finished ? Number(res.getHeader('content-length')) : NaN;
+  return Number.isFinite(declared) ? declared : Math.max(0, socket.bytesWritten - socketBytesBefore);
 }
