@@ -7,9 +7,8 @@
 // it: a child process that finds each server through its data directory's lock.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { scanTar } from '../../src/jobs/bundle/tar.js';
@@ -48,9 +47,9 @@ describeWithTools('air gap: warm, export, import, and pulls from an offline mirr
     connected = teardown.add('connected longshore', await Longshore.start({ upstreamUrl: upstream.proxy.url, ...upstream.mirrorCredentials }), (l) => l.stop());
     // Nothing listens on port 9, and the mirror is offline anyway.
     gapped = teardown.add('offline longshore', await Longshore.start({ upstreamUrl: 'http://127.0.0.1:9', username: 'x', password: 'y', config: { offline: true } }), (l) => l.stop());
-    dockerd = teardown.add('dockerd', await Dockerd.start({ registryMirrors: [gapped.url], insecureRegistries: [gapped.host] }), (d) => d.stop());
+    dockerd = teardown.add('dockerd', await Dockerd.start({ mirror: gapped }), (d) => d.stop());
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
-    work = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-airgap-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    work = teardown.tempDir('work dir', 'longshore-airgap-');
     skopeo = new Skopeo(work);
     first = join(work, 'first.tar');
   }, { timeout: STEP_TIMEOUT });

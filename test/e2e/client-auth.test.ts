@@ -7,15 +7,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import bcrypt from 'bcryptjs';
+import { pullOnlyAuth } from '../support/e2e/client-accounts.js';
 import { Containerd, SNAPSHOTTER } from '../support/e2e/containerd.js';
 import { Dockerd } from '../support/e2e/dockerd.js';
 import { platformOf } from '../support/images.js';
 import { Longshore } from '../support/e2e/longshore.js';
-import { Skopeo } from '../support/e2e/skopeo.js';
+import type { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startSkopeoOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
@@ -32,20 +32,11 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
   let skopeo: Skopeo;
 
   before(async () => {
-    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
-      config: {
-        auth: {
-          enabled: true,
-          users: [ALICE, BOB].map((u) => ({ username: u.username, passwordHash: bcrypt.hashSync(u.password, 10) })),
-          rules: [
-            { users: ['alice'], repositories: ['docker.io/library/*'], actions: ['pull'] },
-            { users: ['bob'], repositories: ['docker.io/team/*'], actions: ['pull'] },
-          ],
-        },
-      },
-    }));
-    const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-auth-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
-    skopeo = new Skopeo(dir);
+    const auth = pullOnlyAuth([
+      { account: ALICE, pull: ['docker.io/library/*'] },
+      { account: BOB, pull: ['docker.io/team/*'] },
+    ], 10);
+    ({ upstream, longshore, skopeo } = await startSkopeoOverStack(teardown, 'longshore-auth-e2e-', { config: { auth } }));
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
     // No registry-mirrors: the image references name Longshore itself. dockerd treats 127.0.0.0/8 as
     // an insecure registry by default, so plain HTTP is accepted.

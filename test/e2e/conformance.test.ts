@@ -5,8 +5,7 @@
 // suite is skipped with a message; under LONGSHORE_E2E=required it fails instead, as for any tool.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, it } from 'node:test';
@@ -43,7 +42,7 @@ describeWhenAvailable('OCI conformance suites against Longshore', [missing()].fi
   let out: string;
 
   before(async () => {
-    out = teardown.add('suite output', mkdtempSync(join(tmpdir(), 'longshore-conformance-')), async (dir) => rmSync(dir, { recursive: true, force: true }));
+    out = teardown.tempDir('suite output', 'longshore-conformance-');
     longshore = teardown.add('longshore', await Longshore.start({
       // team/ is local: the suites never reach an upstream, and this one is never contacted.
       upstreamUrl: 'http://127.0.0.1:9',

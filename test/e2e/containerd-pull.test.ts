@@ -4,9 +4,6 @@
 // Longshore picks the upstream. The counting proxy in front of the upstream registry shows what
 // Longshore fetched there.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Containerd, SNAPSHOTTER, writeHostsDir } from '../support/e2e/containerd.js';
 import { allBlobs, platformOf, type TestImage } from '../support/images.js';
@@ -30,8 +27,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   before(async () => {
     ({ upstream, longshore } = await startLongshoreOverStack(teardown));
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
-    const dir = teardown.add('hosts dir', mkdtempSync(join(tmpdir(), 'longshore-hosts-')),
-      async (d) => rmSync(d, { recursive: true, force: true }));
+    const dir = teardown.tempDir('hosts dir', 'longshore-hosts-');
     hostsDir = writeHostsDir(dir, longshore.url);
   }, { timeout: STEP_TIMEOUT });
 

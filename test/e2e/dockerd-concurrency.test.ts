@@ -38,10 +38,7 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
     };
     longshore = teardown.add('longshore', await Longshore.start(longshoreOptions), (l) => l.stop());
     for (let i = 0; i < DAEMONS; i++) {
-      dockerds.push(teardown.add(`dockerd ${i}`, await Dockerd.start({
-        registryMirrors: [longshore.url],
-        insecureRegistries: [longshore.host],
-      }), (d) => d.stop()));
+      dockerds.push(teardown.add(`dockerd ${i}`, await Dockerd.start({ mirror: longshore }), (d) => d.stop()));
     }
   }, { timeout: STEP_TIMEOUT });
 

@@ -23,10 +23,7 @@ describeWithTools('docker pull through Longshore as registry mirror', TOOLS, () 
 
   before(async () => {
     ({ upstream, longshore } = await startLongshoreOverStack(teardown));
-    dockerd = teardown.add('dockerd', await Dockerd.start({
-      registryMirrors: [longshore.url],
-      insecureRegistries: [longshore.host],
-    }), (d) => d.stop());
+    dockerd = teardown.add('dockerd', await Dockerd.start({ mirror: longshore }), (d) => d.stop());
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });

@@ -12,9 +12,6 @@
 //  4. skopeo pushes to a local repository through the front (node 1), and a client pulls it back.
 //  5. A rolling restart (SIGTERM, wait, start) of every node under a continuous pull loop: zero failures.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { Fleet } from '../support/e2e/fleet.js';
@@ -50,7 +47,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
   before(async () => {
     upstream = teardown.add('upstream stack', await startUpstreamStack({ extraImages: [a, b, c] }), (s) => s.stop());
     fleet = teardown.add('fleet', await Fleet.start({ upstreamUrl: upstream.proxy.url, ...upstream.mirrorCredentials }), (f) => f.stop());
-    const workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-fleet-skopeo-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    const workDir = teardown.tempDir('work dir', 'longshore-fleet-skopeo-');
     skopeo = new Skopeo(workDir);
   }, { timeout: STEP_TIMEOUT });
 

@@ -7,18 +7,15 @@
 // upstream, a real distribution registry that keeps per-repository links, is asked (HEAD) whether
 // library/alpine holds those digests and says 404; no private layer is fetched for another name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import bcrypt from 'bcryptjs';
+import { pullOnlyAuth } from '../support/e2e/client-accounts.js';
 import { Dockerd } from '../support/e2e/dockerd.js';
 import { buildMultiArchImage, platformOf, type Blob, type TestImage } from '../support/images.js';
 import { Longshore } from '../support/e2e/longshore.js';
-import { Skopeo } from '../support/e2e/skopeo.js';
+import type { Skopeo } from '../support/e2e/skopeo.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startSkopeoOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 const STEP_TIMEOUT = 300_000;
@@ -48,20 +45,11 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
   let skopeo: Skopeo;
 
   before(async () => {
-    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
-      config: {
-        auth: {
-          enabled: true,
-          users: [ALICE, EVE].map((u) => ({ username: u.username, passwordHash: bcrypt.hashSync(u.password, 4) })),
-          rules: [
-            { users: ['alice'], repositories: ['docker.io/library/*', 'docker.io/private/*'], actions: ['pull'] },
-            { users: ['eve'], repositories: ['docker.io/library/*'], actions: ['pull'] },
-          ],
-        },
-      },
-    }, { extraImages: [secret] }));
-    const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-isolation-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
-    skopeo = new Skopeo(dir);
+    const auth = pullOnlyAuth([
+      { account: ALICE, pull: ['docker.io/library/*', 'docker.io/private/*'] },
+      { account: EVE, pull: ['docker.io/library/*'] },
+    ]);
+    ({ upstream, longshore, skopeo } = await startSkopeoOverStack(teardown, 'longshore-isolation-e2e-', { config: { auth } }, { extraImages: [secret] }));
     // No registry-mirrors: references name Longshore itself (127.0.0.0/8 is an insecure registry by default).
     dockerd = teardown.add('dockerd', await Dockerd.start(), (d) => d.stop());
   }, { timeout: STEP_TIMEOUT });

@@ -55,11 +55,11 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
       },
     }), (l) => l.stop());
     containerd = teardown.add('containerd', await Containerd.start(), (c) => c.stop());
-    const dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-multi-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    const dir = teardown.tempDir('client dir', 'longshore-multi-');
     hostsDir = writeHostsDir(join(dir, 'hosts'), longshore.url, 'docker.io');
     writeHostsDir(hostsDir, longshore.url, 'ghcr.io');
     skopeo = new Skopeo(dir);
-    dockerd = teardown.add('dockerd', await Dockerd.start({ registryMirrors: [longshore.url], insecureRegistries: [longshore.host] }), (d) => d.stop());
+    dockerd = teardown.add('dockerd', await Dockerd.start({ mirror: longshore }), (d) => d.stop());
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });

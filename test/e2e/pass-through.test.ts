@@ -14,7 +14,6 @@
 // which are anonymous.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Dockerd } from '../support/e2e/dockerd.js';
@@ -61,7 +60,7 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
       upstream: { passThroughCredentials: true, credentialTTL: '1h', tagTTL: '1h' },
       config: { auth: { enabled: false } },
     }), (l) => l.stop());
-    dir = teardown.add('client dir', mkdtempSync(join(tmpdir(), 'longshore-pass-through-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    dir = teardown.tempDir('client dir', 'longshore-pass-through-e2e-');
     skopeo = new Skopeo(dir);
   }, { timeout: STEP_TIMEOUT });
 

@@ -5,34 +5,23 @@
 // manifest list from the cache into local repositories byte for byte, and between two local
 // repositories with cross-repository mounts instead of uploads.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { Dockerd } from '../support/e2e/dockerd.js';
-import { allBlobs, platformOf, type TestImage } from '../support/images.js';
+import { allBlobs, platformOf, sha256Digest, type TestImage } from '../support/images.js';
 import { Longshore, type LoggedRequest } from '../support/e2e/longshore.js';
 import { DOCKER, OCI } from '../support/media-types.js';
 import { registryRequest, type RegistryResponse } from '../support/e2e/registry-client.js';
-import { Skopeo } from '../support/e2e/skopeo.js';
+import type { Skopeo } from '../support/e2e/skopeo.js';
+import { expectSkopeoDir } from '../support/e2e/skopeo-dir.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startLongshoreOverStack, startSkopeoOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a push or copy here moves a few MB over loopback. */
 const STEP_TIMEOUT = 240_000;
 const LOCAL = { prefixes: ['team/', 'local/'], allowBlobDelete: false, uploadTimeout: '1h' };
 const WRITE_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-function hex(digest: string): string {
-  return digest.slice('sha256:'.length);
-}
 
 /** Path and query of a logged request, the query decoded. */
 function parsePath(request: LoggedRequest): { pathname: string; query: URLSearchParams } {
@@ -52,10 +41,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
       config: { local: LOCAL },
     }));
-    dockerd = teardown.add('dockerd', await Dockerd.start({
-      registryMirrors: [longshore.url],
-      insecureRegistries: [longshore.host],
-    }), (d) => d.stop());
+    dockerd = teardown.add('dockerd', await Dockerd.start({ mirror: longshore }), (d) => d.stop());
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });
@@ -112,7 +98,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     // The stored manifest is the one docker pushed: its bytes hash to the digest docker reported.
     const manifest = await get(`/v2/team/app/manifests/1.4`, [DOCKER.manifest, OCI.manifest]);
     assert.equal(manifest.status, 200, `GET team/app:1.4: ${manifest.body.toString('utf8')}\n${diagnose(mark)}`);
-    assert.equal(sha256(manifest.body), pushedDigest, 'digest of the manifest Longshore serves for team/app:1.4');
+    assert.equal(sha256Digest(manifest.body), pushedDigest, 'digest of the manifest Longshore serves for team/app:1.4');
     assert.equal(manifest.headers.get('docker-content-digest'), pushedDigest);
     assert.equal(manifest.headers.get('content-type'), DOCKER.manifest);
     assert.equal(Number(reported[2]), manifest.body.length, 'size docker push reported');
@@ -212,18 +198,11 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   let upstream: UpstreamStack;
   let longshore: Longshore;
   let skopeo: Skopeo;
-  let workDir: string;
-  let copies = 0;
   /** Local repositories whose copy succeeded, by name. */
   const copied = new Set<string>();
 
   before(async () => {
-    ({ upstream, longshore } = await startLongshoreOverStack(teardown, {
-      config: { local: LOCAL },
-    }));
-    workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-push-')),
-      async (d) => rmSync(d, { recursive: true, force: true }));
-    skopeo = new Skopeo(workDir);
+    ({ upstream, longshore, skopeo } = await startSkopeoOverStack(teardown, 'longshore-push-', { config: { local: LOCAL } }));
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });
@@ -232,11 +211,8 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
   const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark });
 
   /** Runs skopeo; on return, Longshore's log holds every request skopeo made. */
-  async function run(mark: number, ...args: string[]): Promise<Buffer> {
-    const result = await skopeo.run(args);
-    await longshore.logSettled();
-    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
-    return result.stdout;
+  function run(mark: number, ...args: string[]): Promise<Buffer> {
+    return skopeo.runOk(args, { explain: () => diagnose(mark), settle: () => longshore.logSettled() });
   }
 
   function ref(nameAndReference: string): string {
@@ -252,23 +228,9 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
    * named by and be byte for byte what was published upstream, with nothing missing and nothing else.
    */
   async function expectReadBack(name: string, tag: string, image: TestImage, mark: number): Promise<void> {
-    const dir = join(workDir, `copy-${++copies}`);
+    const dir = skopeo.newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', ref(`${name}:${tag}`), `dir:${dir}`);
-    const files = readdirSync(dir).filter((f) => f !== 'version').sort();
-    const misnamed = files.filter((f) => {
-      const bytes = readFileSync(join(dir, f));
-      if (f === 'manifest.json') return sha256(bytes) !== image.index.digest;
-      return `sha256:${f.replace(/\.manifest\.json$/, '')}` !== sha256(bytes);
-    });
-    assert.deepEqual(misnamed, [], `files of the dir: copy of ${name}:${tag} whose content does not hash to their digest`);
-    const expected = new Map<string, Buffer>([['manifest.json', image.index.bytes]]);
-    for (const p of image.platforms) {
-      expected.set(`${hex(p.manifest.digest)}.manifest.json`, p.manifest.bytes);
-      for (const blob of [p.config, ...p.layers]) expected.set(hex(blob.digest), blob.bytes);
-    }
-    assert.deepEqual(files, [...expected.keys()].sort(), `files of the dir: copy of ${name}:${tag}`);
-    const different = files.filter((f) => !readFileSync(join(dir, f)).equals(expected.get(f)!));
-    assert.deepEqual(different, [], `files of the dir: copy of ${name}:${tag} that differ from what was published`);
+    expectSkopeoDir(dir, image, `the dir: copy of ${name}:${tag}`);
   }
 
   /** The tag serves the index with its own media type, and each platform manifest keeps its type. */
@@ -308,7 +270,7 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
 
       const raw = await run(mark, 'inspect', '--raw', '--tls-verify=false', ref(`${name}:${image.tag}`));
       assert.ok(raw.equals(image.index.bytes),
-        `inspect --raw of ${name}:${image.tag} gave ${raw.length} bytes with digest ${sha256(raw)}, published ${image.index.size} bytes with ${image.index.digest}`);
+        `inspect --raw of ${name}:${image.tag} gave ${raw.length} bytes with digest ${sha256Digest(raw)}, published ${image.index.size} bytes with ${image.index.digest}`);
       await expectMediaTypes(name, image.tag, image);
       await expectReadBack(name, image.tag, image, mark);
     });

@@ -10,8 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { platformOf } from '../support/images.js';
@@ -84,7 +83,7 @@ describeWithTools('signatures and referrers through Longshore from a registry wi
     }), (l) => l.stop());
     // Nothing listens on port 9, and the mirror is offline anyway.
     gapped = teardown.add('offline longshore', await Longshore.start({ upstreamUrl: 'http://127.0.0.1:9', username: 'x', password: 'y', config: { offline: true } }), (l) => l.stop());
-    work = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-referrers-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    work = teardown.tempDir('work dir', 'longshore-referrers-');
 
     const repository = upstream.ocitest.repository;
     subject = upstream.ocitest.index.digest;

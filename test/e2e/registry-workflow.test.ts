@@ -6,8 +6,7 @@
 // Hub's alpine after someone pushed an "alpine" of their own. Then the login variant with client auth.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -46,7 +45,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
   let securedRegistry: string;
 
   before(async () => {
-    dir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-workflow-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    dir = teardown.tempDir('work dir', 'longshore-workflow-');
     upstream = teardown.add('upstream stack', await startUpstreamStack(), (s) => s.stop());
     // Docker Hub serves anonymous pulls; the shipped config has no upstream credentials.
     upstream.tokens.anonymousPull = true;

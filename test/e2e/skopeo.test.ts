@@ -3,17 +3,16 @@
 // and copies every manifest and blob of an index with --all: what it writes must be byte for byte
 // what was published upstream.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { allBlobs, platformOf, type TestImage } from '../support/images.js';
+import { allBlobs, platformOf, sha256Digest, type TestImage } from '../support/images.js';
 import { Longshore } from '../support/e2e/longshore.js';
-import { Skopeo } from '../support/e2e/skopeo.js';
+import type { Skopeo } from '../support/e2e/skopeo.js';
+import { expectSkopeoDir } from '../support/e2e/skopeo-dir.js';
 import { Teardown } from '../support/e2e/teardown.js';
 import { describeWithTools } from '../support/e2e/tools.js';
-import { startLongshoreOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
+import { startSkopeoOverStack, type UpstreamStack } from '../support/e2e/upstream-stack.js';
 import { diagnostics } from '../support/e2e/diagnostics.js';
 
 /** Safety bound for one step; a copy here moves a few MB over loopback. */
@@ -34,14 +33,9 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   let upstream: UpstreamStack;
   let longshore: Longshore;
   let skopeo: Skopeo;
-  let workDir: string;
-  let copies = 0;
 
   before(async () => {
-    ({ upstream, longshore } = await startLongshoreOverStack(teardown));
-    workDir = teardown.add('work dir', mkdtempSync(join(tmpdir(), 'longshore-skopeo-')),
-      async (d) => rmSync(d, { recursive: true, force: true }));
-    skopeo = new Skopeo(workDir);
+    ({ upstream, longshore, skopeo } = await startSkopeoOverStack(teardown, 'longshore-skopeo-'));
   }, { timeout: STEP_TIMEOUT });
 
   after(() => teardown.runAll(), { timeout: 120_000 });
@@ -49,43 +43,16 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
   /** What the rig saw, for failure messages. */
   const diagnose = (mark = 0) => diagnostics({ upstream: upstream.proxy }, { longshore, since: mark });
 
-  async function run(mark: number, ...args: string[]): Promise<Buffer> {
-    const result = await skopeo.run(args);
-    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${diagnose(mark)}`);
-    return result.stdout;
+  function run(mark: number, ...args: string[]): Promise<Buffer> {
+    return skopeo.runOk(args, { explain: () => diagnose(mark) });
   }
 
   function source(image: TestImage, reference = `:${image.tag}`): string {
     return `docker://${longshore.host}/${image.repository}${reference}`;
   }
 
-  function newDestination(): string {
-    return join(workDir, `copy-${++copies}`);
-  }
-
   function hex(digest: string): string {
     return digest.slice('sha256:'.length);
-  }
-
-  function sha256(bytes: Buffer): string {
-    return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-  }
-
-  /**
-   * A `dir:` copy made with --all holds the index as manifest.json, each platform manifest as
-   * `<hex>.manifest.json` and every other blob as `<hex>`, all byte-identical to what was published,
-   * and nothing else besides the `version` file.
-   */
-  function expectDirCopy(dir: string, image: TestImage): void {
-    const expected = new Map<string, Buffer>([['manifest.json', image.index.bytes]]);
-    for (const p of image.platforms) {
-      expected.set(`${hex(p.manifest.digest)}.manifest.json`, p.manifest.bytes);
-      for (const blob of [p.config, ...p.layers]) expected.set(hex(blob.digest), blob.bytes);
-    }
-    const files = readdirSync(dir).filter((f) => f !== 'version').sort();
-    assert.deepEqual(files, [...expected.keys()].sort(), `files of the dir: copy in ${dir}`);
-    const different = files.filter((f) => !readFileSync(join(dir, f)).equals(expected.get(f)!));
-    assert.deepEqual(different, [], `files of the dir: copy that differ from what was published`);
   }
 
   /**
@@ -101,7 +68,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const blobDir = join(dir, 'blobs', 'sha256');
     const stored = readdirSync(blobDir).sort();
     assert.deepEqual(stored, allBlobs(image).map((b) => hex(b.digest)).sort(), 'blobs of the oci: copy');
-    const corrupt = stored.filter((name) => sha256(readFileSync(join(blobDir, name))) !== `sha256:${name}`);
+    const corrupt = stored.filter((name) => sha256Digest(readFileSync(join(blobDir, name))) !== `sha256:${name}`);
     assert.deepEqual(corrupt, [], 'blobs of the oci: copy whose content does not match their name');
   }
 
@@ -130,9 +97,9 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const image = upstream.alpine;
     upstream.proxy.reset();
     const mark = await longshore.settledMark();
-    const dest = newDestination();
+    const dest = skopeo.newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image, `@${image.index.digest}`), `dir:${dest}`);
-    expectDirCopy(dest, image);
+    expectSkopeoDir(dest, image, `the dir: copy in ${dest}`);
     expectEachBlobFetchedOnce(image, mark);
   });
 
@@ -156,16 +123,16 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const mark = await longshore.settledMark();
     const raw = await run(mark, 'inspect', '--raw', '--tls-verify=false', source(image));
     assert.ok(raw.equals(image.index.bytes),
-      `inspect --raw gave ${raw.length} bytes with digest ${sha256(raw)}, published ${image.index.size} bytes with ${image.index.digest}`);
+      `inspect --raw gave ${raw.length} bytes with digest ${sha256Digest(raw)}, published ${image.index.size} bytes with ${image.index.digest}`);
   });
 
   it('copies the OCI image --all to dir: cold, byte-identical, fetching each blob upstream once', { timeout: STEP_TIMEOUT }, async () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
     const mark = await longshore.settledMark();
-    const dest = newDestination();
+    const dest = skopeo.newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image), `dir:${dest}`);
-    expectDirCopy(dest, image);
+    expectSkopeoDir(dest, image, `the dir: copy in ${dest}`);
     expectEachBlobFetchedOnce(image, mark);
   });
 
@@ -173,7 +140,7 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
     const mark = await longshore.settledMark();
-    const dest = newDestination();
+    const dest = skopeo.newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image), `oci:${dest}:${image.tag}`);
     expectOciCopy(dest, image, image.tag);
     assert.deepEqual(upstream.proxy.blobGets(), [], `a copy of cached content fetched blobs upstream\n${diagnose(mark)}`);
@@ -183,9 +150,9 @@ describeWithTools('skopeo inspect and copy through Longshore', TOOLS, () => {
     const image = upstream.ocitest;
     upstream.proxy.reset();
     const mark = await longshore.settledMark();
-    const dest = newDestination();
+    const dest = skopeo.newDestination();
     await run(mark, 'copy', '--all', '--src-tls-verify=false', source(image, `@${image.index.digest}`), `dir:${dest}`);
-    expectDirCopy(dest, image);
+    expectSkopeoDir(dest, image, `the dir: copy in ${dest}`);
     // Digests are immutable: cached content addressed by digest is never revalidated.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
       `a copy by digest of cached content contacted the upstream\n${diagnose(mark)}`);

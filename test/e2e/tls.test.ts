@@ -6,8 +6,7 @@
 //               an insecure registry and then skips certificate verification, so for dockerd this test
 //               shows HTTPS working end to end, not that it checked the chain (skopeo and containerd do).
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { createTestCa, issueServerCert } from '../support/test-ca.js';
@@ -36,7 +35,7 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
   let skopeo: Skopeo;
 
   before(async () => {
-    dir = teardown.add('tls dir', mkdtempSync(join(tmpdir(), 'longshore-tls-e2e-')), async (d) => rmSync(d, { recursive: true, force: true }));
+    dir = teardown.tempDir('tls dir', 'longshore-tls-e2e-');
     const ca = createTestCa(dir);
     const server = issueServerCert(ca, dir, 'longshore');
     certDir = join(dir, 'certs');

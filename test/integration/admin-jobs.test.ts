@@ -14,7 +14,7 @@ import { FakeRegistry, digestOf, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
 import { publishImage } from '../support/images.js';
 import { MediaType } from '../../src/registry/media-types.js';
-import { bundleBlobs, cli, onDisk, reported, serving } from '../support/admin-cli.js';
+import { bundleBlobs, cli, onDisk, reported, serving, servingOffline, startAirGap, type AirGap, type ServingMirror } from '../support/admin-cli.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
@@ -29,17 +29,18 @@ async function pullAll(mirror: TestMirror, repository: string, tag: string, blob
 
 describe('gc and verify --quarantine beside a serving mirror', () => {
   let fake: FakeRegistry;
+  let served: ServingMirror;
   let mirror: TestMirror;
   let configFile: string;
 
   before(async () => {
     fake = await FakeRegistry.start();
     // protectRecent 0: `gc --to 0` runs right after the pulls, which the cache would otherwise keep for 10 s.
-    ({ mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false }, cache: { protectRecent: 0 } }));
+    served = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } }, ui: { enabled: false }, cache: { protectRecent: 0 } });
+    ({ mirror, configFile } = served);
   });
   after(async () => {
-    await mirror.close();
-    await rm(configFile, { force: true });
+    await served.close();
     await fake.close();
   });
 
@@ -89,23 +90,18 @@ describe('gc and verify --quarantine beside a serving mirror', () => {
 
 describe('warm, export and import across an air gap', () => {
   let fake: FakeRegistry;
-  let connected: { mirror: TestMirror; configFile: string };
-  let gapped: { mirror: TestMirror; configFile: string };
+  let gap: AirGap;
+  let connected: ServingMirror;
+  let gapped: ServingMirror;
   let work: string;
 
   before(async () => {
     fake = await FakeRegistry.start();
-    connected = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl } } });
-    // No reachable upstream: a port nothing listens on, and offline anyway.
-    gapped = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
-    work = await mkdtemp(join(tmpdir(), 'longshore-bundles-'));
+    gap = await startAirGap({ url: fake.registryUrl }, 'longshore-bundles-');
+    ({ connected, gapped, work } = gap);
   });
   after(async () => {
-    await connected.mirror.close();
-    await gapped.mirror.close();
-    await rm(connected.configFile, { force: true });
-    await rm(gapped.configFile, { force: true });
-    await rm(work, { recursive: true, force: true });
+    await gap.close();
     await fake.close();
   });
 
@@ -207,7 +203,7 @@ describe('warm, export and import across an air gap', () => {
     assert.equal((await get(`${gapped.mirror.url}/v2/library/node/manifests/20`, { accept: ALL_MANIFEST_TYPES })).status, 200);
 
     // A mirror that never got the first bundle: node:20's content is missing, and the message says so.
-    const { mirror: empty, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    const { mirror: empty, configFile, close } = await servingOffline();
     try {
       const refused = await cli(configFile, 'import', '--json', delta);
       assert.equal(refused.code, 1);
@@ -222,8 +218,7 @@ describe('warm, export and import across an air gap', () => {
       assert.deepEqual(await reported(empty), onDisk(empty.dataDir));
       assert.deepEqual(onDisk(empty.dataDir), { bytes: 0, objects: 0 });
     } finally {
-      await empty.close();
-      await rm(configFile, { force: true });
+      await close();
     }
   });
 
@@ -281,7 +276,7 @@ describe('warm, export and import across an air gap', () => {
     bytes[at + 1000] = bytes[at + 1000]! ^ 0x01;
     const bad = join(work, 'wide-bad.tar');
     await writeFile(bad, bytes);
-    const { mirror: fresh, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    const { mirror: fresh, configFile, close } = await servingOffline();
     try {
       const refused = await cli(configFile, 'import', '--json', bad);
       assert.notEqual(refused.code, 0);
@@ -291,8 +286,7 @@ describe('warm, export and import across an air gap', () => {
       assert.deepEqual(onDisk(fresh.dataDir), { bytes: 0, objects: 0 });
       assert.deepEqual(readdirSync(join(fresh.dataDir, 'tmp')), [], 'staged files removed');
     } finally {
-      await fresh.close();
-      await rm(configFile, { force: true });
+      await close();
     }
   });
 

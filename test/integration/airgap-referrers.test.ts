@@ -14,8 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { TAR_END, readTar, scanTar, tarHeader, tarPadding } from '../../src/jobs/bundle/tar.js';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
-import { publishImage, type PublishedImage } from '../support/images.js';
-import { bundleBlobs, cli, onDisk, reported, serving } from '../support/admin-cli.js';
+import { indexDescriptor, publishArtifact, publishImage, type Descriptor, type PublishedArtifact, type PublishedImage } from '../support/images.js';
+import { bundleBlobs, cli, onDisk, reported, serving, servingOffline, startAirGap, type AirGap, type ServingMirror } from '../support/admin-cli.js';
 import type { TestMirror } from '../support/mirror.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -56,31 +56,12 @@ async function rewrite(from: string, to: string, edit: (name: string, body: Buff
   await writeFile(to, Buffer.concat(parts));
 }
 
-interface Artifact { digest: string; layer: string; payload: Buffer }
-
-/** An artifact manifest about `subject` (a signature or an SBOM), published to `repository`. */
-function publishArtifact(fake: FakeRegistry, repository: string, subject: { digest: string; size: number; mediaType: string }, artifactType: string, tag?: string): Artifact {
-  const config = fake.addBlob(EMPTY);
-  const payload = randomBytes(3000);
-  const layer = fake.addBlob(payload);
-  fake.grant(repository, config);
-  fake.grant(repository, layer);
-  const digest = fake.addManifest(repository, OCI_MANIFEST, {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    artifactType,
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config, size: EMPTY.length },
-    layers: [{ mediaType: artifactType, digest: layer, size: payload.length }],
-    subject,
-  }, tag);
-  return { digest, layer, payload };
+/** An artifact about `subject` with 3000 bytes of payload: enough to find it in a bundle and flip a byte well inside it. */
+function publishReferrer(fake: FakeRegistry, repository: string, subject: Descriptor, artifactType: string, tag?: string): PublishedArtifact {
+  return publishArtifact(fake, repository, subject, artifactType, { tag, payloadSize: 3000 });
 }
 
-function indexOf(fake: FakeRegistry, image: PublishedImage): { digest: string; size: number; mediaType: string } {
-  return { digest: image.index, size: fake.manifests.get(image.index)!.body.length, mediaType: image.indexType };
-}
-
-function platformOf(fake: FakeRegistry, image: PublishedImage, platform: string): { digest: string; size: number; mediaType: string } {
+function platformOf(fake: FakeRegistry, image: PublishedImage, platform: string): Descriptor {
   const digest = image.platforms[platform]!;
   return { digest, size: fake.manifests.get(digest)!.body.length, mediaType: OCI_MANIFEST };
 }
@@ -89,15 +70,16 @@ const hexOf = (digest: string) => digest.slice('sha256:'.length);
 
 describe('warm and export --with-referrers, import into an offline mirror (upstream with the referrers API)', () => {
   let fake: FakeRegistry;
-  let connected: { mirror: TestMirror; configFile: string };
-  let gapped: { mirror: TestMirror; configFile: string };
+  let gap: AirGap;
+  let connected: ServingMirror;
+  let gapped: ServingMirror;
   let work: string;
   let image: PublishedImage;
   let plain: PublishedImage;
-  let signature: Artifact;
-  let sbom: Artifact;
-  let platformSignature: Artifact;
-  let cosignTag: Artifact;
+  let signature: PublishedArtifact;
+  let sbom: PublishedArtifact;
+  let platformSignature: PublishedArtifact;
+  let cosignTag: PublishedArtifact;
   let bundle: string;
 
   before(async () => {
@@ -105,9 +87,9 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
     fake.referrersApi = true;
     image = publishImage(fake, 'library/signed', '1.0', 'oci', 20_000);
     plain = publishImage(fake, 'library/plain', '1.0', 'oci', 20_000);
-    signature = publishArtifact(fake, 'library/signed', indexOf(fake, image), SIGNATURE);
-    sbom = publishArtifact(fake, 'library/signed', indexOf(fake, image), SBOM);
-    platformSignature = publishArtifact(fake, 'library/signed', platformOf(fake, image, 'linux/amd64'), SIGNATURE);
+    signature = publishReferrer(fake, 'library/signed', indexDescriptor(fake, image), SIGNATURE);
+    sbom = publishReferrer(fake, 'library/signed', indexDescriptor(fake, image), SBOM);
+    platformSignature = publishReferrer(fake, 'library/signed', platformOf(fake, image, 'linux/amd64'), SIGNATURE);
     // cosign without the referrers API: a manifest with no subject, under the subject's `.sig` tag.
     const config = fake.addBlob(EMPTY);
     const payload = randomBytes(500);
@@ -124,17 +106,12 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
       payload,
     };
     // tagTTL 0: each warm asks for the referrers lists again, as it would once tagTTL has passed.
-    connected = await serving({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: 0 } } });
-    gapped = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
-    work = await mkdtemp(join(tmpdir(), 'longshore-referrers-bundles-'));
+    gap = await startAirGap({ url: fake.registryUrl, tagTTL: 0 }, 'longshore-referrers-bundles-');
+    ({ connected, gapped, work } = gap);
     bundle = join(work, 'signed.tar');
   });
   after(async () => {
-    await connected.mirror.close();
-    await gapped.mirror.close();
-    await rm(connected.configFile, { force: true });
-    await rm(gapped.configFile, { force: true });
-    await rm(work, { recursive: true, force: true });
+    await gap.close();
     await fake.close();
   });
 
@@ -232,7 +209,7 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
   });
 
   it('an incremental bundle --since the first carries only a new signature and the changed list, and imports on top of it', async () => {
-    const added = publishArtifact(fake, 'library/signed', indexOf(fake, image), 'application/vnd.in-toto+json');
+    const added = publishReferrer(fake, 'library/signed', indexDescriptor(fake, image), 'application/vnd.in-toto+json');
     const delta = join(work, 'delta.tar');
     const result = await cli(connected.configFile, 'export', '--output', delta, '--since', bundle, '--platform', 'linux/amd64', '--with-referrers', '--json', 'signed:1.0');
     assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -248,7 +225,7 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
   });
 
   it('a bundle that does not name the list\'s repository (image-spec PR #1171 as other tools write it) gives the list to the images holding its subject', async () => {
-    const { mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    const { mirror, configFile, close } = await servingOffline();
     try {
       const foreign = join(work, 'foreign.tar');
       await rewrite(bundle, foreign, (name, body) => {
@@ -265,13 +242,12 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
       assert.deepEqual(listed.json<Index>().manifests.map((m) => m.digest).sort(), [signature.digest, sbom.digest].sort());
       assert.equal((await get(`${mirror.url}/v2/plain/referrers/${image.index}`)).status, 404, 'not given to a repository without the subject');
     } finally {
-      await mirror.close();
-      await rm(configFile, { force: true });
+      await close();
     }
   });
 
   it('refuses a referrers list whose referrer the bundle lacks, leaving the image imported and the list not half there', async () => {
-    const { mirror, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    const { mirror, configFile, close } = await servingOffline();
     try {
       const lacking = join(work, 'lacking.tar');
       await rewrite(bundle, lacking, (name, body) => (name === `blobs/sha256/${hexOf(sbom.digest)}` ? null : body));
@@ -287,14 +263,13 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
       assert.equal((await get(`${mirror.url}/v2/signed/referrers/${image.platforms['linux/amd64']}`)).status, 200, 'the other lists are imported');
       assert.deepEqual(await reported(mirror), onDisk(mirror.dataDir));
     } finally {
-      await mirror.close();
-      await rm(configFile, { force: true });
+      await close();
     }
   });
 
   it('refuses a bundle whose referrer blob has one flipped byte, naming the entry, and serves nothing of it', async () => {
     const other = publishImage(fake, 'library/other', '1', 'oci', 10_000);
-    const sig = publishArtifact(fake, 'library/other', indexOf(fake, other), SIGNATURE);
+    const sig = publishReferrer(fake, 'library/other', indexDescriptor(fake, other), SIGNATURE);
     const file = join(work, 'corrupt.tar');
     const exported = await cli(connected.configFile, 'export', '--output', file, '--platform', 'linux/amd64', '--with-referrers', 'other:1');
     assert.equal(exported.code, 0, exported.stderr + exported.stdout);
@@ -314,7 +289,7 @@ describe('warm and export --with-referrers, import into an offline mirror (upstr
 
 describe('warm and export --with-referrers from an upstream without the referrers API (tag schema)', () => {
   let fake: FakeRegistry;
-  let connected: { mirror: TestMirror; configFile: string };
+  let connected: ServingMirror;
   let work: string;
 
   before(async () => {
@@ -323,8 +298,7 @@ describe('warm and export --with-referrers from an upstream without the referrer
     work = await mkdtemp(join(tmpdir(), 'longshore-referrers-schema-'));
   });
   after(async () => {
-    await connected.mirror.close();
-    await rm(connected.configFile, { force: true });
+    await connected.close();
     await rm(work, { recursive: true, force: true });
     await fake.close();
   });
@@ -332,8 +306,8 @@ describe('warm and export --with-referrers from an upstream without the referrer
   it('finds referrers through the <alg>-<hex> tag, carries that tag and the .sig tag, and an offline mirror answers both ways', async () => {
     const image = publishImage(fake, 'library/app', '2.0', 'oci', 10_000);
     const schemaTag = `sha256-${hexOf(image.index)}`;
-    const signature = publishArtifact(fake, 'library/app', indexOf(fake, image), SIGNATURE, `${schemaTag}.sig`);
-    const attestation = publishArtifact(fake, 'library/app', indexOf(fake, image), 'application/vnd.in-toto+json');
+    const signature = publishReferrer(fake, 'library/app', indexDescriptor(fake, image), SIGNATURE, `${schemaTag}.sig`);
+    const attestation = publishReferrer(fake, 'library/app', indexDescriptor(fake, image), 'application/vnd.in-toto+json');
     const size = (d: string) => fake.manifests.get(d)!.body.length;
     fake.addManifest('library/app', OCI_INDEX, {
       schemaVersion: 2, mediaType: OCI_INDEX,
@@ -353,7 +327,7 @@ describe('warm and export --with-referrers from an upstream without the referrer
     const blobs = await bundleBlobs(file);
     for (const digest of [signature.digest, signature.layer, attestation.digest, attestation.layer]) assert.ok(blobs.includes(digest), digest);
 
-    const { mirror: gapped, configFile } = await serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+    const { mirror: gapped, configFile, close } = await servingOffline();
     try {
       const imported = await cli(configFile, 'import', '--json', file);
       assert.equal(imported.code, 0, imported.stderr + imported.stdout);
@@ -370,8 +344,7 @@ describe('warm and export --with-referrers from an upstream without the referrer
       assert.deepEqual((await get(`${gapped.url}/v2/app/blobs/${attestation.layer}`)).body, attestation.payload);
       assert.deepEqual(await upstreamRequests(gapped), []);
     } finally {
-      await gapped.close();
-      await rm(configFile, { force: true });
+      await close();
     }
   });
 });

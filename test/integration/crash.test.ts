@@ -12,8 +12,8 @@ import { StorePaths } from '../../src/storage/paths.js';
 import { Longshore } from '../support/e2e/longshore.js';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { get } from '../support/http.js';
-import { startMirror } from '../support/mirror.js';
-import { filesOnDisk } from '../support/store.js';
+import { startMirror, type TestMirror } from '../support/mirror.js';
+import { expectCatalogMatchesDisk, filesOnDisk } from '../support/store.js';
 import { waitFor } from '../support/wait.js';
 
 describe('kill -9 and restart', () => {
@@ -33,6 +33,11 @@ describe('kill -9 and restart', () => {
     return Longshore.start({ upstreamUrl: fake.registryUrl, username: 'mirror', password: 'pw', logLevel: 'info', config: { dataDir, ...extra } });
   }
 
+  /** An in-process mirror on the data directory the killed child used. */
+  function startInProcess(): Promise<TestMirror> {
+    return startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+  }
+
   it('recovers from a kill during a download: no temp file, nothing half-cached, the pull then works', async () => {
     const content = randomBytes(6 * 1024 * 1024);
     const digest = fake.addBlob(content);
@@ -49,7 +54,7 @@ describe('kill -9 and restart', () => {
     release();
     fake.setBlobFault(digest, undefined);
 
-    const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    const restarted = await startInProcess();
     try {
       await restarted.longshore.reconciled; // it runs in the background while the mirror serves
       assert.deepEqual(await readdir(join(dataDir, 'tmp')), []);
@@ -65,7 +70,7 @@ describe('kill -9 and restart', () => {
   it('recovers from a kill while evicting: rows, files and the byte count agree, and pulls work', async () => {
     const blobs = Array.from({ length: 120 }, () => randomBytes(20_000));
     const digests = blobs.map((b) => fake.addBlob(b));
-    const filler = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    const filler = await startInProcess();
     for (const digest of digests) await get(`${filler.url}/v2/library/x/blobs/${digest}`);
     await waitFor(() => digests.every((d) => filler.longshore.catalog.content(d as `sha256:${string}`) !== undefined), { what: 'all cached', timeoutMs: 30_000 });
     await filler.close({ keepData: true });
@@ -76,16 +81,10 @@ describe('kill -9 and restart', () => {
     await get(`${child.url}/v2/library/x/blobs/${trigger}`);
     await child.process.killHard();
 
-    const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    const restarted = await startInProcess();
     try {
       await restarted.longshore.reconciled; // it runs in the background while the mirror serves
-      const catalog = restarted.longshore.catalog;
-      const files = await filesOnDisk(dataDir);
-      const rows = catalog.allContent();
-      assert.equal(rows.length, files.size, 'every row has its file and every file its row');
-      for (const row of rows) assert.equal(files.get(row.digest), row.size, row.digest);
-      assert.equal(catalog.totals().bytes, [...files.values()].reduce((a, b) => a + b, 0));
-      assert.equal(catalog.totals().objects, files.size);
+      await expectCatalogMatchesDisk(restarted.longshore.catalog, dataDir);
       for (const digest of [digests[0]!, digests[60]!, digests[119]!, trigger]) {
         const reply = await get(`${restarted.url}/v2/library/x/blobs/${digest}`);
         assert.equal(sha256(reply.body), digest);
@@ -124,7 +123,7 @@ describe('kill -9 and restart', () => {
     await child.process.killHard();
     assert.equal(finished(), false, 'the kill came in the middle of the reconciliation');
 
-    const restarted = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, username: 'mirror', password: 'pw' } } }, dataDir);
+    const restarted = await startInProcess();
     try {
       // It serves before the reconciliation is done, and a row it has not checked yet is not served
       // without its file: a request for one is fetched again (here, refused by the upstream).
@@ -133,12 +132,7 @@ describe('kill -9 and restart', () => {
       const result = await restarted.longshore.reconciled;
       assert.equal(result.complete, true);
       const catalog = restarted.longshore.catalog;
-      const files = await filesOnDisk(dataDir);
-      const rows = catalog.allContent();
-      assert.equal(rows.length, files.size, 'every row has its file and every file its row');
-      for (const row of rows) assert.equal(files.get(row.digest), row.size, row.digest);
-      assert.equal(catalog.totals().bytes, [...files.values()].reduce((a, b) => a + b, 0));
-      assert.equal(catalog.totals().objects, files.size);
+      await expectCatalogMatchesDisk(catalog, dataDir);
       for (const orphan of orphans) assert.equal(catalog.content(sha256(orphan) as `sha256:${string}`)?.size, orphan.length);
       assert.equal(catalog.content(name(0, 'gone') as `sha256:${string}`), undefined);
     } finally {

@@ -9,38 +9,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { digestOf, FakeRegistry } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
-import { publishImage, type PublishedImage } from '../support/images.js';
+import { indexDescriptor, publishArtifact, publishImage, type Descriptor, type PublishedImage } from '../support/images.js';
 import { startMirror, startMirrorOverFake, stopMirrorOverFake, type TestMirror } from '../support/mirror.js';
 import { waitFor } from '../support/wait.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const EMPTY = Buffer.from('{}');
 const SIGNATURE = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 const SBOM = 'application/spdx+json';
 
 interface Index { manifests: Array<{ digest: string; artifactType?: string; mediaType: string; size: number }> }
 
-/** An artifact manifest about `subject` (a signature or an SBOM), published to `repository`. */
-function publishArtifact(fake: FakeRegistry, repository: string, subject: { digest: string; size: number; mediaType: string }, artifactType: string, tag?: string): string {
-  const config = fake.addBlob(EMPTY);
-  const payload = randomBytes(64);
-  const layer = fake.addBlob(payload);
-  fake.grant(repository, config);
-  fake.grant(repository, layer);
-  return fake.addManifest(repository, OCI_MANIFEST, {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    artifactType,
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config, size: EMPTY.length },
-    layers: [{ mediaType: artifactType, digest: layer, size: payload.length }],
-    subject,
-    annotations: { 'org.example.kind': artifactType },
-  }, tag);
-}
-
-function subjectOf(fake: FakeRegistry, image: PublishedImage): { digest: string; size: number; mediaType: string } {
-  return { digest: image.index, size: fake.manifests.get(image.index)!.body.length, mediaType: image.indexType };
+/** An artifact about `subject`, published to `repository`, labelled with its own type; its manifest's digest. */
+function publishLabelled(fake: FakeRegistry, repository: string, subject: Descriptor, artifactType: string, tag?: string): string {
+  return publishArtifact(fake, repository, subject, artifactType, { tag, annotations: { 'org.example.kind': artifactType } }).digest;
 }
 
 describe('referrers through the mirror, upstream with the referrers API', () => {
@@ -55,8 +37,8 @@ describe('referrers through the mirror, upstream with the referrers API', () => 
     fake = await FakeRegistry.start({ isolate: true });
     fake.referrersApi = true;
     image = publishImage(fake, 'library/signed', '1.0', 'oci');
-    signature = publishArtifact(fake, 'library/signed', subjectOf(fake, image), SIGNATURE);
-    sbom = publishArtifact(fake, 'library/signed', subjectOf(fake, image), SBOM);
+    signature = publishLabelled(fake, 'library/signed', indexDescriptor(fake, image), SIGNATURE);
+    sbom = publishLabelled(fake, 'library/signed', indexDescriptor(fake, image), SBOM);
     mirror = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } });
   });
   after(async () => {
@@ -95,7 +77,7 @@ describe('referrers through the mirror, upstream with the referrers API', () => 
 
   it('follows the upstream pages, and an upstream filter does not leave a partial list in the cache', async () => {
     const other = publishImage(fake, 'library/paged', '1.0', 'oci');
-    const made = [SIGNATURE, SBOM, SIGNATURE].map((t) => publishArtifact(fake, 'library/paged', subjectOf(fake, other), t));
+    const made = [SIGNATURE, SBOM, SIGNATURE].map((t) => publishLabelled(fake, 'library/paged', indexDescriptor(fake, other), t));
     fake.referrersPageSize = 1;
     fake.referrersFilter = true;
     try {
@@ -164,9 +146,9 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
 
   it('reads the index tagged <alg>-<hex>, and cosign-style .sig tags pull through as ordinary tags', async () => {
     const image = publishImage(fake, 'library/app', '2.0', 'oci');
-    const subject = subjectOf(fake, image);
-    const signature = publishArtifact(fake, 'library/app', subject, SIGNATURE, `sha256-${image.index.slice(7)}.sig`);
-    const attestation = publishArtifact(fake, 'library/app', subject, 'application/vnd.in-toto+json');
+    const subject = indexDescriptor(fake, image);
+    const signature = publishLabelled(fake, 'library/app', subject, SIGNATURE, `sha256-${image.index.slice(7)}.sig`);
+    const attestation = publishLabelled(fake, 'library/app', subject, 'application/vnd.in-toto+json');
     const size = (d: string) => fake.manifests.get(d)!.body.length;
     fake.addManifest('library/app', OCI_INDEX, {
       schemaVersion: 2, mediaType: OCI_INDEX,

@@ -1,9 +1,10 @@
 // The admin commands as a user runs them (`src/cli/main.ts` in a child process, against a serving
-// mirror's config file), and what the tests compare their effect with: the mirror's reported totals and
-// the files really under blobs/.
+// mirror's config file), the serving mirrors they run beside (one, or both sides of an air gap), and what
+// the tests compare their effect with: the mirror's reported totals and the files really under blobs/.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -12,6 +13,8 @@ import { get } from './http.js';
 import { startMirror, type TestMirror } from './mirror.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
 
 export interface CliResult { code: number; stdout: string; stderr: string; lines: Array<Record<string, unknown>> }
 
@@ -25,13 +28,57 @@ export function cli(configFile: string, ...args: string[]): Promise<CliResult> {
   });
 }
 
+/** A serving mirror and its config file; close() stops the one and removes the other. */
+export interface ServingMirror {
+  mirror: TestMirror;
+  configFile: string;
+  close(): Promise<void>;
+}
+
 /** A mirror that announces itself as its data directory's owner, and a config file naming that directory. */
-export async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<{ mirror: TestMirror; configFile: string }> {
+export async function serving(config: Partial<ConfigInput> & Pick<ConfigInput, 'upstreams'>): Promise<ServingMirror> {
   const mirror = await startMirror(config);
   await mirror.longshore.announce(mirror.url);
   const configFile = join(mirror.dataDir, '..', `${mirror.dataDir.split('/').pop()}.json`);
   await writeFile(configFile, JSON.stringify({ ...config, dataDir: mirror.dataDir, cache: { minFreeSpace: 0 } }));
-  return { mirror, configFile };
+  return {
+    mirror,
+    configFile,
+    close: async () => {
+      await mirror.close();
+      await rm(configFile, { force: true });
+    },
+  };
+}
+
+/** The far side of an air gap: a serving mirror whose upstream is a port nothing listens on, and offline anyway. */
+export function servingOffline(): Promise<ServingMirror> {
+  return serving({ upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } }, offline: true });
+}
+
+/** Both sides of an air gap, and a directory for the bundles carried across. */
+export interface AirGap {
+  connected: ServingMirror;
+  gapped: ServingMirror;
+  work: string;
+  close(): Promise<void>;
+}
+
+/** `connected` pulls from `upstream`; `gapped` is servingOffline(); `work` is a new temp dir named `workPrefix…`. */
+export async function startAirGap(upstream: UpstreamInput, workPrefix: string): Promise<AirGap> {
+  const connected = await serving({ upstreams: { 'docker.io': upstream } });
+  const gapped = await servingOffline();
+  const work = await mkdtemp(join(tmpdir(), workPrefix));
+  return {
+    connected,
+    gapped,
+    work,
+    close: async () => {
+      await connected.close();
+      await gapped.close();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Bytes and files under blobs/ (every algorithm): what is really on disk. */

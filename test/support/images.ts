@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { FakeRegistry } from './fake-registry.js';
-import { mediaTypesOf, type ImageFormat } from './media-types.js';
+import { OCI, mediaTypesOf, type ImageFormat } from './media-types.js';
 import { tarArchive } from './tar.js';
 
 export interface Blob {
@@ -270,4 +270,50 @@ export function publishImage(fake: FakeRegistry, repository: string, tag: string
   const index = fake.addManifest(repository, image.index.mediaType, image.index.bytes, tag);
   const types = mediaTypesOf(format);
   return { repository, tag, index, indexType: types.index, platforms, manifestType: types.manifest, blobs, image };
+}
+
+/** The descriptor of a published image's index: what an artifact about the whole image names as its subject. */
+export function indexDescriptor(fake: FakeRegistry, image: PublishedImage): Descriptor {
+  return { digest: image.index, size: fake.manifests.get(image.index)!.body.length, mediaType: image.indexType };
+}
+
+/** What publishArtifact put on the registry: the artifact manifest, and its one layer with the layer's bytes. */
+export interface PublishedArtifact {
+  digest: string;
+  layer: string;
+  payload: Buffer;
+}
+
+export interface ArtifactOptions {
+  /** A tag for the artifact manifest, e.g. cosign's `sha256-<hex>.sig`. Default none. */
+  tag?: string;
+  /** Bytes of random payload in the one layer. Default 64. */
+  payloadSize?: number;
+  /** The manifest's annotations. Default none (no `annotations` field). */
+  annotations?: Record<string, string>;
+}
+
+const EMPTY_CONFIG = Buffer.from('{}');
+
+/**
+ * Publishes to a FakeRegistry an OCI 1.1 artifact about `subject` (a signature, an SBOM): a manifest of
+ * `artifactType` with the empty config (`application/vnd.oci.empty.v1+json`), one layer of random
+ * bytes, and the subject; both blobs are granted to `repository`.
+ */
+export function publishArtifact(fake: FakeRegistry, repository: string, subject: Descriptor, artifactType: string, options: ArtifactOptions = {}): PublishedArtifact {
+  const config = fake.addBlob(EMPTY_CONFIG);
+  const payload = randomBytes(options.payloadSize ?? 64);
+  const layer = fake.addBlob(payload);
+  fake.grant(repository, config);
+  fake.grant(repository, layer);
+  const digest = fake.addManifest(repository, OCI.manifest, {
+    schemaVersion: 2,
+    mediaType: OCI.manifest,
+    artifactType,
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config, size: EMPTY_CONFIG.length },
+    layers: [{ mediaType: artifactType, digest: layer, size: payload.length }],
+    subject,
+    ...(options.annotations === undefined ? {} : { annotations: options.annotations }),
+  }, options.tag);
+  return { digest, layer, payload };
 }

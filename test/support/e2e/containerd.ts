@@ -6,14 +6,11 @@
 // plugin, which would otherwise create /opt/containerd on the host.
 // Note: with ctr the registry client runs in the ctr process, not in the daemon; `--hosts-dir`
 // therefore takes effect per command.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runTextCommand, type TextCommandResult } from './command.js';
 import { unmountUnder } from './mounts.js';
 import { startDaemon, type ServiceProcess } from './service-process.js';
-
-const run = promisify(execFile);
 
 const DISABLED_PLUGINS = [
   'io.containerd.grpc.v1.cri',
@@ -29,11 +26,7 @@ const DISABLED_PLUGINS = [
 export const NAMESPACE = 'longshore-e2e';
 export const SNAPSHOTTER = 'native';
 
-export interface CtrResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type CtrResult = TextCommandResult;
 
 /** One row of `ctr images ls`. */
 export interface ImageRow {
@@ -44,15 +37,7 @@ export interface ImageRow {
 }
 
 export class Containerd {
-  readonly socket: string;
-  readonly process: ServiceProcess;
-  private readonly dir: string;
-
-  private constructor(dir: string, socket: string, process: ServiceProcess) {
-    this.dir = dir;
-    this.socket = socket;
-    this.process = process;
-  }
+  private constructor(private readonly dir: string, readonly socket: string, readonly process: ServiceProcess) {}
 
   static async start(): Promise<Containerd> {
     // Short path: unix socket paths are limited to 108 bytes.
@@ -82,24 +67,12 @@ export class Containerd {
   }
 
   /** Runs ctr against this daemon in the rig's namespace; never rejects on a non-zero exit. */
-  async ctr(args: readonly string[], timeoutMs = 180_000): Promise<CtrResult> {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CONTAINERD_')));
-    try {
-      const { stdout, stderr } = await run('ctr', ['--address', this.socket, '--namespace', NAMESPACE, ...args], {
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-        env,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const failed = err as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean };
-      if (typeof failed.code !== 'number' && !failed.killed) throw err;
-      return {
-        code: typeof failed.code === 'number' ? failed.code : -1,
-        stdout: failed.stdout ?? '',
-        stderr: `${failed.stderr ?? ''}${failed.killed ? `\n(ctr ${args.join(' ')} killed after ${timeoutMs} ms)` : ''}`,
-      };
-    }
+  ctr(args: readonly string[], timeoutMs = 180_000): Promise<CtrResult> {
+    return runTextCommand('ctr', args, {
+      leading: ['--address', this.socket, '--namespace', NAMESPACE],
+      timeoutMs,
+      env: Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CONTAINERD_'))),
+    });
   }
 
   /** `ctr images ls`, parsed. */

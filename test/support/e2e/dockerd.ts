@@ -1,17 +1,19 @@
 // A private dockerd (vfs storage, no bridge, no iptables) with its own data root, exec root,
 // socket, pid file and daemon.json, all in one temp dir, so it neither sees nor disturbs a system
 // Docker. It starts its own containerd child, which is stopped through that child's pid file.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runTextCommand, type TextCommandResult } from './command.js';
 import { unmountUnder } from './mounts.js';
 import { startDaemon, type ServiceProcess } from './service-process.js';
 import { waitFor } from '../wait.js';
 
-const run = promisify(execFile);
-
 export interface DockerdOptions {
+  /**
+   * A registry mirror on plain HTTP, e.g. a Longshore: `--registry-mirror` its URL and
+   * `--insecure-registry` its host, before any `registryMirrors` and `insecureRegistries`.
+   */
+  mirror?: { url: string; host: string };
   /** `--registry-mirror` URLs, e.g. `http://127.0.0.1:5000`. */
   registryMirrors?: readonly string[];
   /** `--insecure-registry` hosts, e.g. `127.0.0.1:5000`. */
@@ -20,22 +22,10 @@ export interface DockerdOptions {
   logLevel?: 'debug' | 'info' | 'warn';
 }
 
-export interface DockerResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type DockerResult = TextCommandResult;
 
 export class Dockerd {
-  readonly socket: string;
-  readonly process: ServiceProcess;
-  private readonly dir: string;
-
-  private constructor(dir: string, socket: string, process: ServiceProcess) {
-    this.dir = dir;
-    this.socket = socket;
-    this.process = process;
-  }
+  private constructor(private readonly dir: string, readonly socket: string, readonly process: ServiceProcess) {}
 
   static async start(options: DockerdOptions = {}): Promise<Dockerd> {
     // Short path: containerd's sockets live under the exec root and unix socket paths are limited to 108 bytes.
@@ -54,6 +44,7 @@ export class Dockerd {
       `--pidfile=${join(dir, 'dockerd.pid')}`,
       `--log-level=${options.logLevel ?? 'info'}`,
       '-H', `unix://${socket}`,
+      ...(options.mirror === undefined ? [] : ['--registry-mirror', options.mirror.url, '--insecure-registry', options.mirror.host]),
       ...(options.registryMirrors ?? []).flatMap((url) => ['--registry-mirror', url]),
       ...(options.insecureRegistries ?? []).flatMap((host) => ['--insecure-registry', host]),
     ];
@@ -64,24 +55,13 @@ export class Dockerd {
   }
 
   /** Runs the docker CLI against this daemon; never rejects on a non-zero exit. */
-  async docker(args: readonly string[], timeoutMs = 180_000): Promise<DockerResult> {
-    try {
-      const { stdout, stderr } = await run('docker', ['-H', `unix://${this.socket}`, ...args], {
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-        // A private client config: `docker login` must not write to the user's ~/.docker.
-        env: { ...process.env, DOCKER_CONFIG: join(this.dir, 'client'), DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined },
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const failed = err as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean };
-      if (typeof failed.code !== 'number' && !failed.killed) throw err;
-      return {
-        code: typeof failed.code === 'number' ? failed.code : -1,
-        stdout: failed.stdout ?? '',
-        stderr: `${failed.stderr ?? ''}${failed.killed ? `\n(docker ${args.join(' ')} killed after ${timeoutMs} ms)` : ''}`,
-      };
-    }
+  docker(args: readonly string[], timeoutMs = 180_000): Promise<DockerResult> {
+    return runTextCommand('docker', args, {
+      leading: ['-H', `unix://${this.socket}`],
+      timeoutMs,
+      // A private client config: `docker login` must not write to the user's ~/.docker.
+      env: { ...process.env, DOCKER_CONFIG: join(this.dir, 'client'), DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined },
+    });
   }
 
   /** Like docker(), but throws with the daemon's recent log unless the command succeeds. */

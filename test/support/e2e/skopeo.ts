@@ -1,25 +1,19 @@
 // Runs skopeo as a client of Longshore, with nothing of the machine's container configuration:
 // no signature policy (`--insecure-policy`), an empty registries.conf (no mirrors or aliases of its
 // own), no auth file, and temp files in a dir the caller owns.
-import { execFile } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runCommand, type CommandResult } from './command.js';
 
-const run = promisify(execFile);
-
-export interface SkopeoResult {
-  code: number;
-  /** Raw bytes: `inspect --raw` output must be compared byte for byte. */
-  stdout: Buffer;
-  stderr: string;
-}
+export type SkopeoResult = CommandResult;
 
 export class Skopeo {
   private readonly env: NodeJS.ProcessEnv;
+  private destinations = 0;
 
-  /** `dir` holds skopeo's temp files and the empty config files; the caller removes it. */
-  constructor(dir: string) {
+  /** `dir` holds skopeo's temp files, the empty config files and copy destinations; the caller removes it. */
+  constructor(private readonly dir: string) {
     const registriesConf = join(dir, 'registries.conf');
     writeFileSync(registriesConf, '');
     this.env = {
@@ -30,24 +24,25 @@ export class Skopeo {
     };
   }
 
+  /** A new path in the client's dir for a `dir:` or `oci:` copy to write to (skopeo creates it). */
+  newDestination(): string {
+    return join(this.dir, `copy-${++this.destinations}`);
+  }
+
   /** Never rejects on a non-zero exit. */
-  async run(args: readonly string[], timeoutMs = 180_000): Promise<SkopeoResult> {
-    try {
-      const { stdout, stderr } = await run('skopeo', ['--insecure-policy', ...args], {
-        encoding: 'buffer',
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-        env: this.env,
-      });
-      return { code: 0, stdout, stderr: stderr.toString('utf8') };
-    } catch (err) {
-      const failed = err as { code?: number | string; stdout?: Buffer; stderr?: Buffer; killed?: boolean };
-      if (typeof failed.code !== 'number' && !failed.killed) throw err;
-      return {
-        code: typeof failed.code === 'number' ? failed.code : -1,
-        stdout: failed.stdout ?? Buffer.alloc(0),
-        stderr: `${failed.stderr?.toString('utf8') ?? ''}${failed.killed ? `\n(skopeo ${args.join(' ')} killed after ${timeoutMs} ms)` : ''}`,
-      };
-    }
+  run(args: readonly string[], timeoutMs = 180_000): Promise<SkopeoResult> {
+    return runCommand('skopeo', args, { leading: ['--insecure-policy'], timeoutMs, env: this.env });
+  }
+
+  /**
+   * run(), then asserts that skopeo succeeded and returns its output. `settle` is awaited before the
+   * check (e.g. until the server has logged every request skopeo made); `explain` adds what the rig saw
+   * to a failure message.
+   */
+  async runOk(args: readonly string[], check: { explain: () => string; settle?: () => Promise<void> }): Promise<Buffer> {
+    const result = await this.run(args);
+    await check.settle?.();
+    assert.equal(result.code, 0, `skopeo ${args.join(' ')} failed: ${result.stderr.trim()}\n${check.explain()}`);
+    return result.stdout;
   }
 }

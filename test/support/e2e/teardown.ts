@@ -1,5 +1,8 @@
-// Stops what a test started, last started first. Every step runs even when an earlier one fails;
-// the failures are reported together afterwards.
+// Stops what a test started, last started first, and removes the temp dirs it made. Every step runs
+// even when an earlier one fails; the failures are reported together afterwards.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export class Teardown {
   private readonly steps: Array<{ name: string; run: () => Promise<void> }> = [];
@@ -8,6 +11,11 @@ export class Teardown {
   add<T>(name: string, value: T, run: (value: T) => Promise<void>): T {
     this.steps.push({ name, run: () => run(value) });
     return value;
+  }
+
+  /** A new directory under the OS temp dir, named `prefix…`, that runAll() removes with all it holds. */
+  tempDir(name: string, prefix: string): string {
+    return this.add(name, mkdtempSync(join(tmpdir(), prefix)), async (dir) => rmSync(dir, { recursive: true, force: true }));
   }
 
   async runAll(): Promise<void> {

@@ -7,6 +7,7 @@ import { CountingProxy } from './counting-proxy.js';
 import { Longshore, type LongshoreOptions } from './longshore.js';
 import { buildMultiArchImage, type TestImage } from '../images.js';
 import { publishImage } from './publish.js';
+import { Skopeo } from './skopeo.js';
 import type { Credentials } from './registry-client.js';
 import { Teardown } from './teardown.js';
 import { TokenServer, type TokenUser } from './token-server.js';
@@ -94,4 +95,15 @@ export async function startLongshoreOverStack(
     ...options,
   }), (l) => l.stop());
   return { upstream, longshore };
+}
+
+/** startLongshoreOverStack, and a skopeo client whose files live in a new temp dir named `prefix…`, removed by `teardown`. */
+export async function startSkopeoOverStack(
+  teardown: Teardown,
+  prefix: string,
+  options: Omit<LongshoreOptions, 'upstreamUrl' | 'username' | 'password'> = {},
+  stackOptions: UpstreamStackOptions = {},
+): Promise<{ upstream: UpstreamStack; longshore: Longshore; skopeo: Skopeo }> {
+  const { upstream, longshore } = await startLongshoreOverStack(teardown, options, stackOptions);
+  return { upstream, longshore, skopeo: new Skopeo(teardown.tempDir('skopeo dir', prefix)) };
 }
