@@ -7,6 +7,7 @@
 // NODE_ARGS='--flag …' starts Longshore's node with those options (some are refused in NODE_OPTIONS).
 // PROFILE=DIR writes Longshore's CPU profile there (summarise it with bench/lib/cpu-profile.ts).
 // GET_TOOL=net sends the GETs with the node:net generator as well.
+// CONFIG='{"logFlushInterval":0}' adds config keys (JSON) to Longshore's config file.
 // LOG_LEVEL=info runs Longshore with request logs (into a file in the probe's work dir), as scenario 5 does.
 // FLOOR=1 alternates each run with the same load on a bare node:http server that answers the same
 // status, headers and body from memory: the floor for this machine at that moment, which moves a lot.
@@ -38,6 +39,7 @@ const getTool = process.env.GET_TOOL === 'net' || spawnSync('wrk', ['--version']
 try {
   const mirror = await startMirror('longshore', { upstreamUrl: upstream.proxy.url, credentials: upstream.mirrorCredentials, workDir, build, cpuProfileDir: process.env.PROFILE,
     nodeArgs: process.env.NODE_ARGS?.split(' ').filter(Boolean),
+    ...(process.env.CONFIG ? { config: JSON.parse(process.env.CONFIG) as Record<string, unknown> } : {}),
     ...(process.env.LOG_LEVEL ? { logLevel: process.env.LOG_LEVEL as 'info', logFile: join(workDir, 'longshore.log') } : {}) });
   const url = `${mirror.url}/v2/${images.multi.repository}/manifests/${images.multi.tag}`;
   const headers = { accept: MANIFEST_ACCEPT };

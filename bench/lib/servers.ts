@@ -46,6 +46,8 @@ export interface MirrorOptions {
   cpuProfileDir?: string;
   /** Longshore only: extra node options, for experiments (the bench itself never sets them). */
   nodeArgs?: string[];
+  /** Longshore only: more config keys (the probes' A/B comparisons of a setting). */
+  config?: Record<string, unknown>;
   /** Longshore only: its logLevel (default warn: no per-request lines). */
   logLevel?: 'debug' | 'info' | 'warn';
   /**
@@ -106,6 +108,7 @@ function spawnLongshore(dir: string, host: string, options: MirrorOptions): Prom
       'docker.io': { url: options.upstreamUrl, username: options.credentials.username, password: options.credentials.password },
     },
     ...(options.localPrefixes ? { local: { prefixes: options.localPrefixes } } : {}),
+    ...options.config,
   }, null, 2));
   // LONGSHORE_* variables override the config file; the bench's config must be the only input.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LONGSHORE_')));

@@ -146,19 +146,14 @@ export class Metrics {
     value: (row) => row.bytes,
   });
 
-  readonly upstreamBytes = new Counter({
-    name: 'longshore_upstream_bytes_total',
-    help: 'Content bytes received from upstreams (blobs and manifests).',
-    labelNames: ['upstream'] as const,
-    registers: [this.registry],
-  });
+  /** A counter in this registry. */
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
 
-  readonly upstreamRequests = new Counter({
-    name: 'longshore_upstream_requests_total',
-    help: 'Requests sent to upstreams (each redirect hop and token request counts), by kind and status.',
-    labelNames: ['upstream', 'method', 'kind', 'status'] as const,
-    registers: [this.registry],
-  });
+  readonly upstreamBytes = this.counter('longshore_upstream_bytes_total', 'Content bytes received from upstreams (blobs and manifests).', ['upstream'] as const);
+
+  readonly upstreamRequests = this.counter('longshore_upstream_requests_total', 'Requests sent to upstreams (each redirect hop and token request counts), by kind and status.', ['upstream', 'method', 'kind', 'status'] as const);
 
   readonly upstreamDuration = new Histogram({
     name: 'longshore_upstream_request_duration_seconds',
@@ -168,54 +163,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly upstreamErrors = new Counter({
-    name: 'longshore_upstream_errors_total',
-    help: 'Upstream requests that failed without an HTTP answer, or whose stream broke, by error code.',
-    labelNames: ['upstream', 'code'] as const,
-    registers: [this.registry],
-  });
+  readonly upstreamErrors = this.counter('longshore_upstream_errors_total', 'Upstream requests that failed without an HTTP answer, or whose stream broke, by error code.', ['upstream', 'code'] as const);
 
-  readonly staleServed = new Counter({
-    name: 'longshore_stale_tags_served_total',
-    help: 'Tags answered from cache because the upstream failed.',
-    labelNames: ['upstream'] as const,
-    registers: [this.registry],
-  });
+  readonly staleServed = this.counter('longshore_stale_tags_served_total', 'Tags answered from cache because the upstream failed.', ['upstream'] as const);
 
-  readonly blobDownloads = new Counter({
-    name: 'longshore_blob_downloads_total',
-    help: 'Blob downloads from upstreams, by result (committed, failed) and resumes.',
-    labelNames: ['upstream', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly blobDownloads = this.counter('longshore_blob_downloads_total', 'Blob downloads from upstreams, by result (committed, failed) and resumes.', ['upstream', 'result'] as const);
 
-  readonly evictions = new Counter({
-    name: 'longshore_evictions_total',
-    help: 'Blobs and manifests evicted from the cache, by reason: budget (over cache.maxSize), disk (under cache.minFreeSpace), requested (an explicit run, e.g. gc).',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  readonly evictions = this.counter('longshore_evictions_total', 'Blobs and manifests evicted from the cache, by reason: budget (over cache.maxSize), disk (under cache.minFreeSpace), requested (an explicit run, e.g. gc).', ['reason'] as const);
 
-  readonly evictedBytes = new Counter({
-    name: 'longshore_evicted_bytes_total',
-    help: 'Bytes evicted from the cache, by reason (as longshore_evictions_total).',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  readonly evictedBytes = this.counter('longshore_evicted_bytes_total', 'Bytes evicted from the cache, by reason (as longshore_evictions_total).', ['reason'] as const);
 
-  readonly notAdmitted = new Counter({
-    name: 'longshore_cache_not_admitted_total',
-    help: 'Blob downloads streamed to clients without being cached, by reason: too-large (over cache.admissionShare of the budget), first-request (over cache.doorkeeperShare, not asked for before).',
-    labelNames: ['upstream', 'reason'] as const,
-    registers: [this.registry],
-  });
+  readonly notAdmitted = this.counter('longshore_cache_not_admitted_total', 'Blob downloads streamed to clients without being cached, by reason: too-large (over cache.admissionShare of the budget), first-request (over cache.doorkeeperShare, not asked for before).', ['upstream', 'reason'] as const);
 
-  readonly notAdmittedBytes = new Counter({
-    name: 'longshore_cache_not_admitted_bytes_total',
-    help: 'Bytes streamed to clients without being cached because of admission, by reason (as longshore_cache_not_admitted_total).',
-    labelNames: ['upstream', 'reason'] as const,
-    registers: [this.registry],
-  });
+  readonly notAdmittedBytes = this.counter('longshore_cache_not_admitted_bytes_total', 'Bytes streamed to clients without being cached because of admission, by reason (as longshore_cache_not_admitted_total).', ['upstream', 'reason'] as const);
 
   readonly pinnedBytes = new Gauge({
     name: 'longshore_pinned_bytes',
