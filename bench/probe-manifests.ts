@@ -9,6 +9,7 @@
 // GET_TOOL=net sends the GETs with the node:net generator as well.
 // CONFIG='{"logFlushInterval":0}' adds config keys (JSON) to Longshore's config file.
 // LOG_LEVEL=info runs Longshore with request logs (into a file in the probe's work dir), as scenario 5 does.
+// PIN=1 pins the servers to CPU 0 and the load generators to CPU 1 (taskset).
 // FLOOR=1 alternates each run with the same load on a bare node:http server that answers the same
 // status, headers and body from memory: the floor for this machine at that moment, which moves a lot.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,6 +49,13 @@ try {
   if (first.status !== 200) throw new Error(`warm-up GET answered ${first.status}`);
   const floor = process.env.FLOOR ? await startFloor(first.status, first.headers, Buffer.from(await (await fetch(url, { headers })).arrayBuffer())) : undefined;
   const targets: [string, string, number][] = [['longshore', url, mirror.pid], ...(floor ? [['floor', `${floor.url}/v2/x/manifests/y`, floor.pid] as [string, string, number]] : [])];
+  if (process.env.PIN) {
+    // Each server on CPU 0, this process and the load generators it starts on CPU 1: on two cores the
+    // scheduler otherwise sometimes puts a server and its load on one core, and a run's figure moves by
+    // a third with that placement alone.
+    for (const [, , pid] of targets) spawnSync('taskset', ['-apc', '0', String(pid)], { stdio: 'ignore' });
+    spawnSync('taskset', ['-apc', '1', String(process.pid)], { stdio: 'ignore' });
+  }
   if (process.env.HOLD) {
     console.log(`holding: ${targets.map(([name, target, pid]) => `${name} pid ${pid} ${target}`).join('; ')}`);
     await new Promise((resolve) => process.once('SIGUSR2', resolve));
