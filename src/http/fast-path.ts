@@ -30,7 +30,7 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     if (!target) return false;
     const { name, reference } = target;
     const locals: RequestLocals = { requestId: '', route: 'manifest', target };
-    start(req, res, locals);
+    const done = start(req, res, locals);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const fail = (err: unknown) => writeOciError(err, req, res, locals.requestId, log);
     try {
@@ -39,6 +39,9 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     } catch (err) {
       fail(err);
     }
+    // A hit from memory has ended its response already, within this event; anything else ends later.
+    if (res.writableEnded) done(true);
+    else res.on('close', () => done());
     return true;
   };
 }

@@ -10,6 +10,8 @@ import { FakeRegistry } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, raw } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
+import { waitFor } from '../support/wait.js';
+import { request as httpRequest } from 'node:http';
 
 /** Headers that differ between any two responses. */
 const VARYING = new Set(['date', 'x-request-id', 'connection', 'keep-alive']);
@@ -91,5 +93,55 @@ describe('manifest fast path', () => {
     assert.equal(line?.cache, 'hit');
     const metrics = (await raw(mirror.url, '/metrics')).body.toString();
     assert.match(metrics, /longshore_http_requests_total\{[^}]*route="manifest"[^}]*cache="hit"[^}]*\} [1-9]/);
+  });
+
+  it('logs every request exactly once: a hit from memory when handed over, a miss when it ends, a broken download as aborted', async () => {
+    const lines = (id: string) => mirror.logs().filter((l) => l.msg === 'request' && l.requestId === id);
+    // A miss (a manifest not fetched yet) ends after an upstream fetch: accounted on 'close'.
+    const fresh = publishImage(fake, 'library/logged', 'v1', 'docker');
+    const digest = fresh.platforms['linux/amd64']!;
+    const path = `/v2/library/logged/manifests/${digest}`;
+    const miss = await raw(mirror.url, path, { accept: ALL_MANIFEST_TYPES, 'x-request-id': 'log-miss' });
+    assert.equal(miss.status, 200);
+    const [missLine] = await waitFor(() => lines('log-miss').length > 0 && lines('log-miss'), { what: 'the miss request line' });
+    assert.equal(missLine!.cache, 'miss');
+    assert.equal(missLine!.bytes, miss.body.length);
+    assert.equal(missLine!.aborted, undefined);
+    // The same again is a hit from memory: accounted as soon as the response is handed to Node.
+    const hit = await raw(mirror.url, path, { accept: ALL_MANIFEST_TYPES, 'x-request-id': 'log-hit' });
+    assert.equal(hit.status, 200);
+    const head = await raw(mirror.url, path, { accept: ALL_MANIFEST_TYPES, 'x-request-id': 'log-head' }, 'HEAD');
+    assert.equal(head.status, 200);
+    for (const [id, bytes] of [['log-hit', hit.body.length], ['log-head', 0]] as const) {
+      const found = lines(id);
+      assert.equal(found.length, 1, id);
+      assert.equal(found[0]!.cache, 'hit', id);
+      assert.equal(found[0]!.status, 200, id);
+      assert.equal(found[0]!.bytes, bytes, id);
+      assert.equal(found[0]!.aborted, undefined, id);
+    }
+    // A blob download the client walks away from, mid-body, is logged as aborted, once.
+    const [blob, content] = [...image.blobs].sort((a, b) => b[1].length - a[1].length)[0]!;
+    let release!: () => void;
+    fake.setBlobFault(blob, { kind: 'hold', after: Math.floor(content.length / 2), release: new Promise<void>((resolve) => (release = resolve)) });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${mirror.url}/v2/library/alpine/blobs/${blob}`, { headers: { 'x-request-id': 'log-abort' } }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+        req.end();
+      });
+      const [abortLine] = await waitFor(() => lines('log-abort').length > 0 && lines('log-abort'), { what: 'the aborted request line' });
+      assert.equal(abortLine!.aborted, true);
+      assert.ok(Number(abortLine!.bytes) < content.length, `logged ${String(abortLine!.bytes)} of ${content.length} bytes`);
+    } finally {
+      release();
+      fake.setBlobFault(blob, undefined);
+    }
+    assert.equal(lines('log-abort').length, 1);
   });
 });

@@ -34,9 +34,14 @@ const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Starts the bookkeeping of one request on plain Node objects (the pull fast path uses it without
- * Express): assigns the id, and logs and counts the request when it finishes. Returns its locals.
+ * Express): assigns the id, and returns the function that logs and counts the request. The caller runs
+ * that once: on the response's 'close' (after 'finish' on a finished response, alone on a broken one),
+ * or, when the whole response was handed to Node within the request's own event (a manifest hit from
+ * memory), right after res.end() with `handedOver`: the request then counts as finished, and no
+ * listener is added to every such response (bench/NOTES.md §3).
  */
-export type RequestStart = (req: IncomingMessage, res: ServerResponse, locals: RequestLocals) => void;
+export type RequestStart = (req: IncomingMessage, res: ServerResponse, locals: RequestLocals) => RequestDone;
+export type RequestDone = (handedOver?: boolean) => void;
 
 export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: RecentPulls): RequestStart {
   const requests = metrics?.requests;
@@ -57,9 +62,9 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
     res.setHeader('x-request-id', requestId);
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
-    const done = () => {
+    return (handedOver = false) => {
       const ms = performance.now() - started;
-      const finished = res.writableFinished;
+      const finished = handedOver || res.writableFinished;
       const bytes = bodyBytes(req, res, finished, socket, bytesBefore);
       const status = res.statusCode;
       const method = req.method ?? '';
@@ -75,14 +80,12 @@ export function requestStart(log: Logger, metrics?: Metrics, recentPulls?: Recen
       if (!finished) line.aborted = true;
       writeLine(line);
     };
-    // 'close' comes after 'finish' on a finished response, and alone on a broken one: one listener.
-    res.on('close', done);
   };
 }
 
 export function requestContext(start: RequestStart) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    start(req, res, res.locals as RequestLocals);
+    res.on('close', start(req, res, res.locals as RequestLocals));
     next();
   };
 }
