@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { UpstreamRouter } from '../registry/routing.js';
 import type { Registry } from '../registry/types.js';
-import { getManifest } from './handlers/manifests.js';
+import { manifestFromRegistry, manifestHitNow, manifestRequest } from './handlers/manifests.js';
 import { writeOciError } from './middleware/errors.js';
 import type { RequestLocals, RequestStart } from './middleware/request-context.js';
 import { nsOf, parseTarget, type RegistryTarget } from './registry-target.js';
@@ -34,8 +34,8 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const fail = (err: unknown) => writeOciError(err, req, res, locals.requestId, log);
     try {
-      const repo = upstreams.route(name, nsOf(url));
-      getManifest(registry, repo, reference, req, res, locals).catch(fail);
+      const request = manifestRequest(upstreams.route(name, nsOf(url)), reference, req, res, locals);
+      if (!manifestHitNow(registry, request)) manifestFromRegistry(registry, request).catch(fail);
     } catch (err) {
       fail(err);
     }

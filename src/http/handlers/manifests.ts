@@ -4,18 +4,51 @@ import { AcceptSet } from '../../registry/media-types.js';
 import { isLongshoreError, LongshoreError } from '../../errors.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RepositoryRef } from '../../registry/routing.js';
-import type { Registry } from '../../registry/types.js';
+import type { ManifestAnswer, Registry } from '../../registry/types.js';
 import type { RequestLocals } from '../middleware/request-context.js';
 
-/** Works on plain Node objects: the pull fast path calls it without Express (http/fast-path.ts). */
-export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): Promise<void> {
+/** A manifest request, parsed: what manifestHitNow and manifestFromRegistry answer. */
+export interface ManifestRequest {
+  repo: RepositoryRef;
+  reference: Reference;
+  accept: AcceptSet;
+  method: 'GET' | 'HEAD';
+  req: IncomingMessage;
+  res: ServerResponse;
+  locals: RequestLocals;
+}
+
+/** Parses the reference and Accept header; throws the OCI error a malformed reference earns. */
+export function manifestRequest(repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): ManifestRequest {
   // What a pull asked for, for the dashboard's recent pulls (the request log records it at the end).
   locals.pull = { upstream: repo.upstream, repository: repo.name, reference: rawReference.slice(0, 256) };
-  const reference = readReference(repo, rawReference);
-  const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
-  const accept = AcceptSet.parse(req.headers.accept);
-  // A hit from memory is answered without an await, so the response goes out within this event.
-  const answer = registry.manifestHit?.(repo, reference, accept, method) ?? await registry.manifest(repo, reference, accept, method, locals);
+  return { repo, reference: readReference(repo, rawReference), accept: AcceptSet.parse(req.headers.accept), method: req.method === 'HEAD' ? 'HEAD' : 'GET', req, res, locals };
+}
+
+/**
+ * Answers a hit from memory within this event and returns true (the response has ended), or returns
+ * false and leaves the response alone. The pull fast path (http/fast-path.ts) tries this first, so most
+ * warm pulls cost no promise and no microtask.
+ */
+export function manifestHitNow(registry: Registry, request: ManifestRequest): boolean {
+  const answer = registry.manifestHit?.(request.repo, request.reference, request.accept, request.method);
+  if (!answer) return false;
+  send(request, answer);
+  return true;
+}
+
+/** Answers through the registry: the cache on disk, the upstream, or the error it throws. */
+export async function manifestFromRegistry(registry: Registry, request: ManifestRequest): Promise<void> {
+  send(request, await registry.manifest(request.repo, request.reference, request.accept, request.method, request.locals));
+}
+
+/** Works on plain Node objects: the router calls it through Express. */
+export async function getManifest(registry: Registry, repo: RepositoryRef, rawReference: string, req: IncomingMessage, res: ServerResponse, locals: RequestLocals): Promise<void> {
+  const request = manifestRequest(repo, rawReference, req, res, locals);
+  if (!manifestHitNow(registry, request)) await manifestFromRegistry(registry, request);
+}
+
+function send({ req, res, locals, method }: ManifestRequest, answer: ManifestAnswer): void {
   locals.cache = answer.outcome;
   const etag = `"${answer.digest}"`;
   res.setHeader('docker-content-digest', answer.digest);
