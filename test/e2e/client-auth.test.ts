@@ -58,7 +58,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     // docker words a 401 as "pull access denied …, repository does not exist or may require 'docker login'".
     assert.match(result.stderr, /docker login|unauthorized|authentication required/i);
     assert.deepEqual(upstream.proxy.requests.map((r) => r.path), [], diagnose(mark));
-    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 401), diagnose(mark));
+    assert.ok((await longshore.requestsSince(mark)).some((r) => r.status === 401), diagnose(mark));
   });
 
   it('docker login with a wrong password fails', { timeout: STEP_TIMEOUT }, async () => {
@@ -76,7 +76,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     assert.equal(pull.code, 0, `${pull.stderr}\n${diagnose(mark)}`);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', alpineRef()]);
     assert.equal(id.stdout.trim(), platformOf(upstream.alpine, 'amd64').config.digest);
-    const tokens = longshore.requestsSince(mark).filter((r) => r.path.startsWith('/token'));
+    const tokens = (await longshore.requestsSince(mark)).filter((r) => r.path.startsWith('/token'));
     assert.ok(tokens.length > 0 && tokens.every((r) => r.status === 200), diagnose(mark));
   });
 
@@ -88,7 +88,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     const pull = await dockerd.docker(['pull', alpineRef()]);
     assert.notEqual(pull.code, 0, `bob pulled alice's repository\n${diagnose(mark)}`);
     assert.match(pull.stderr, /denied/i);
-    assert.ok(longshore.requestsSince(mark).some((r) => r.status === 403), diagnose(mark));
+    assert.ok((await longshore.requestsSince(mark)).some((r) => r.status === 403), diagnose(mark));
   });
 
   it('skopeo --creds copies an image; without or with wrong credentials it is refused', { timeout: STEP_TIMEOUT }, async () => {
@@ -119,7 +119,7 @@ describeWithTools('clients log in to Longshore (auth.enabled)', TOOLS, () => {
     assert.equal(pulled.code, 0, `${pulled.stderr}\n${diagnose(mark)}`);
     const row = (await containerd.images()).find((r) => r.ref === ref);
     assert.equal(row?.digest, upstream.ocitest.index.digest);
-    assert.ok(longshore.requestsSince(mark).some((r) => r.method === 'POST' && r.path.startsWith('/token') && r.status === 200), diagnose(mark));
+    assert.ok((await longshore.requestsSince(mark)).some((r) => r.method === 'POST' && r.path.startsWith('/token') && r.status === 200), diagnose(mark));
   });
 
   it('logged no client password', () => {

@@ -63,8 +63,8 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   }
 
   /** Every request Longshore answered since `mark` carried containerd's `ns=docker.io`. */
-  function expectNamespaceOnEveryRequest(mark: number): void {
-    const served = longshore.requestsSince(mark);
+  async function expectNamespaceOnEveryRequest(mark: number): Promise<void> {
+    const served = (await longshore.requestsSince(mark));
     assert.ok(served.length > 0, `Longshore answered no request\n${diagnose(mark)}`);
     const withoutNs = served.filter((r) => new URL(r.path, 'http://x').searchParams.get('ns') !== 'docker.io');
     assert.deepEqual(withoutNs.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=docker.io\n${diagnose(mark)}`);
@@ -87,8 +87,8 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
   }
 
   /** Longshore answered a GET for each digest from its cache. */
-  function expectServedFromCache(image: TestImage, digests: readonly string[], mark: number): void {
-    const hits = new Set(longshore.requestsSince(mark)
+  async function expectServedFromCache(image: TestImage, digests: readonly string[], mark: number): Promise<void> {
+    const hits = new Set((await longshore.requestsSince(mark))
       .filter((r) => r.method === 'GET' && r.status === 200 && r.cache === 'hit')
       .map((r) => new URL(r.path, 'http://x').pathname));
     const missing = digests.filter((d) => !hits.has(`/v2/${image.repository}/blobs/${d}`));
@@ -102,7 +102,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
-    expectNamespaceOnEveryRequest(mark);
+    await expectNamespaceOnEveryRequest(mark);
     expectEachBlobFetchedOnce(blobDigests(image, ['amd64']), mark);
   });
 
@@ -114,9 +114,9 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
-    expectNamespaceOnEveryRequest(mark);
+    await expectNamespaceOnEveryRequest(mark);
     assert.deepEqual(upstream.proxy.blobGets(), [], `warm pull fetched blobs upstream\n${diagnose(mark)}`);
-    expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
+    await expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
   });
 
   it('pulls the OCI image for all platforms cold, fetching each blob of both platforms upstream once', { timeout: STEP_TIMEOUT }, async () => {
@@ -126,7 +126,7 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const mark = await longshore.settledMark();
     await pull(mark, ref, undefined);
     await expectImage(ref, image);
-    expectNamespaceOnEveryRequest(mark);
+    await expectNamespaceOnEveryRequest(mark);
     expectEachBlobFetchedOnce(blobDigests(image, ['amd64', 'arm64']), mark);
     const content = await containerd.contentDigests();
     const absent = allBlobs(image).map((b) => b.digest).filter((d) => !content.includes(d));
@@ -141,10 +141,10 @@ describeWithTools('ctr images pull through Longshore as docker.io mirror (hosts.
     const mark = await longshore.settledMark();
     await pull(mark, ref, 'linux/amd64');
     await expectImage(ref, image);
-    expectNamespaceOnEveryRequest(mark);
+    await expectNamespaceOnEveryRequest(mark);
     // Digests are immutable: cached content addressed by digest is never revalidated.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
       `a pull by digest of cached content contacted the upstream\n${diagnose(mark)}`);
-    expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
+    await expectServedFromCache(image, blobDigests(image, ['amd64']), mark);
   });
 });

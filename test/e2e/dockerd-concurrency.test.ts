@@ -121,7 +121,7 @@ describeWithTools('parallel docker pulls of tags sharing layers through Longshor
       assert.equal(await imageId(dockerd, reference(image)), platformOf(image, 'amd64').config.digest);
       assert.deepEqual(upstream.proxy.blobGets(), [], `a pull from cache sent blob GETs upstream\n${diagnose(mark)}`);
 
-      const served = longshore.requestsSince(mark);
+      const served = (await longshore.requestsSince(mark));
       const tagPath = `/v2/${image.repository}/manifests/${image.tag}`;
       assert.ok(served.some((r) => r.path === tagPath && r.status === 200 && r.cache === 'stale'),
         `Longshore must answer the tag ${tagPath} from cache as stale while the upstream fails\n${diagnose(mark)}`);

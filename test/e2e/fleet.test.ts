@@ -68,8 +68,8 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
   }
 
   /** Blob GETs each node answered since its mark. */
-  function blobGetsPerNode(marks: number[]): number[] {
-    return fleet.nodes.map((n, i) => n.requestsSince(marks[i]!).filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:')).length);
+  async function blobGetsPerNode(marks: number[]): Promise<number[]> {
+    return Promise.all(fleet.nodes.map(async (n, i) => (await n.requestsSince(marks[i]!)).filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:')).length));
   }
 
   it('cold pulls of two images sharing layers under two names: each blob and manifest fetched upstream once, several nodes serving', { timeout: STEP_TIMEOUT }, async () => {
@@ -93,7 +93,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     assert.deepEqual([...manifestGets.entries()].map(([path, n]) => `${path} x${n}`).sort(), expectedManifests.map((path) => `${path} x1`).sort(),
       `each manifest fetched from upstream exactly once, fleet-wide\n${diagnose()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
-    const served = blobGetsPerNode(marks);
+    const served = await blobGetsPerNode(marks);
     assert.ok(served.filter((n) => n > 0).length >= 2, `blob GETs per node: ${served.join(', ')}: more than one node serves`);
   });
 
@@ -119,7 +119,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
   it('kill -9 of a node: pulls started right after succeed', { timeout: STEP_TIMEOUT }, async () => {
     // The node serving the most blobs, so that its share has to move.
     const marks = fleet.nodes.map(() => 0);
-    const served = blobGetsPerNode(marks);
+    const served = await blobGetsPerNode(marks);
     killed = served.indexOf(Math.max(...served));
     await fleet.kill(killed);
     const results = await Promise.allSettled([pullAndCheck(a), pullAndCheck(b)]);
@@ -138,7 +138,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
     const fetched = upstream.proxy.requests.filter((r) => r.method === 'GET' && r.status === 200);
     assert.deepEqual(fetched.map((r) => `${r.method} ${r.path} (${r.bytes} B)`), [], `a warm pull fetches nothing upstream\n${diagnose()}`);
     await node.settledMark();
-    const back = node.requestsSince(mark).filter((r) => r.path.includes('/blobs/sha256:'));
+    const back = (await node.requestsSince(mark)).filter((r) => r.path.includes('/blobs/sha256:'));
     assert.ok(back.length > 0, `node${killed + 1} serves blobs again\n${diagnose()}`);
     assert.ok(back.every((r) => r.cache === 'hit'), `from its own cache: ${back.map((r) => r.cache).join(', ')}`);
   });
@@ -150,7 +150,7 @@ describeWithTools('a three-node fleet behind HAProxy', TOOLS, () => {
       `docker://${front}/${a.repository}:${a.tag}`, `docker://${front}/team/app:pushed`]);
     assert.equal(result.code, 0, `skopeo copy failed: ${result.stderr}\n${diagnose()}`);
     await Promise.all(fleet.nodes.map((n) => n.settledMark()));
-    const writes = fleet.nodes.map((n, i) => n.requestsSince(marks[i]!).filter((r) => r.path.startsWith('/v2/team/') && !['GET', 'HEAD'].includes(r.method)).length);
+    const writes = await Promise.all(fleet.nodes.map(async (n, i) => (await n.requestsSince(marks[i]!)).filter((r) => r.path.startsWith('/v2/team/') && !['GET', 'HEAD'].includes(r.method)).length));
     assert.ok(writes[0]! > 0 && writes[1] === 0 && writes[2] === 0, `uploads and manifest PUTs per node: ${writes.join(', ')}: all on node 1`);
 
     const pulled = await pullImage(fleet.haproxy.url, 'team/app', 'pushed', agent);

@@ -119,7 +119,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
     const images = await dockerd.dockerOk(['image', 'ls', '--no-trunc', '--format', '{{.ID}}']);
     assert.ok(!images.includes(secretAmd64.config.digest), `the private image is in eve's dockerd:\n${images}`);
 
-    const answered = longshore.requestsSince(mark);
+    const answered = (await longshore.requestsSince(mark));
     const byDigest = answered.filter((r) => r.path.includes('/library/alpine/manifests/sha256:'));
     assert.ok(byDigest.length >= cachedManifests.length, diagnose(mark));
     assert.ok(byDigest.every((r) => r.status === 404), diagnose(mark));
@@ -158,7 +158,7 @@ describeWithTools('a repository sees only what it holds (real clients, auth.enab
 
     // Longshore's own account of it: no request for a private digest under eve's names sent a body of its size
     const sizes = new Map([...cachedManifests, ...cachedBlobs].map((b) => [b.digest, b.size]));
-    for (const r of longshore.requestsSince(mark)) {
+    for (const r of (await longshore.requestsSince(mark))) {
       const digest = /\/(?:manifests|blobs)\/(sha256:[0-9a-f]{64})$/.exec(r.path)?.[1];
       if (digest === undefined || !secretDigests.has(digest)) continue;
       assert.ok(r.status === 404 || r.status === 403, `${r.method} ${r.path} -> ${r.status}\n${diagnose(mark)}`);

@@ -88,8 +88,8 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     assert.ok(row, `ctr images ls has no ${ref}`);
   }
 
-  function expectNamespace(mark: number, ns: string): void {
-    const served = longshore.requestsSince(mark);
+  async function expectNamespace(mark: number, ns: string): Promise<void> {
+    const served = (await longshore.requestsSince(mark));
     assert.ok(served.length > 0);
     const other = served.filter((r) => new URL(r.path, 'http://x').searchParams.get('ns') !== ns);
     assert.deepEqual(other.map((r) => `${r.method} ${r.path}`), [], `requests without ?ns=${ns}\n${diagnose(mark)}`);
@@ -99,7 +99,7 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     resetCounters();
     const mark = await longshore.settledMark();
     await ctrPull(mark, `docker.io/${hub.alpine.repository}:${hub.alpine.tag}`);
-    expectNamespace(mark, 'docker.io');
+    await expectNamespace(mark, 'docker.io');
     assert.deepEqual(fetched(hub), amd64Blobs(hub.alpine).map((d) => `${d} x1`).sort(), diagnose(mark));
     assert.equal(ghcr.proxy.connections, 0, `the ghcr.io upstream was contacted\n${diagnose(mark)}`);
   });
@@ -113,12 +113,12 @@ describeWithTools('two upstreams (docker.io and ghcr.io) through one Longshore',
     resetCounters();
     const mark = await longshore.settledMark();
     await ctrPull(mark, `ghcr.io/${ownerImg.repository}:${ownerImg.tag}`);
-    expectNamespace(mark, 'ghcr.io');
+    await expectNamespace(mark, 'ghcr.io');
     assert.equal(platformOf(ownerImg, 'amd64').layers[0]!.digest, shared);
     const own = amd64Blobs(ownerImg).filter((d) => d !== shared);
     assert.deepEqual(fetched(ghcr), own.map((d) => `${d} x1`).sort(), `only the blobs docker.io did not already bring\n${diagnose(mark)}`);
     assert.deepEqual(fetched(hub), [], diagnose(mark));
-    const sharedServed = longshore.requestsSince(mark).find((r) => r.method === 'GET' && r.path.startsWith(`/v2/${ownerImg.repository}/blobs/${shared}`));
+    const sharedServed = (await longshore.requestsSince(mark)).find((r) => r.method === 'GET' && r.path.startsWith(`/v2/${ownerImg.repository}/blobs/${shared}`));
     assert.equal(sharedServed?.cache, 'hit', diagnose(mark));
   });
 

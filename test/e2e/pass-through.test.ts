@@ -77,7 +77,7 @@ describeWithTools('pass-through credentials: clients pull with their own upstrea
   /** Requests Longshore answered since `mark`, once the lines of all answered so far are in the log. */
   async function answeredSince(mark: number): Promise<LoggedRequest[]> {
     await longshore.settledMark();
-    return longshore.requestsSince(mark);
+    return (await longshore.requestsSince(mark));
   }
 
   const appRef = (suffix = `:${app.tag}`) => `docker://${longshore.host}/${app.repository}${suffix}`;

@@ -89,7 +89,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     assert.ok(reported, `docker push reported no digest:\n${output}\n${diagnose(mark)}`);
     pushedDigest = reported[1]!;
 
-    const manifestPut = longshore.requestsSince(mark).filter((r) => r.method === 'PUT' && r.path === '/v2/team/app/manifests/1.4');
+    const manifestPut = (await longshore.requestsSince(mark)).filter((r) => r.method === 'PUT' && r.path === '/v2/team/app/manifests/1.4');
     assert.deepEqual(manifestPut.map((r) => r.status), [201], `Longshore's answer to the manifest PUT\n${diagnose(mark)}`);
     // A local repository is never routed upstream, whatever the push asked.
     assert.deepEqual(upstream.proxy.requests.map((r) => `${r.method} ${r.path}`), [],
@@ -148,7 +148,7 @@ describeWithTools('docker push to a local repository of Longshore', ['dockerd', 
     assert.notEqual(result.code, 0, `docker push to a proxied name succeeded:\n${result.stdout}\n${diagnose(mark)}`);
     assert.match(result.stderr, /unsupported/i, `docker push error:\n${result.stderr}\n${diagnose(mark)}`);
 
-    const writes = longshore.requestsSince(mark).filter((r) => WRITE_METHODS.has(r.method));
+    const writes = (await longshore.requestsSince(mark)).filter((r) => WRITE_METHODS.has(r.method));
     const refused = writes.filter((r) => r.status === 405 && r.path.startsWith('/v2/library/alpine/'));
     assert.ok(refused.length > 0, `Longshore logged no 405 for a write to library/alpine\n${diagnose(mark)}`);
     const accepted = writes.filter((r) => r.status < 400);
@@ -263,7 +263,7 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
       await run(mark, 'copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false',
         ref(`${image.repository}:${image.tag}`), ref(`${name}:${image.tag}`));
       copied.add(name);
-      const indexPut = longshore.requestsSince(mark).filter((r) => r.method === 'PUT' && r.path === `/v2/${name}/manifests/${image.tag}`);
+      const indexPut = (await longshore.requestsSince(mark)).filter((r) => r.method === 'PUT' && r.path === `/v2/${name}/manifests/${image.tag}`);
       assert.deepEqual(indexPut.map((r) => r.status), [201], `Longshore's answer to the index PUT\n${diagnose(mark)}`);
       const upstreamWrites = upstream.proxy.requests.filter((r) => WRITE_METHODS.has(r.method));
       assert.deepEqual(upstreamWrites.map((r) => `${r.method} ${r.path}`), [], `writes passed to the upstream\n${diagnose(mark)}`);
@@ -286,7 +286,7 @@ describeWithTools('skopeo copy into local repositories of Longshore', ['skopeo',
     await run(mark, 'copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', ref('team/multi:1.0'), ref('team/multi-copy:1.0'));
     copied.add('team/multi-copy');
 
-    const served = longshore.requestsSince(mark).filter((r) => r.path.startsWith('/v2/team/multi-copy/'));
+    const served = (await longshore.requestsSince(mark)).filter((r) => r.path.startsWith('/v2/team/multi-copy/'));
     const mounts = served.filter((r) => r.method === 'POST' && parsePath(r).query.has('mount'));
     const describe = (rs: readonly LoggedRequest[]) => rs.map((r) => `${r.method} ${r.path} -> ${r.status}`).join('\n');
     assert.ok(mounts.length > 0, `skopeo asked for no cross-repository mount\n${diagnose(mark)}`);

@@ -105,7 +105,7 @@ describeWithTools('the Docker Registry workflow against the shipped configuratio
       await removeAll(`${registry}/minha-aplicacao:latest`, 'minha-aplicacao');
       const mark = await longshore.settledMark();
       await docker('pull', `${registry}/minha-aplicacao:latest`);
-      const pulled = longshore.requestsSince(mark).filter((r) => r.method === 'GET' && r.status === 200);
+      const pulled = (await longshore.requestsSince(mark)).filter((r) => r.method === 'GET' && r.status === 200);
       assert.ok(pulled.some((r) => r.path.startsWith('/v2/minha-aplicacao/blobs/')), `the layer came from Longshore\n${diagnose()}`);
       assert.equal((await docker('run', '--rm', '--network', 'none', `${registry}/minha-aplicacao:latest`)).trim(), MESSAGE);
       assert.equal(upstream.proxy.describe().includes('minha-aplicacao'), false, 'the upstream was never asked for it');

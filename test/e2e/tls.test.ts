@@ -75,7 +75,7 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     const ref = `docker.io/${upstream.ocitest.repository}:${upstream.ocitest.tag}`;
     const result = await containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', SNAPSHOTTER, '--platform', 'linux/amd64', ref]);
     assert.equal(result.code, 0, `${result.stderr}\n${diagnose(mark)}`);
-    const served = longshore.requestsSince(mark);
+    const served = (await longshore.requestsSince(mark));
     assert.ok(served.some((r) => r.path.startsWith(`/v2/${upstream.ocitest.repository}/manifests/`) && r.path.includes('ns=docker.io') && r.status === 200), diagnose(mark));
   });
 
@@ -96,6 +96,6 @@ describeWithTools('clients trusting a private CA reach Longshore over HTTPS', TO
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `alpine:${upstream.alpine.tag}`]);
     assert.equal(id.stdout.trim(), platformOf(upstream.alpine, 'amd64').config.digest);
     // Longshore has no plain-HTTP listener here: what it answered, it answered over TLS.
-    assert.ok(longshore.requestsSince(mark).some((r) => r.path.startsWith('/v2/library/alpine/blobs/') && r.status === 200), diagnose(mark));
+    assert.ok((await longshore.requestsSince(mark)).some((r) => r.path.startsWith('/v2/library/alpine/blobs/') && r.status === 200), diagnose(mark));
   });
 });

@@ -160,9 +160,20 @@ export class Longshore {
     return this.records.slice(mark).filter((r) => r.msg === msg);
   }
 
-  /** Client requests Longshore answered after `mark`, in the order it finished them. */
-  requestsSince(mark: number): LoggedRequest[] {
-    return this.recordsSince(mark, 'request').map((r) => ({
+  /**
+   * Client requests Longshore answered after `mark` and before this call, in the order it finished
+   * them. Lines are written in batches (config logFlushInterval) and a request is logged when its
+   * response closes, so a sentinel request (settledMark) comes first: once its line is in, every
+   * earlier request's is too. Sentinel requests are left out. A stopped server's log is complete.
+   */
+  async requestsSince(mark: number): Promise<LoggedRequest[]> {
+    if (this.process.running) await this.settledMark();
+    return this.loggedRequests(mark);
+  }
+
+  /** The request lines in the log after `mark` so far, sentinels left out (no settling: for diagnostics). */
+  private loggedRequests(mark: number): LoggedRequest[] {
+    return this.recordsSince(mark, 'request').filter((r) => !isSentinel(r)).map((r) => ({
       method: String(r.method),
       path: String(r.path),
       status: Number(r.status),
@@ -178,20 +189,12 @@ export class Longshore {
    * with its own X-Request-Id) is logged, the earlier ones are too.
    */
   async logSettled(): Promise<void> {
-    const requestId = `rig-settle-${randomUUID()}`;
-    const res = await fetch(`${this.url}/healthz`, { headers: { 'x-request-id': requestId } });
-    await res.arrayBuffer();
-    await waitFor(async () => (this.records.some((r) => r.msg === 'request' && r.requestId === requestId) ? true : undefined), {
-      what: `Longshore to log the marker request ${requestId}`,
-      timeoutMs: 30_000,
-      intervalMs: 20,
-      failFast: () => this.process.assertRunning(),
-    });
+    await this.settledMark();
   }
 
   /** One line per request answered after `mark`, for assertion messages. */
   describeRequestsSince(mark: number): string {
-    return this.requestsSince(mark).map((r) => `${r.method} ${r.path} -> ${r.status} ${r.cache ?? '-'} (${r.bytes} B)`).join('\n');
+    return this.loggedRequests(mark).map((r) => `${r.method} ${r.path} -> ${r.status} ${r.cache ?? '-'} (${r.bytes} B)`).join('\n');
   }
 
   /** The last `lines` lines of the server's output, for failure messages. */
@@ -219,4 +222,9 @@ function parseLogLine(line: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The rig's own sentinel requests (settledMark), which are no client's. */
+function isSentinel(record: Record<string, unknown>): boolean {
+  return String(record.path).startsWith('/healthz?settle=');
 }
