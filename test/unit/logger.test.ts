@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger, prettyDestination, requestLineWriter, type RequestLine } from '../../src/observability/logger.js';
 import { waitFor } from '../support/wait.js';
+import { requestIds } from '../../src/http/middleware/request-context.js';
 
 function sink(): { stream: Writable; text(): string; clear(): void } {
   let text = '';
@@ -113,5 +114,18 @@ describe('batched JSON destination (logFlushInterval)', () => {
       await once(proc, 'exit').catch(() => undefined);
       cleanup();
     }
+  });
+});
+
+describe('request ids', () => {
+  it('are version-4 UUIDs in form, distinct within a process and between processes', () => {
+    const a = requestIds();
+    const b = requestIds();
+    const ids = Array.from({ length: 1000 }, () => a());
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(new Set(ids).size, 1000);
+    const other = b();
+    assert.ok(!ids.includes(other));
+    assert.notEqual(other.slice(0, 24), ids[0]!.slice(0, 24), 'each process (each generator) draws its own random part');
   });
 });
