@@ -13,6 +13,11 @@
 // slices: past maxWalFrames it asks the worker for a checkpoint now and waits for it, writing nothing
 // meanwhile (the event loop stays free), and the next write restarts the WAL; journal_size_limit then
 // truncates the file.
+//
+// The worker (a thread with its own V8 heap and SQLite connection, ~17 MB of RSS) starts only when the
+// WAL first passes START_FRAMES (SQLite's own automatic checkpoint threshold), looked at once a second
+// with one pread, or when a background writer asks for room: a mirror that writes little never pays for
+// it.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
@@ -20,8 +25,10 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 
-/** How often the worker checkpoints. */
+/** How often the worker checkpoints (and, before it runs, how often the WAL's length is looked at). */
 const INTERVAL_MS = 1_000;
+/** WAL frames past which the worker is started: 1000, SQLite's wal_autocheckpoint default (4 MiB). */
+const START_FRAMES = 1_000;
 /** WAL frames (pages of 4 KiB) past which background writers wait for a checkpoint: 64 MiB. */
 const MAX_WAL_FRAMES = 16_384;
 /** What a WAL restarted from its beginning is truncated to (bytes). */
@@ -56,7 +63,9 @@ export interface CheckpointerOptions {
 }
 
 export class Checkpointer {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
+  /** Until the worker runs: the once-a-second look at the WAL's length. */
+  private watch: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly maxWalFrames: number;
   /** The -shm file, whose header holds the WAL's length in frames (mxFrame). */
@@ -66,30 +75,47 @@ export class Checkpointer {
   private readonly waiting = new Map<number, () => void>();
   private pending: Promise<void> | undefined;
 
-  constructor(db: Database.Database, path: string, private readonly log: Logger, options: CheckpointerOptions = {}) {
+  constructor(private readonly db: Database.Database, private readonly path: string, private readonly log: Logger, options: CheckpointerOptions = {}) {
     this.maxWalFrames = options.maxWalFrames ?? MAX_WAL_FRAMES;
     this.shmPath = `${path}-shm`;
-    const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER, { eval: true, workerData: { module, path, interval: INTERVAL_MS } });
-    this.worker.unref();
     db.pragma('wal_autocheckpoint = 0');
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
+    this.watch = setInterval(() => {
+      if (this.walFrames() > START_FRAMES) this.startWorker();
+    }, INTERVAL_MS);
+    this.watch.unref();
+  }
+
+  /** Whether the worker thread has been started. */
+  get started(): boolean {
+    return this.worker !== undefined;
+  }
+
+  private startWorker(): Worker {
+    if (this.worker) return this.worker;
+    clearInterval(this.watch);
+    this.watch = undefined;
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(WORKER, { eval: true, workerData: { module, path: this.path, interval: INTERVAL_MS } });
+    this.worker = worker;
+    worker.unref();
     const fallBack = (err?: unknown) => {
       this.release();
       if (this.stopped) return;
       this.stopped = true;
-      log.warn({ err }, 'checkpoint worker stopped; checkpoints run in commits again');
-      db.pragma('wal_autocheckpoint = 1000');
+      this.log.warn({ err }, 'checkpoint worker stopped; checkpoints run in commits again');
+      this.db.pragma('wal_autocheckpoint = 1000');
     };
-    this.worker.on('message', (m: { id?: number; error?: string }) => {
-      if (m.error !== undefined) log.warn({ error: m.error }, 'wal checkpoint failed');
+    worker.on('message', (m: { id?: number; error?: string }) => {
+      if (m.error !== undefined) this.log.warn({ error: m.error }, 'wal checkpoint failed');
       if (m.id !== undefined) {
         this.waiting.get(m.id)?.();
         this.waiting.delete(m.id);
       }
     });
-    this.worker.once('error', fallBack);
-    this.worker.once('exit', () => fallBack());
+    worker.once('error', fallBack);
+    worker.once('exit', () => fallBack());
+    return worker;
   }
 
   /**
@@ -127,7 +153,7 @@ export class Checkpointer {
         this.log.warn({ waitedMs: CHECKPOINT_WAIT_MS }, 'wal checkpoint took too long; writing on');
         resolve();
       }, CHECKPOINT_WAIT_MS);
-      this.worker.postMessage({ checkpoint: id });
+      this.startWorker().postMessage({ checkpoint: id });
     }).finally(() => clearTimeout(timer));
   }
 
@@ -140,16 +166,20 @@ export class Checkpointer {
   async stop(): Promise<void> {
     if (this.shm !== undefined) closeSync(this.shm);
     this.shm = undefined;
+    clearInterval(this.watch);
+    this.watch = undefined;
     if (this.stopped) return;
     this.stopped = true;
     this.release();
+    const worker = this.worker;
+    if (!worker) return;
     // Referenced while it stops: an unreferenced worker's exit would not keep the process waiting for it.
-    this.worker.ref();
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage('stop');
+    worker.ref();
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage('stop');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
     clearTimeout(timer);
-    if (this.worker.threadId !== -1) await this.worker.terminate();
+    if (worker.threadId !== -1) await worker.terminate();
   }
 }

@@ -11,6 +11,7 @@ import pino from 'pino';
 import { Catalog, LIFT_PARENTS } from '../../src/metadata/catalog.js';
 import { Checkpointer } from '../../src/metadata/checkpointer.js';
 import { openDatabase } from '../../src/metadata/database.js';
+import { waitFor } from '../support/wait.js';
 import type { Digest } from '../../src/registry/reference.js';
 
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -144,6 +145,34 @@ describe('catalog slices', () => {
       // One slice (1 ms of row updates) past the limit at most, never the whole flush.
       const total = seen.length;
       assert.ok(Math.max(...seen) < maxWalFrames * 4, `WAL frames stayed near ${maxWalFrames}: max ${Math.max(...seen)} over ${total} slices`);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+    }
+  });
+
+  it('starts its checkpoint thread only once the WAL passes 1000 frames, and the thread then keeps the WAL short', async () => {
+    const path = join(dir, 'lazy.db');
+    const db = openDatabase(path);
+    const checkpointer = new Checkpointer(db, path, pino({ level: 'silent' }));
+    try {
+      fill(db, 10);
+      // Two looks at the WAL (one a second) while it is short: no thread (a thread is ~17 MB of RSS).
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      assert.ok(checkpointer.walFrames() < 1_000);
+      assert.equal(checkpointer.started, false);
+      // Automatic checkpoints are off on this connection: the WAL only grows until the thread runs.
+      let first = 11;
+      while (checkpointer.walFrames() <= 1_000) {
+        fill(db, 20_000, first);
+        first += 20_000;
+      }
+      await waitFor(() => checkpointer.started, { what: 'the checkpoint thread to start', timeoutMs: 10_000 });
+      // Once its passive checkpoint has copied every frame, the next write starts the WAL again from its beginning.
+      await waitFor(() => {
+        fill(db, 1, first++);
+        return checkpointer.walFrames() < 100;
+      }, { what: 'the WAL to start again after a checkpoint', timeoutMs: 15_000, intervalMs: 200 });
     } finally {
       await checkpointer.stop();
       db.close();
