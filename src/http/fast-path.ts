@@ -41,7 +41,7 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
     }
     // A hit from memory has ended its response already, within this event; anything else ends later.
     if (res.writableEnded) done(true);
-    else res.on('close', () => done());
+    else res.on('close', done);
     return true;
   };
 }

@@ -258,7 +258,7 @@ export class LocalContent {
 
   /** Counts a hit on content the repository was found to hold. */
   noteAccess(upstream: string, repository: string, digest: Digest): void {
-    this.catalog.recordHit(digest);
+    this.noteHit(digest);
     if (!this.links.has(linkKey(upstream, repository, digest))) this.link(upstream, repository, digest);
   }
 }
