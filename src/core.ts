@@ -21,6 +21,7 @@ import { openDatabase } from './metadata/database.js';
 import { LocalUsage } from './metadata/local-usage.js';
 import { UploadTable } from './metadata/uploads.js';
 import { Metrics } from './observability/metrics.js';
+import { droppedLogLines } from './observability/logger.js';
 import { LocalContent } from './registry/local-content.js';
 import { LocalRegistry } from './registry/local-registry.js';
 import { ProxyRegistry, tagGlobs, type DiskPressure, type UpstreamEntry } from './registry/proxy.js';
@@ -123,6 +124,7 @@ async function build(config: Config, log: Logger, paths: StorePaths, lock: DataL
       rateLimitLimit: u.client.rateLimit?.limit,
       circuitOpen: u.client.breaker.state !== 'closed',
     })),
+    droppedLogLines: () => droppedLogLines(log),
   }, config.nodeName ?? hostname());
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, {

@@ -50,11 +50,21 @@ export function jsonDestination(flushMs: number, fd = 1): DestinationStream {
   // In buffer mode: in its string mode sonic-boom measures the UTF-8 length of the whole waiting batch
   // on every line (Buffer.byteLength), which cost more than encoding the line once here.
   const batches = pino.destination({ dest: fd, sync: false, contentMode: 'buffer', minLength: BATCH_BYTES, maxLength: MAX_WAITING_BYTES, periodicFlush: flushMs });
-  return {
+  const destination = {
+    /** Lines dropped because MAX_WAITING_BYTES were waiting (read by droppedLogLines). */
+    droppedLines: 0,
     write: (line: string) => batches.write(Buffer.from(line) as unknown as string),
     flush: (cb?: (err?: Error) => void) => batches.flush(cb),
     flushSync: () => batches.flushSync(),
-  } as DestinationStream;
+  };
+  batches.on('drop', () => destination.droppedLines++);
+  return destination as DestinationStream;
+}
+
+/** Lines `log`'s destination dropped because its reader stopped reading (jsonDestination); 0 for any other destination. */
+export function droppedLogLines(log: Logger): number {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { droppedLines?: number };
+  return stream.droppedLines ?? 0;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface StateProbes {
   /** Optional here: a registry built after the metrics (it counts into them) is observed with observeDownloads. */
   downloads?(): { inFlight: number; followers: number };
   upstreams(): Array<{ name: string; rateLimitRemaining: number | undefined; rateLimitLimit: number | undefined; circuitOpen: boolean }>;
+  /** Log lines dropped because the output's reader stopped reading (observability/logger.ts). */
+  droppedLogLines?(): number;
 }
 
 /** Upper bounds of longshore_http_request_duration_seconds, in seconds. */
@@ -205,6 +207,15 @@ export class Metrics {
       },
     });
     if (probes.downloads) this.observeDownloads(probes.downloads.bind(probes));
+    new Counter({
+      name: 'longshore_log_lines_dropped_total',
+      help: 'Log lines dropped because 16 MiB were waiting for the output (stdout) to be read.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(probes.droppedLogLines?.() ?? 0);
+      },
+    });
     new Gauge({
       name: 'longshore_upstream_ratelimit_remaining',
       help: 'Pulls left in the upstream\'s rate-limit window (Docker Hub ratelimit-remaining), as last seen.',

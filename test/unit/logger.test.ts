@@ -103,6 +103,24 @@ describe('batched JSON destination (logFlushInterval)', () => {
     });
   }
 
+  it('drops lines, counting them, once 16 MiB wait for a reader that stopped reading, and keeps running', async () => {
+    // stdout is a pipe this test never reads: after 64 KiB the child's batched write blocks, and lines pile up.
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, 'flood', '120000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      proc.stdout.pause();
+      let err = '';
+      proc.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const reported = await waitFor(() => /dropped (\d+)/.exec(err) ?? undefined, { what: 'the child to report its dropped lines', timeoutMs: 60_000 });
+      const dropped = Number(reported[1]);
+      // ~180 bytes a line: 120,000 lines are ~21 MiB, of which at most 16 MiB wait and 64 KiB sit in the pipe.
+      assert.ok(dropped > 10_000 && dropped < 120_000, `dropped ${dropped} of 120000`);
+      assert.equal(proc.exitCode, null, 'the child is still running');
+    } finally {
+      proc.kill('SIGKILL');
+      await once(proc, 'exit').catch(() => undefined);
+    }
+  });
+
   it('writes a lone line within the interval, with no later line and no exit to push it out', async () => {
     const { proc, read, cleanup } = run('stay', 1);
     try {

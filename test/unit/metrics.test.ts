@@ -79,3 +79,14 @@ describe('request metrics', () => {
     assert.equal((await readTotals(metrics)).hits, 4);
   });
 });
+
+describe('log lines dropped', () => {
+  it('exports what the log destination counted, and 0 without a count', async () => {
+    let dropped = 7;
+    const metrics = new Metrics({ ...probes, droppedLogLines: () => dropped });
+    assert.match(await metrics.registry.metrics(), /^longshore_log_lines_dropped_total 7$/m);
+    dropped = 9;
+    assert.match(await metrics.registry.metrics(), /^longshore_log_lines_dropped_total 9$/m);
+    assert.match(await new Metrics(probes).registry.metrics(), /^longshore_log_lines_dropped_total 0$/m);
+  });
+});
