@@ -64,8 +64,13 @@ export function encodedOf(digest: Digest): string {
 export class Digester {
   private readonly hash: Hash;
 
-  constructor(readonly algorithm: DigestAlgorithm = CANONICAL_ALGORITHM) {
-    this.hash = createHash(ALGORITHMS[algorithm].hash);
+  constructor(readonly algorithm: DigestAlgorithm = CANONICAL_ALGORITHM, state?: Hash) {
+    this.hash = state ?? createHash(ALGORITHMS[algorithm].hash);
+  }
+
+  /** An independent digester in the same state: what has been hashed so far, kept apart from what comes next. */
+  copy(): Digester {
+    return new Digester(this.algorithm, this.hash.copy());
   }
 
   update(chunk: Buffer): this {

@@ -11,16 +11,8 @@
 // never served (it is fetched again, or adopted here once hashed).
 import type { Logger } from 'pino';
 import type { RecoveryIndex } from '../metadata/interfaces.js';
-import { algorithmOf, type Digest } from '../digest.js';
-import { hashFile } from '../storage/content-store.js';
+import type { Digest } from '../digest.js';
 import type { MaintenanceStore } from '../storage/interfaces.js';
-
-/** Rows read per page. */
-const PAGE = 1000;
-/** Files examined at once (stat runs on libuv's thread pool). */
-const PARALLEL = 16;
-/** Directory entries looked up in the catalog between two turns of the event loop. */
-const NAMES_PER_TURN = 250;
 
 export interface ReconcileResult {
   rowsRemoved: number;
@@ -34,6 +26,13 @@ export interface ReconcileOptions {
   /** Stops the walk between two steps (the server is closing). */
   signal?: AbortSignal;
 }
+
+/** Rows read per page. */
+const PAGE = 1000;
+/** Files examined at once (stat runs on libuv's thread pool). */
+const PARALLEL = 16;
+/** Directory entries looked up in the catalog between two turns of the event loop. */
+const NAMES_PER_TURN = 250;
 
 export async function reconcile(store: MaintenanceStore, catalog: RecoveryIndex, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileResult> {
   const result: ReconcileResult = { rowsRemoved: 0, filesAdopted: 0, filesRemoved: 0, complete: false };
@@ -81,17 +80,4 @@ export async function reconcile(store: MaintenanceStore, catalog: RecoveryIndex,
   if (result.rowsRemoved + result.filesAdopted + result.filesRemoved > 0) log.warn(result, 'reconciled the store with the catalog');
   else log.debug(result, 'reconciled the store with the catalog');
   return result;
-}
-
-/** Every content file with its size, by digest, of every algorithm (ContentStore.list). */
-export async function storedFiles(store: MaintenanceStore): Promise<Map<Digest, number>> {
-  return store.list();
-}
-
-// Moved to the store, which owns reading its files; re-exported for the modules that still hash here.
-export { hashFile };
-
-/** Whether a file holds exactly the bytes of `digest`. */
-export async function fileMatches(path: string, digest: Digest): Promise<boolean> {
-  return (await hashFile(path, algorithmOf(digest))) === digest;
 }

@@ -19,8 +19,6 @@ const readAsync = promisify(read);
 
 /** The upstream body is paused once this much is queued for the disk: bounds memory per download. */
 const WRITE_QUEUE_HIGH = 2 * 1024 * 1024;
-/** A download's bytes are flushed to disk in the background every this many bytes (see flushInBackground). */
-const FLUSH_EVERY = 16 * 1024 * 1024;
 
 type FillState = 'filling' | 'verified' | 'failed';
 
@@ -59,8 +57,6 @@ export class BlobFill {
   /** The failure was writing to local disk, not the upstream: readers may relay. */
   private localFailure = false;
   private written = 0;
-  /** Bytes written when the last background flush started. */
-  private flushedAt = 0;
   private users = 1; // the fill itself, until it has finished with the descriptor
   private running = true;
   private readonly waiters = new Set<() => void>();
@@ -178,10 +174,6 @@ export class BlobFill {
             this.chunks.scavenger?.dropped(count);
             this.options.onBytes?.(count);
             this.written = this.writer.written;
-            if (this.written - this.flushedAt >= FLUSH_EVERY) {
-              this.flushedAt = this.written;
-              this.writer.flushInBackground();
-            }
             this.notify();
           }
         } catch (err) {

@@ -208,11 +208,6 @@ export class LocalContent {
     return this.store.chunks;
   }
 
-  /** Moves a file already verified to hold `digest` into place; its row is recorded separately. */
-  adopt(tempPath: string, digest: Digest): Promise<void> {
-    return this.store.adopt(tempPath, digest);
-  }
-
   /** Removes a stored file (the evictor removes the rows itself, in batches). */
   deleteFile(digest: Digest): Promise<boolean> {
     return this.store.delete(digest);

@@ -1,18 +1,14 @@
 // Local repositories: primary data pushed by clients (distribution-spec "Push" and "Content Management"),
 // in the same digest-keyed store as cached content but never evicted. Uploads stream to a file of their
-// own (never buffered), are hashed when completed, and become visible only by rename after the digest
-// matches. Upload sessions are rows in the uploads table as well as objects here: a restart resumes them.
+// own (never buffered) through the store's ContentWriter, hashed as they are written, and become visible
+// only by its verified rename once the digest the client names matches. Upload sessions are rows in the uploads table as well as objects here: a restart resumes them.
 // Abuse limits: open sessions per client and per repository, bytes per upload, and a quota on pushed
 // content plus open uploads (`local.maxUploadsPerClient`, `maxUploadsPerRepository`, `maxUploadSize`,
 // `maxSize`). Chunks are admitted against the last two before they are written, so the disk never holds
 // more than the limits allow, also while a body without Content-Length streams in.
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { hashFile } from '../cache/recovery.js';
 import type { Config } from '../config/schema.js';
 import { LongshoreError } from '../errors.js';
 import type { LocalRepositoryIndex } from '../metadata/interfaces.js';
@@ -36,15 +32,14 @@ export interface UploadSession {
   repository: string;
   /** Who opened it, for local.maxUploadsPerClient: the user name with client auth on, else the remote address. */
   client: string;
-  path: string;
   /** Bytes received so far. */
   offset: number;
   touched: number;
   busy: boolean;
   /**
-   * The canonical digest of bytes [0, offset), computed as they were written, so completing the upload
-   * reads nothing back. Absent when it cannot be trusted: a session resumed after a restart, or after an
-   * append that failed (its bytes were cut off again); completion then hashes the file.
+   * The running hash (canonical algorithm) of bytes [0, offset), as they were written, so completing the
+   * upload reads nothing back. Absent for a session taken up after a restart: completion then reads the
+   * file back once (ContentWriter.verifyAs).
    */
   digester?: Digester | undefined;
 }
@@ -103,28 +98,26 @@ export class LocalRegistry implements Registry {
    * removed. Returns the number of sessions resumed.
    */
   async restore(): Promise<number> {
-    const dir = this.files.uploadDir;
-    await mkdir(dir, { recursive: true });
+    const files = new Set(await this.files.uploadIds());
     const kept = new Set<string>();
     for (const row of this.uploadRows.all()) {
-      const path = this.files.uploadPath(row.id);
-      const size = await stat(path).then((s) => s.size, () => undefined);
+      const size = files.has(row.id) ? await this.files.uploadSize(row.id) : undefined;
       if (size === undefined) {
         this.uploadRows.delete(row.id);
         continue;
       }
       let received = row.received;
-      if (size > received) await truncate(path, received);
+      if (size > received) await this.files.trimUpload(row.id, received);
       else if (size < received) {
         // The last writes never reached the disk (an OS crash): the file is the truth.
         received = size;
         this.uploadRows.update(row.id, received, row.touched);
       }
-      this.track({ id: row.id, repository: row.repository, client: row.client, path, offset: received, touched: row.touched, busy: false });
+      this.track({ id: row.id, repository: row.repository, client: row.client, offset: received, touched: row.touched, busy: false });
       kept.add(row.id);
     }
-    for (const name of await readdir(dir)) {
-      if (!kept.has(name)) await rm(join(dir, name), { force: true, recursive: true });
+    for (const id of files) {
+      if (!kept.has(id)) await this.files.removeUpload(id);
     }
     if (kept.size > 0) this.log.info({ uploads: kept.size }, 'resumed upload sessions of an earlier run');
     return kept.size;
@@ -224,11 +217,11 @@ export class LocalRegistry implements Registry {
         { repository: repo.name, limit: maxUploadsPerRepository, setting: 'local.maxUploadsPerRepository' });
     }
     const id = randomUUID();
-    const session: UploadSession = { id, repository: repo.name, client, path: this.files.uploadPath(id), offset: 0, touched: this.now(), busy: false, digester: new Digester() };
+    const session: UploadSession = { id, repository: repo.name, client, offset: 0, touched: this.now(), busy: false, digester: new Digester(CANONICAL_ALGORITHM) };
     // Counted before the first await, so that concurrent starts cannot all pass the caps.
     this.track(session);
     try {
-      await writeFile(session.path, '', { flag: 'wx' });
+      await this.files.createUpload(id);
       this.uploadRows.insert({ id, repository: repo.name, client, received: 0, touched: session.touched });
     } catch (err) {
       this.forget(id);
@@ -277,26 +270,30 @@ export class LocalRegistry implements Registry {
     session.busy = true;
     let written = 0;
     try {
-      const out = createWriteStream(session.path, { flags: 'r+', start, highWaterMark: UPLOAD_WRITE_BUFFER });
-      const digester = session.digester;
-      await copyAdmitted(body, out, (bytes) => {
-        this.admit(start, written, bytes);
-        this.uploadBytes += bytes;
-        written += bytes;
-      }, digester && ((chunk) => digester.update(chunk)));
-      if (range && written !== announced) {
-        throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${announced} bytes, the body had ${written}`, { offset: start });
+      const writer = await this.files.appendToUpload(id, start, session.digester);
+      try {
+        await copyAdmitted(body, writer.stream(UPLOAD_WRITE_BUFFER), (bytes) => {
+          this.admit(start, written, bytes);
+          this.uploadBytes += bytes;
+          written += bytes;
+        });
+        if (range && written !== announced) {
+          throw new LongshoreError('LS_UPLOAD_RANGE', `Content-Range announced ${announced} bytes, the body had ${written}`, { offset: start });
+        }
+      } catch (err) {
+        this.uploadBytes -= written;
+        // The chunk leaves no trace: the file is cut back to `start`, and the hash is the one it had there
+        // (none if the cut failed: the next writer cuts the file, and completion reads it back).
+        await writer.rollback().catch(() => undefined);
+        throw err;
+      } finally {
+        session.digester = writer.digester;
+        await writer.close();
       }
       session.offset = start + written;
       session.touched = this.now();
       this.uploadRows.update(id, session.offset, session.touched);
       return session;
-    } catch (err) {
-      this.uploadBytes -= written;
-      // The digester has seen bytes that are cut off again: completion hashes the file instead.
-      session.digester = undefined;
-      await truncate(session.path, start).catch(() => undefined);
-      throw err;
     } finally {
       session.busy = false;
     }
@@ -320,26 +317,15 @@ export class LocalRegistry implements Registry {
     const session = body ? await this.appendUpload(repo, id, body, range, length) : this.session(repo, id);
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     session.busy = true;
+    let writer;
     try {
-      // Hashed while it was written, when the client names a digest of that algorithm (the canonical one, as nearly
-      // every push); otherwise read back once. Either way the digest is known before the rename.
-      const digester = session.digester;
-      session.digester = undefined;
-      let actual: Digest;
-      if (digester && digester.algorithm === algorithmOf(digest)) {
-        actual = digester.digest();
-      } else {
-        this.log.debug({ upload: id, bytes: session.offset }, 'reading an upload back to hash it');
-        actual = await hashFile(session.path, algorithmOf(digest));
-      }
-      if (actual !== digest) {
-        throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
-      }
-      if (this.index.content(digest) && (await this.local.blobSize(digest)) === session.offset) {
-        await rm(session.path, { force: true });
-      } else {
-        await this.files.adopt(session.path, digest);
-      }
+      writer = await this.files.appendToUpload(id, session.offset, session.digester);
+      if (!writer.hashes(digest)) this.log.debug({ upload: id, bytes: session.offset }, 'reading an upload back to hash it');
+      // Hashed while it was written, when the client names a digest of that algorithm (the canonical one,
+      // as nearly every push); otherwise read back once. Either way it is checked before the rename.
+      await writer.verifyAs(digest);
+      if (this.index.content(digest) && (await this.local.blobSize(digest)) === session.offset) await writer.cancel();
+      else await writer.commit();
       // The upload's bytes become content's: no net growth, so no quota check (content held already shrinks it).
       this.recordLocalBlob(repo, digest, session.offset);
       this.forget(id);
@@ -348,14 +334,15 @@ export class LocalRegistry implements Registry {
       if (err instanceof LongshoreError && err.code === 'LS_DIGEST_INVALID') await this.cancelUpload(repo, id);
       throw err;
     } finally {
+      await writer?.close();
       session.busy = false;
     }
   }
 
   async cancelUpload(repo: RepositoryRef, id: string): Promise<void> {
-    const session = this.session(repo, id);
+    this.session(repo, id);
     this.forget(id);
-    await rm(session.path, { force: true });
+    await this.files.removeUpload(id);
   }
 
   private track(session: UploadSession): void {
@@ -404,7 +391,7 @@ export class LocalRegistry implements Registry {
     for (const session of [...this.uploads.values()]) {
       if (session.touched >= cutoff || session.busy) continue;
       this.forget(session.id);
-      await rm(session.path, { force: true });
+      await this.files.removeUpload(session.id);
       removed++;
     }
     if (removed > 0) this.log.info({ removed }, 'removed abandoned uploads');

@@ -62,6 +62,11 @@ export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: numbe
       out.end();
       return;
     }
+    // Opening the file may take longer than the client stays: a body already gone sends no more events.
+    if (body.destroyed) {
+      fail(body.errored ?? new Error('the request body ended early'));
+      return;
+    }
     body.on('error', fail);
     body.on('close', onClose);
     body.on('end', onEnd);

@@ -3,11 +3,11 @@
 // flushed, and only then renamed to its digest path (atomic: same filesystem). A reader therefore
 // never sees a partial or unverified file under a digest path.
 import { createReadStream, read } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { LongshoreError } from '../errors.js';
-import { algorithmOf, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
+import { algorithmOf, CANONICAL_ALGORITHM, DIGEST_ALGORITHMS, Digester, isEncoded, type Digest, type DigestAlgorithm } from '../digest.js';
 import { ChunkPool, type RecyclingStream } from './chunk-pool.js';
 import type { ContentFiles, MaintenanceStore, UploadStore } from './interfaces.js';
 import type { StorePaths } from './paths.js';
@@ -38,17 +38,10 @@ export class ContentStore implements ContentFiles, UploadStore, MaintenanceStore
   async init(): Promise<number> {
     for (const algorithm of DIGEST_ALGORITHMS) await mkdir(this.paths.algorithmDir(algorithm), { recursive: true });
     await mkdir(this.paths.tmp, { recursive: true });
+    await mkdir(this.paths.uploads, { recursive: true });
     const leftovers = await readdir(this.paths.tmp);
     await Promise.all(leftovers.map((name) => rm(this.paths.tempNamed(name), { force: true, recursive: true })));
     return leftovers.length;
-  }
-
-  get uploadDir(): string {
-    return this.paths.uploads;
-  }
-
-  uploadPath(id: string): string {
-    return this.paths.upload(id);
   }
 
   /** Every content file with its size, by digest, of every algorithm; names that are not digests are ignored. */
@@ -148,17 +141,60 @@ export class ContentStore implements ContentFiles, UploadStore, MaintenanceStore
     }
   }
 
+  /** A writer of content whose digest (and usually size) is known before its bytes: a pull, an import. */
   async createWriter(digest: Digest, expectedSize: number | undefined): Promise<ContentWriter> {
     const tempPath = this.paths.newTemp();
     // wx+: fail if the name exists; readable too, so followers of a download read the same descriptor.
     const handle = await open(tempPath, 'wx+', 0o644);
-    return new ContentWriter(this.paths, digest, expectedSize, tempPath, handle);
+    return new ContentWriter(this.paths, tempPath, handle, { expected: { digest, size: expectedSize } });
   }
 
-  /** Moves a file already verified to hold `digest` (a finished upload) into place. */
-  async adopt(tempPath: string, digest: Digest): Promise<void> {
-    await mkdir(this.paths.contentDir(digest), { recursive: true });
-    await rename(tempPath, this.paths.content(digest));
+  // ---- upload files: one per session of a push, named by the session's id, kept across restarts ----
+
+  /** The ids of the upload files present (after a restart, the sessions to take up or remove). */
+  async uploadIds(): Promise<string[]> {
+    return readdir(this.paths.uploads);
+  }
+
+  /** Bytes in an upload's file; undefined when it has none. `id` is a session id this process generated (a UUID), never a client's text. */
+  async uploadSize(id: string): Promise<number | undefined> {
+    const info = await stat(this.paths.upload(id)).catch(() => undefined);
+    return info?.isFile() ? info.size : undefined;
+  }
+
+  /** Cuts an upload's file back to the `size` bytes its session counts (what an interrupted append left goes). */
+  async trimUpload(id: string, size: number): Promise<void> {
+    await truncate(this.paths.upload(id), size);
+  }
+
+  /** An empty file for a new upload; fails if the id is taken. */
+  async createUpload(id: string): Promise<void> {
+    const handle = await open(this.paths.upload(id), 'wx', 0o644);
+    await handle.close();
+  }
+
+  /**
+   * A writer that appends to an upload's file from `offset` (its bytes so far; anything after them, an
+   * append a crash interrupted, is cut off). `digester` is the running hash of those bytes, when known;
+   * the digest is named at the end (verifyAs), normally of its algorithm.
+   */
+  async appendToUpload(id: string, offset: number, digester: Digester | undefined): Promise<ContentWriter> {
+    const path = this.paths.upload(id);
+    const handle = await open(path, 'r+');
+    try {
+      const { size } = await handle.stat();
+      // Bytes the session never counted (an append cut short) go; bytes it counted must all be there.
+      if (size > offset) await handle.truncate(offset);
+      else if (size < offset) throw new LongshoreError('LS_INTERNAL', `upload file ${id} holds ${size} bytes, its session ${offset}`, { upload: id, size, offset });
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    return new ContentWriter(this.paths, path, handle, { algorithm: digester?.algorithm ?? CANONICAL_ALGORITHM, resume: { offset, digester } });
+  }
+
+  async removeUpload(id: string): Promise<void> {
+    await rm(this.paths.upload(id), { force: true, recursive: true });
   }
 
   /** The digest, with `digest`'s own algorithm, of the bytes stored under `digest`: equal to it unless the file is corrupt. */
@@ -253,88 +289,209 @@ class FileChunkStream extends Readable implements RecyclingStream {
   }
 }
 
+/** A writer starts a background flush every this many bytes (see ContentWriter.flushInBackground). */
+const FLUSH_EVERY = 16 * 1024 * 1024;
+
+/** What a ContentWriter is asked to write. */
+export interface WriterSpec {
+  /** The digest and size the content must have, when they are known before it is written (a pull, an import). */
+  expected?: { digest: Digest; size: number | undefined };
+  /** The algorithm of the running hash when no digest is expected: the one the name given at commit will most likely have. */
+  algorithm?: DigestAlgorithm;
+  /** Bytes the file holds already (an upload taken up again), and the running hash of exactly those bytes when it is still known. */
+  resume?: { offset: number; digester: Digester | undefined };
+}
+
 /**
- * A temp file being filled with the bytes of one digest. write() hashes as it writes; verify() checks
- * digest and size; commit() flushes and renames into place; cancel() removes the temp file.
+ * The one way content enters the store: a file outside the content directories (a temp file, or an
+ * upload's file) filled while a running hash follows every byte; then verified — against the digest
+ * expected from the start (verify()) or one named only at the end (verifyAs(), a push) — flushed, and
+ * renamed to its digest path (commit()). commit() refuses a writer that was not verified.
+ *
+ * A writer can be taken up again where an earlier one stopped (an upload's next chunk): `resume` gives the
+ * offset and, if it is still known, the hash of the bytes before it. When that hash is lost (a restart)
+ * or is of another algorithm than the digest named at the end, verifyAs() reads the file back once.
  */
 export class ContentWriter {
-  private readonly hash: Digester;
-  private bytes = 0;
+  /** The digest the content must have, when it was known from the start. */
+  readonly digest: Digest | undefined;
+  readonly expectedSize: number | undefined;
+  /** The running hash of bytes [0, written); undefined once it no longer matches them (see rollback). */
+  private hash: Digester | undefined;
+  /** Where this writer started, and the hash there, for rollback(). */
+  private readonly base: { offset: number; hash: Digester | undefined };
+  private bytes: number;
+  private verified: Digest | undefined;
+  private synced = false;
   private done = false;
   private flushing = false;
+  private flushedAt: number;
+  private closed = false;
+  /** The write in progress, if any: stream() waits for it before it reports itself closed. */
+  private writing: Promise<void> | undefined;
 
   constructor(
     private readonly paths: StorePaths,
-    readonly digest: Digest,
-    readonly expectedSize: number | undefined,
     readonly tempPath: string,
     readonly handle: FileHandle,
+    spec: WriterSpec,
   ) {
-    this.hash = new Digester(algorithmOf(digest));
+    this.digest = spec.expected?.digest;
+    this.expectedSize = spec.expected?.size;
+    const algorithm = this.digest ? algorithmOf(this.digest) : spec.algorithm ?? CANONICAL_ALGORITHM;
+    const offset = spec.resume?.offset ?? 0;
+    // The caller's digester is copied, never changed: it stays the hash at `offset` whatever happens here.
+    const known = spec.resume?.digester ?? (offset === 0 ? new Digester(algorithm) : undefined);
+    this.hash = known?.copy();
+    this.base = { offset, hash: known };
+    this.bytes = offset;
+    this.flushedAt = offset;
   }
 
   get written(): number {
     return this.bytes;
   }
 
-  /** Appends chunks in order. Callers do not overlap calls. */
-  async write(chunks: readonly Buffer[]): Promise<void> {
+  /** The running hash of every byte written, when it is still known: what a later writer of the same file resumes with. Never the caller's own digester. */
+  get digester(): Digester | undefined {
+    return this.hash;
+  }
+
+  /**
+   * Appends chunks in order. Callers do not overlap calls. Every 16 MiB a flush to disk starts in the
+   * background. A failed write leaves the hash unknown (the bytes on disk are uncertain).
+   */
+  write(chunks: readonly Buffer[]): Promise<void> {
+    const writing = this.append(chunks);
+    this.writing = writing;
+    return writing;
+  }
+
+  private async append(chunks: readonly Buffer[]): Promise<void> {
+    if (this.done || this.verified) throw internal(`a write to ${this.tempPath} after it was ${this.done ? 'committed or cancelled' : 'verified'}`);
     let length = 0;
-    for (const chunk of chunks) {
-      this.hash.update(chunk);
-      length += chunk.length;
-    }
+    for (const chunk of chunks) length += chunk.length;
     if (this.expectedSize !== undefined && this.bytes + length > this.expectedSize) {
       throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${this.digest} is longer than its declared ${this.expectedSize} bytes`, { digest: this.digest });
     }
+    const hash = this.hash;
+    this.hash = undefined; // until every byte is down: a failed write leaves it unknown
     let position = this.bytes;
-    let offset = 0;
-    // writev may write fewer bytes than asked (large writes, signals); loop until all are down.
-    let pending = chunks;
-    while (length - offset > 0) {
-      const { bytesWritten } = await this.handle.writev(pending as Buffer[], position);
+    // The write starts on the thread pool and the hash runs meanwhile. writev may write fewer bytes
+    // than asked (large writes, signals); the loop writes the rest.
+    let writing = this.handle.writev(chunks as Buffer[], position);
+    if (hash) for (const chunk of chunks) hash.update(chunk);
+    for (let offset = 0; ;) {
+      const { bytesWritten } = await writing;
       position += bytesWritten;
       offset += bytesWritten;
-      if (offset < length) pending = remainder(chunks, offset);
+      if (offset >= length) break;
+      writing = this.handle.writev(remainder(chunks, offset), position);
     }
+    this.hash = hash;
     this.bytes += length;
-  }
-
-  /** Throws LS_CONTENT_MISMATCH unless the bytes written have the expected digest and size. */
-  verify(): void {
-    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
-      throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${this.digest} has ${this.bytes} bytes, expected ${this.expectedSize}`, { digest: this.digest, size: this.bytes, expected: this.expectedSize });
-    }
-    const actual = this.hash.digest();
-    if (actual !== this.digest) {
-      throw new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${this.digest} (got ${actual})`, { digest: this.digest, actual });
+    if (this.bytes - this.flushedAt >= FLUSH_EVERY) {
+      this.flushedAt = this.bytes;
+      this.flushInBackground();
     }
   }
 
   /**
-   * Starts writing what is written so far to disk, without waiting. A large download flushed only at
+   * This writer as a Writable, for piping a body in (an upload's chunk). It queues up to `highWaterMark`
+   * bytes and writes what queued in one call; once destroyed, it reports 'close' only after the write in
+   * progress is down, so that a rollback() after it cannot be overtaken by a late write.
+   */
+  stream(highWaterMark: number): Writable {
+    const done = (callback: (err?: Error | null) => void) => (promise: Promise<void>) => promise.then(() => callback(), callback);
+    return new Writable({
+      highWaterMark,
+      write: (chunk: Buffer, _encoding, callback) => done(callback)(this.write([chunk])),
+      writev: (chunks, callback) => done(callback)(this.write(chunks.map((c) => c.chunk as Buffer))),
+      destroy: (err, callback) => {
+        const settled = this.writing?.catch(() => undefined) ?? Promise.resolve();
+        void settled.then(() => callback(err));
+      },
+    });
+  }
+
+  /** Cuts the file back to where this writer started, with the hash it had there: a failed append leaves no trace. */
+  async rollback(): Promise<void> {
+    await this.writing?.catch(() => undefined);
+    this.hash = undefined; // until the cut is done
+    await this.handle.truncate(this.base.offset);
+    this.bytes = this.base.offset;
+    this.flushedAt = Math.min(this.flushedAt, this.bytes);
+    this.hash = this.base.hash?.copy();
+  }
+
+  /** Checks the bytes written against the digest and size expected from the start; throws LS_CONTENT_MISMATCH. */
+  verify(): void {
+    const digest = this.digest;
+    if (!digest) throw internal(`verify() of ${this.tempPath}, which expects no digest; verifyAs() names one`);
+    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
+      throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${digest} has ${this.bytes} bytes, expected ${this.expectedSize}`, { digest, size: this.bytes, expected: this.expectedSize });
+    }
+    if (!this.hash) throw new LongshoreError('LS_CONTENT_MISMATCH', `content for ${digest} was not all written`, { digest });
+    const actual = this.hash.copy().digest();
+    if (actual !== digest) {
+      throw new LongshoreError('LS_CONTENT_MISMATCH', `content does not match digest ${digest} (got ${actual})`, { digest, actual });
+    }
+    this.verified = digest;
+  }
+
+  /**
+   * Checks the bytes written against a digest named only now (a push names it at the end); throws
+   * LS_DIGEST_INVALID. Uses the running hash when it is known and of `digest`'s algorithm, otherwise
+   * reads the file back once. The running hash is left as it was: a failure other than a mismatch
+   * leaves the writer's file resumable.
+   */
+  async verifyAs(digest: Digest): Promise<void> {
+    const running = this.hash?.algorithm === algorithmOf(digest) ? this.hash : undefined;
+    const actual = running ? running.copy().digest() : await hashFile(this.tempPath, algorithmOf(digest));
+    if (actual !== digest) throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
+    this.verified = digest;
+  }
+
+  /** Whether verifyAs(digest) can answer from the running hash, without reading the file back. */
+  hashes(digest: Digest): boolean {
+    return this.hash?.algorithm === algorithmOf(digest);
+  }
+
+  /**
+   * Starts writing what is written so far to disk, without waiting. A large file flushed only at
    * commit() leaves all its pages dirty until then (the kernel's background writeback starts at a
    * share of RAM), and that one big flush stalls the disk for every other process just as the client
-   * has its last byte. Errors are left to commit(), whose own flush reports them.
+   * has its last byte. Errors are left to sync(), whose own flush reports them.
    */
-  flushInBackground(): void {
-    if (this.flushing || this.done) return;
+  private flushInBackground(): void {
+    if (this.flushing || this.done || this.closed) return;
     this.flushing = true;
     this.handle.datasync().catch(() => undefined).finally(() => {
       this.flushing = false;
     });
   }
 
-  /** Flushes and moves the verified temp file to its digest path. Call only after verify(). */
-  async commit(): Promise<void> {
+  /** Flushes the bytes to disk (once). commit() does it if it was not done; an import does it early, then closes the descriptor. */
+  async sync(): Promise<void> {
+    if (this.synced) return;
     await this.handle.datasync();
-    await mkdir(this.paths.contentDir(this.digest), { recursive: true });
+    this.synced = true;
+  }
+
+  /** Flushes and moves the verified file to its digest path. */
+  async commit(): Promise<void> {
+    const digest = this.verified;
+    if (!digest) throw internal(`commit of ${this.tempPath} before it was verified`);
+    if (this.done) throw internal(`commit of ${this.tempPath} after it was committed or cancelled`);
+    if (!this.synced && this.closed) throw internal(`commit of ${this.tempPath}, closed before it was flushed`);
+    await this.sync();
+    await mkdir(this.paths.contentDir(digest), { recursive: true });
     // If the digest is already stored (another writer won), rename replaces identical bytes: harmless.
-    await rename(this.tempPath, this.paths.content(this.digest));
+    await rename(this.tempPath, this.paths.content(digest));
     this.done = true;
   }
 
-  /** Removes the temp file; a no-op after commit. */
+  /** Removes the file; a no-op after commit. */
   async cancel(): Promise<void> {
     if (this.done) return;
     this.done = true;
@@ -343,8 +500,14 @@ export class ContentWriter {
 
   /** Closes the descriptor. The fill that shares it with readers calls this when the last reader is gone. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.handle.close().catch(() => undefined);
   }
+}
+
+function internal(message: string): LongshoreError {
+  return new LongshoreError('LS_INTERNAL', message);
 }
 
 function remainder(chunks: readonly Buffer[], skip: number): Buffer[] {

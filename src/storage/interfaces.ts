@@ -1,7 +1,7 @@
 // What each layer above may do to the content store on disk: one narrow interface per consumer, each
 // implemented by ContentStore (content-store.ts), handed to its consumer by the composition root
 // (core.ts). Paths stay inside storage/: paths.ts alone knows the layout.
-import type { Digest } from '../digest.js';
+import type { Digest, Digester } from '../digest.js';
 import type { ChunkPool } from './chunk-pool.js';
 import type { ContentWriter, StoredContent } from './content-store.js';
 
@@ -14,17 +14,24 @@ export interface ContentFiles {
   read(digest: Digest): Promise<Buffer | undefined>;
   put(digest: Digest, body: Buffer): Promise<void>;
   createWriter(digest: Digest, expectedSize: number | undefined): Promise<ContentWriter>;
-  adopt(tempPath: string, digest: Digest): Promise<void>;
   delete(digest: Digest): Promise<boolean>;
 }
 
-/** Upload sessions of local repositories (registry/local-registry.ts): their files, committing one, releasing content. */
+/**
+ * Upload sessions of local repositories (registry/local-registry.ts): a file per session, appended to and
+ * committed through a ContentWriter. `id` is always a session id this process generated (a UUID), never a client's text.
+ */
 export interface UploadStore {
-  /** The directory of upload files, one per session. */
-  readonly uploadDir: string;
-  /** `id` is a session id this process generated (a UUID), never a client's text. */
-  uploadPath(id: string): string;
-  adopt(tempPath: string, digest: Digest): Promise<void>;
+  /** The ids of the upload files present, for taking sessions up after a restart. */
+  uploadIds(): Promise<string[]>;
+  uploadSize(id: string): Promise<number | undefined>;
+  /** Cuts a file back to the bytes its session counts. */
+  trimUpload(id: string, size: number): Promise<void>;
+  createUpload(id: string): Promise<void>;
+  /** A writer appending from `offset`, with the running hash of the bytes before it when that is known. */
+  appendToUpload(id: string, offset: number, digester: Digester | undefined): Promise<ContentWriter>;
+  removeUpload(id: string): Promise<void>;
+  /** Removes content no local repository holds any more. */
   delete(digest: Digest): Promise<boolean>;
 }
 

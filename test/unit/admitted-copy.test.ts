@@ -44,6 +44,22 @@ describe('copyAdmitted', () => {
     assert.equal(body.isPaused(), true);
   });
 
+  it('rejects a body that broke before the copy began (the client left while the file was being opened)', async () => {
+    const aborted = new PassThrough();
+    aborted.on('error', () => undefined); // Node's HTTP server has its own listener on a request
+    aborted.write(Buffer.alloc(100));
+    aborted.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    await new Promise((resolve) => aborted.once('close', resolve));
+    const out = createWriteStream(join(dir, 'late'));
+    await assert.rejects(copyAdmitted(aborted, out, () => undefined), { code: 'ECONNRESET' });
+    assert.equal(out.closed, true);
+
+    const closed = new PassThrough();
+    closed.destroy();
+    await new Promise((resolve) => closed.once('close', resolve));
+    await assert.rejects(copyAdmitted(closed, createWriteStream(join(dir, 'late2')), () => undefined), /ended early/);
+  });
+
   it('rejects when the body breaks, after the file is closed', async () => {
     const body = new PassThrough();
     const out = createWriteStream(join(dir, 'broken'));

@@ -9,7 +9,7 @@
 // for an incremental bundle, already in this mirror — before its files are moved into place and its
 // rows, links and tag are written, in one synchronous step no request can interleave with. A bundle
 // cut short or with one wrong byte fails naming the entry; its staged files are removed.
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { LongshoreError, isLongshoreError } from '../../errors.js';
 import type { LocalContent } from '../../registry/local-content.js';
@@ -33,8 +33,6 @@ const WRITE_BATCH = 1024 * 1024;
  * per blob in series (bench/NOTES.md §8); this many open descriptors bound the overlap.
  */
 const MAX_FLUSHING = 16;
-/** A blob's written bytes are flushed in the background every this many bytes, as downloads are (registry/blob-fill.ts). */
-const FLUSH_EVERY = 16 * 1024 * 1024;
 
 export interface ImportDeps {
   local: LocalContent;
@@ -81,7 +79,8 @@ export interface ImportOptions {
 }
 
 interface Staged {
-  temp: string;
+  /** Verified, flushed (or being flushed) and closed: committing it is a rename. */
+  writer: ContentWriter;
   size: number;
 }
 
@@ -115,21 +114,16 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
         // Network chunks are small (16–64 KiB): one write per MiB instead of one per chunk.
         let batch: Buffer[] = [];
         let batched = 0;
-        let flushedAt = 0;
         for await (const chunk of entry.body()) {
           batch.push(chunk);
           batched += chunk.length;
           bytes += chunk.length;
           options.onBytes?.(chunk.length);
           if (batched >= WRITE_BATCH) {
+            // A large blob's pages go to disk as it is read (the writer flushes in the background), not all in its final flush.
             await writer.write(batch);
             batch = [];
             batched = 0;
-            // A large blob's pages go to disk as it is read, not all in its final flush.
-            if (writer.written - flushedAt >= FLUSH_EVERY) {
-              flushedAt = writer.written;
-              writer.flushInBackground();
-            }
           }
         }
         if (batch.length > 0) await writer.write(batch);
@@ -142,9 +136,9 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
       // Flushed while the next entries are read; all flushes are done before anything is committed.
       await flushes.add(writer, entry.name);
       const earlier = staged.get(digest);
-      if (earlier) await rm(earlier.temp, { force: true });
+      if (earlier) await earlier.writer.cancel();
       else blobs++;
-      staged.set(digest, { temp: writer.tempPath, size: entry.size });
+      staged.set(digest, { writer, size: entry.size });
     }
     await flushes.drain();
     options.signal?.throwIfAborted();
@@ -187,7 +181,7 @@ export async function importBundle(source: AsyncIterable<Buffer>, deps: ImportDe
   } finally {
     // Whatever was not moved into place (unused, or the import failed) goes, once no flush holds it open.
     await flushes.drain().catch(() => undefined);
-    await Promise.all([...staged.values()].map((s) => rm(s.temp, { force: true })));
+    await Promise.all([...staged.values()].map((s) => s.writer.cancel()));
   }
 }
 
@@ -205,7 +199,7 @@ class Flushes {
   async add(writer: ContentWriter, entry: string): Promise<void> {
     while (this.running.size >= this.limit) await Promise.race(this.running);
     this.check();
-    const flush = writer.handle.datasync()
+    const flush = writer.sync()
       .catch((err: unknown) => {
         this.failure ??= invalid(entry, `cannot be written to disk: ${(err as Error).message}`);
       })
@@ -313,7 +307,7 @@ class Committer {
         this.staged.delete(digest);
         sizes.set(digest, staged.size);
         if (!local.isStored(digest)) newBytes += staged.size;
-        moves.push(local.adopt(staged.temp, digest));
+        moves.push(staged.writer.commit());
       } else {
         sizes.set(digest, closure.blobs.get(digest) ?? (await local.blobSize(digest)) ?? 0);
       }
@@ -388,7 +382,7 @@ class Committer {
     const staged = this.staged.get(digest);
     if (staged) {
       if (staged.size > this.deps.maxManifestSize) throw invalid(`blobs/${digest.replace(':', '/')}`, `is named as a manifest but is ${staged.size} bytes, more than maxManifestSize`);
-      return readFile(staged.temp);
+      return readFile(staged.writer.tempPath);
     }
     if ((await this.deps.local.blobSize(digest)) === undefined) return undefined;
     return this.deps.local.readStored(digest);
