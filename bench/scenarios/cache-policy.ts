@@ -30,6 +30,7 @@ import { openDatabase } from '../../src/metadata/database.js';
 import type { Digest } from '../../src/registry/reference.js';
 import { UpstreamRouter } from '../../src/registry/routing.js';
 import { DiskSpace } from '../../src/signals.js';
+import { prng } from '../lib/prng.js';
 
 const MB = 1e6;
 const GiB = 1024 ** 3;
@@ -86,18 +87,6 @@ export interface Trace {
   requests: number;
   /** Time of the first counted request (after the warm-up day). */
   countFrom: number;
-}
-
-/** mulberry32: a small seeded PRNG, so every policy replays the same trace. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function buildTrace(size: TraceSize, seed = 20261129): Trace {

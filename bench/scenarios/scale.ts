@@ -26,6 +26,7 @@ import { buildLongshore } from '../lib/build.js';
 import { formatSummary, summarizeProfile } from '../lib/cpu-profile.js';
 import type { PauseReport } from '../lib/scale-server.js';
 import { runLoad, type LoadResult } from '../lib/loadgen.js';
+import { prng } from '../lib/prng.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -50,18 +51,6 @@ export interface ScaleReport {
   profiles: Array<{ phase: string; file: string; top: string }>;
   rss: { bytes: number; heapUsed: number };
   targets: Array<{ what: string; value: string; target: string; met: boolean }>;
-}
-
-/** mulberry32, as in cache-policy.ts: the same catalogue every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Built { objects: number; images: number; bytes: number; indexes: Digest[]; platforms: Digest[] }

@@ -59,9 +59,57 @@ function td(content, className) {
   return cell;
 }
 
-function emptyRow(tbody, columns, text) {
+/**
+ * Builds the tables index.html declares (section[data-table]): the heading labels the section, the
+ * header comes from data-columns ("Label" or "Label:class", separated by "|"), and the body gets the
+ * section's data-table as its id, for the render functions below.
+ */
+function buildTables() {
+  for (const section of document.querySelectorAll('section[data-table]')) {
+    const name = section.dataset.table;
+    const heading = section.querySelector('h2');
+    heading.id = `${name}-heading`;
+    section.setAttribute('aria-labelledby', heading.id);
+    const header = section.dataset.columns.split('|').map((column) => {
+      const [label, className] = column.split(':');
+      const th = element('th', label, className);
+      th.scope = 'col';
+      return th;
+    });
+    const table = element('table');
+    table.createTHead().append(row(header));
+    const tbody = table.createTBody();
+    tbody.id = name;
+    const wrap = element('div', undefined, 'table-wrap');
+    wrap.append(table);
+    section.append(wrap);
+  }
+}
+
+/** Builds the charts index.html declares (section[data-chart]): an SVG labelled by the heading, and the legend from data-legend. */
+function buildCharts() {
+  for (const section of document.querySelectorAll('section[data-chart]')) {
+    const name = section.dataset.chart;
+    const heading = section.querySelector('h2');
+    heading.id = `${name}-heading`;
+    section.setAttribute('aria-labelledby', heading.id);
+    const chart = svg('svg', { id: `${name}-chart`, class: 'chart', viewBox: `0 0 ${BOX.width} ${BOX.height}`, role: 'img', 'aria-labelledby': `${heading.id} ${name}-desc` });
+    chart.append(svg('desc', { id: `${name}-desc` }, 'No data yet.'));
+    const legend = element('ul', undefined, 'legend');
+    for (const entry of section.dataset.legend.split('|')) {
+      const [swatch, label] = entry.split(':');
+      const item = element('li');
+      item.append(element('span', undefined, `swatch ${swatch}`), document.createTextNode(label));
+      legend.append(item);
+    }
+    section.append(chart, legend);
+  }
+}
+
+/** A table's single row saying it has nothing to show, across all its columns. */
+function emptyRow(tbody, text) {
   const cell = element('td', text, 'empty');
-  cell.colSpan = columns;
+  cell.colSpan = tbody.closest('table').tHead.rows[0].cells.length;
   tbody.replaceChildren(row([cell]));
 }
 
@@ -103,7 +151,7 @@ function renderSummary(summary) {
 
 function renderUpstreams(upstreams) {
   const tbody = byId('upstreams');
-  if (upstreams.length === 0) return emptyRow(tbody, 5, 'No upstreams configured.');
+  if (upstreams.length === 0) return emptyRow(tbody, 'No upstreams configured.');
   tbody.replaceChildren(...upstreams.map((u) => {
     const name = element('th', u.name);
     name.scope = 'row';
@@ -119,7 +167,7 @@ function renderUpstreams(upstreams) {
 
 function renderSync(rules) {
   const tbody = byId('sync');
-  if (rules.length === 0) return emptyRow(tbody, 7, 'No sync rules configured.');
+  if (rules.length === 0) return emptyRow(tbody, 'No sync rules configured.');
   const when = (iso) => (iso ? clock.format(new Date(iso)) : '–');
   tbody.replaceChildren(...rules.map((r) => {
     const name = element('th', `${r.upstream}/${r.repository}`);
@@ -170,16 +218,16 @@ function repositoryName(entry) {
 
 function renderTop(byPulls, bySize) {
   const pulls = byId('top-pulls');
-  if (byPulls.repositories.length === 0) emptyRow(pulls, 3, 'Nothing cached yet.');
+  if (byPulls.repositories.length === 0) emptyRow(pulls, 'Nothing cached yet.');
   else pulls.replaceChildren(...byPulls.repositories.map((r) => row([td(repositoryName(r), 'mono'), td(integer.format(r.pulls), 'num'), td(formatBytes(r.bytes), 'num')])));
   const size = byId('top-size');
-  if (bySize.repositories.length === 0) emptyRow(size, 3, 'Nothing cached yet.');
+  if (bySize.repositories.length === 0) emptyRow(size, 'Nothing cached yet.');
   else size.replaceChildren(...bySize.repositories.map((r) => row([td(repositoryName(r), 'mono'), td(formatBytes(r.bytes), 'num'), td(integer.format(r.objects), 'num')])));
 }
 
 function renderRecent(recent) {
   const tbody = byId('recent');
-  if (recent.pulls.length === 0) return emptyRow(tbody, 6, 'No pulls since start.');
+  if (recent.pulls.length === 0) return emptyRow(tbody, 'No pulls since start.');
   tbody.replaceChildren(...recent.pulls.map((p) => {
     const time = element('time', clock.format(new Date(p.time)));
     time.dateTime = p.time;
@@ -330,4 +378,6 @@ async function loop() {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) void refresh();
 });
+buildTables();
+buildCharts();
 void loop();

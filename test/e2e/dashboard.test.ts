@@ -102,6 +102,11 @@ describeWithTools('dashboard in a browser', ['chromium'], () => {
     assert.ok(rows.some((row) => row.includes('1.0') && row.includes('miss')), rows.join('\n'));
     assert.ok(rows.some((row) => row.includes('1.0') && row.includes('hit')), rows.join('\n'));
 
+    // Tables and charts are declared once in index.html and built by dashboard.js.
+    assert.deepEqual(await page.locator('section[data-table="recent"] thead th').allTextContents(), ['Time', 'Repository', 'Reference', 'Digest', 'Cache', 'Status']);
+    assert.equal(await page.locator('section[data-table="top-size"] thead th.num').count(), 2);
+    assert.equal(await page.locator('section[aria-labelledby="upstreams-heading"] #upstreams-heading').textContent(), 'Upstreams');
+    assert.deepEqual(await page.locator('section[data-chart="bytes"] .legend li').allTextContents(), ['served from cache', 'pulled from upstreams']);
     assert.match(await page.locator('#top-pulls').innerText(), /docker\.io\/library\/webapp/);
     assert.match(await page.locator('#top-size').innerText(), /docker\.io\/library\/webapp/);
     const upstreams = await page.locator('#upstreams').innerText();
