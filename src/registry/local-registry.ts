@@ -288,7 +288,8 @@ export class LocalRegistry implements Registry {
         throw err;
       } finally {
         session.digester = writer.digester;
-        await writer.close();
+        // Not waited for: closing may first flush the chunk to disk, which the response need not wait for.
+        void writer.close();
       }
       session.offset = start + written;
       session.touched = this.now();
