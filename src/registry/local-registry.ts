@@ -1,7 +1,8 @@
 // Local repositories: primary data pushed by clients (distribution-spec "Push" and "Content Management"),
 // in the same digest-keyed store as cached content but never evicted. Uploads stream to a file of their
 // own (never buffered) through the store's ContentWriter, hashed as they are written, and become visible
-// only by its verified rename once the digest the client names matches. Upload sessions are rows in the uploads table as well as objects here: a restart resumes them.
+// only by its verified rename once the digest the client names matches. Upload sessions are rows in the
+// uploads table as well as objects here: a restart resumes them.
 // Abuse limits: open sessions per client and per repository, bytes per upload, and a quota on pushed
 // content plus open uploads (`local.maxUploadsPerClient`, `maxUploadsPerRepository`, `maxUploadSize`,
 // `maxSize`). Chunks are admitted against the last two before they are written, so the disk never holds
@@ -15,6 +16,7 @@ import type { LocalRepositoryIndex } from '../metadata/interfaces.js';
 import type { LocalUsage } from '../metadata/local-usage.js';
 import type { UploadTable } from '../metadata/uploads.js';
 import { copyAdmitted } from '../storage/admitted-copy.js';
+import type { ContentWriter } from '../storage/content-store.js';
 import type { UploadStore } from '../storage/interfaces.js';
 import { algorithmOf, CANONICAL_ALGORITHM, Digester, digestOf } from '../digest.js';
 import type { LocalContent } from './local-content.js';
@@ -318,7 +320,7 @@ export class LocalRegistry implements Registry {
     const session = body ? await this.appendUpload(repo, id, body, range, length) : this.session(repo, id);
     if (session.busy) throw new LongshoreError('LS_UPLOAD_RANGE', 'another request is writing to this upload', { upload: id });
     session.busy = true;
-    let writer;
+    let writer: ContentWriter | undefined;
     try {
       writer = await this.files.appendToUpload(id, session.offset, session.digester);
       if (!writer.hashes(digest)) this.log.debug({ upload: id, bytes: session.offset }, 'reading an upload back to hash it');
