@@ -52,8 +52,8 @@ export interface Longshore {
   sync: SyncScheduler | undefined;
   /** From now on /readyz answers 503 (the node is leaving a fleet); everything else is served as before. */
   startDraining(): void;
-  /** Records in the data directory's lock where this server's admin API answers, for admin commands. */
-  announce(adminUrl: string): Promise<void>;
+  /** Records the admin API's URL (and, for HTTPS, the fingerprint of its certificate) in the lock file. */
+  announce(adminUrl: string, certificate?: string): Promise<void>;
   /** Waits (at most `graceMs`) for downloads in progress, then closes upstream pools and the database. */
   close(graceMs?: number): Promise<void>;
 }
@@ -195,6 +195,6 @@ async function serve(config: Config, log: Logger, core: Core, adminToken: Buffer
       await core.close(graceMs);
       await closeAuth?.();
     },
-    announce: (adminUrl) => lock.announce(adminUrl),
+    announce: (adminUrl, certificate) => lock.announce(adminUrl, certificate),
   };
 }

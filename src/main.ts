@@ -12,7 +12,7 @@ import { ConfigError, isLongshoreError } from './errors.js';
 import { ServerDrain } from './http/server-drain.js';
 import { applyServerLimits } from './http/server-limits.js';
 import { createLogger, jsonDestination, prettyDestination } from './observability/logger.js';
-import { CertificateReloader, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
+import { CertificateReloader, certificateFingerprint, describeCertificate, readKeyPair, type KeyPair } from './tls/certificates.js';
 import { keepParserOnBaselineCompiler } from './upstream/parser-compiler.js';
 
 async function main(): Promise<void> {
@@ -49,11 +49,15 @@ async function main(): Promise<void> {
   server.listen(port, host, () => {
     const address = server.address() as AddressInfo;
     log.info({ address: address.address, port: address.port, tls: keyPair !== undefined, dataDir: config.dataDir, upstreams: Object.keys(config.upstreams) }, 'listening');
-    if (!plain) announce(`${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`, keyPair ? 'https' : 'http');
+    if (plain) return;
+    adminListen = `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+    announce(adminListen, keyPair ? 'https' : 'http', keyPair && certificateFingerprint(keyPair.cert));
   });
-  // Admin commands find the running server through the data directory's lock file.
-  const announce = (listen: string, scheme: 'http' | 'https') => {
-    longshore.announce(localOrigin(listen, scheme)).catch((err: unknown) => log.warn({ err }, 'could not record the admin URL in the lock file'));
+  // Admin commands find the running server through the data directory's lock file: over HTTPS (when
+  // there is no plain listener), they check the certificate by the fingerprint recorded with the URL.
+  let adminListen: string | undefined;
+  const announce = (listen: string, scheme: 'http' | 'https', certificate?: string) => {
+    longshore.announce(localOrigin(listen, scheme), certificate).catch((err: unknown) => log.warn({ err }, 'could not record the admin URL in the lock file'));
   };
   if (plain) {
     const plainAddress = parseListen(config.tls!.httpListen!);
@@ -72,7 +76,9 @@ async function main(): Promise<void> {
   if (httpsServer && keyPair) {
     const tlsLog = log.child({ component: 'tls' });
     tlsLog.info(describeCertificate(keyPair.cert), 'tls certificate loaded');
-    const reloader = new CertificateReloader(httpsServer, config.tls!, tlsLog);
+    const reloader = new CertificateReloader(httpsServer, config.tls!, tlsLog, (pair) => {
+      if (adminListen && !plain) announce(adminListen, 'https', certificateFingerprint(pair.cert));
+    });
     process.on('SIGHUP', () => void reloader.reload());
   }
 

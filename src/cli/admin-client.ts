@@ -5,7 +5,14 @@
 // node:http rather than undici: a command makes one or two requests over loopback, and loading undici
 // costs a short command (warm of a small image, bench scenario 9) more start-up time than the whole
 // transfer. node:https is loaded only for an https URL.
+//
+// Over HTTPS the server's certificate names the host its clients use, not the loopback address the
+// command connects to, so host-name verification cannot work. The command checks instead that the
+// certificate is the one the server recorded in the lock file beside the URL (its SHA-256 fingerprint),
+// and sends the token only over a connection that passed: a process that took over the port of a server
+// gone meanwhile gets nothing. A URL that is not loopback is verified as any HTTPS client would.
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ERROR_CODES, LongshoreError, type ErrorCode } from '../errors.js';
@@ -14,9 +21,8 @@ import { ADMIN_TOKEN_HEADER, type JobEvent } from '../jobs/events.js';
 export class AdminClient {
   private readonly loopback: boolean;
 
-  constructor(readonly url: string, private readonly token: string) {
-    // The server's own certificate names the host clients use, not loopback; the token is only ever
-    // sent to a loopback address (the lock file's URL is where the server listens on this host).
+  /** `certificate`: the fingerprint the server recorded for an HTTPS `url` (LockOwner.adminCertificate). */
+  constructor(readonly url: string, private readonly token: string, private readonly certificate?: string) {
     const host = new URL(url).hostname;
     this.loopback = host === '127.0.0.1' || host === '[::1]' || host === '::1' || host === 'localhost';
   }
@@ -66,6 +72,32 @@ export class AdminClient {
     return { size, blobs: Number(res.headers['x-longshore-bundle-blobs']), omitted: Number(res.headers['x-longshore-bundle-omitted']) };
   }
 
+  /**
+   * A TLS connection to a loopback `target` whose certificate has the recorded fingerprint; nothing is
+   * sent on it before the check. Throws LS_ADMIN_SERVER_UNTRUSTED when no fingerprint was recorded or
+   * another certificate answers.
+   */
+  private async pinnedConnection(target: URL): Promise<Socket> {
+    const expected = this.certificate;
+    if (!expected) {
+      throw new LongshoreError('LS_ADMIN_SERVER_UNTRUSTED', `the lock file names ${this.url} but no certificate fingerprint for it (a server of an older version?); the admin token was not sent`);
+    }
+    const { connect } = await import('node:tls');
+    return new Promise<Socket>((resolve, reject) => {
+      // The check is the fingerprint below, not the chain: the certificate names another host.
+      const socket = connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port || 443), rejectUnauthorized: false });
+      socket.once('secureConnect', () => {
+        socket.off('error', fail);
+        const seen = socket.getPeerCertificate().fingerprint256;
+        if (seen === expected) return resolve(socket);
+        socket.destroy();
+        reject(new LongshoreError('LS_ADMIN_SERVER_UNTRUSTED', `${this.url} answered with certificate ${seen}, not the server's ${expected} recorded in the lock file; the admin token was not sent`, { seen, expected }));
+      });
+      const fail = (err: Error) => reject(new LongshoreError('LS_INTERNAL', `the server at ${this.url} cannot be reached: ${err.message}`));
+      socket.once('error', fail);
+    });
+  }
+
   /** Nothing to release: each request has its own connection (no keep-alive pool to drain). */
   async close(): Promise<void> {}
 
@@ -74,11 +106,12 @@ export class AdminClient {
     const target = new URL(path, this.url);
     const https = target.protocol === 'https:';
     const { request } = https ? await import('node:https') : await import('node:http');
-    const options: RequestOptions & { rejectUnauthorized?: boolean } = {
+    const socket = https && this.loopback ? await this.pinnedConnection(target) : undefined;
+    const options: RequestOptions = {
       method: 'POST',
-      agent: false,
       headers: { [ADMIN_TOKEN_HEADER]: this.token, 'content-type': contentType, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}) },
-      ...(https ? { rejectUnauthorized: !this.loopback } : {}),
+      // node:http uses createConnection only when no agent is named (`agent: false` makes one).
+      ...(socket ? { createConnection: () => socket } : { agent: false }),
     };
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req: ClientRequest = request(target, options);

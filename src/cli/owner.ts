@@ -24,5 +24,5 @@ export async function findOwner(config: Config): Promise<Owner> {
   } catch (err) {
     throw new LongshoreError('LS_ADMIN_TOKEN_INVALID', `a Longshore server (pid ${owner.pid}) serves ${paths.root}, and its admin token ${paths.adminToken} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): run this command as the account that runs the server`);
   }
-  return { kind: 'server', client: new AdminClient(owner.adminUrl, token) };
+  return { kind: 'server', client: new AdminClient(owner.adminUrl, token, owner.adminCertificate) };
 }

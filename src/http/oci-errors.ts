@@ -62,6 +62,7 @@ export const WIRE_ERRORS: Record<ErrorCode, WireError> = {
   LS_BUNDLE_INVALID: { status: 400, code: 'UNSUPPORTED' },
   LS_BUNDLE_CONTENT_MISSING: { status: 409, code: 'UNSUPPORTED' },
   LS_ADMIN_TOKEN_INVALID: { status: 401, code: 'UNAUTHORIZED' },
+  LS_ADMIN_SERVER_UNTRUSTED: { status: 500, code: 'UNKNOWN' },
   LS_INTERNAL: { status: 500, code: 'UNKNOWN' },
 };
 

@@ -16,6 +16,11 @@ export interface LockOwner {
   role: 'server' | 'command';
   /** For a server: where its admin API answers (set once it listens). */
   adminUrl?: string;
+  /**
+   * For a server whose admin URL is HTTPS: the SHA-256 fingerprint of the certificate it serves there.
+   * The certificate names the host clients use, not loopback, so a command checks this instead.
+   */
+  adminCertificate?: string;
   /** What a command is doing, for the message others see ("gc", "import"). */
   task?: string;
   since: string;
@@ -58,9 +63,10 @@ export class DataLock {
     return current && !isStale(current, isAlive) ? current : undefined;
   }
 
-  /** Records where the server's admin API answers (after it listens), atomically. */
-  async announce(adminUrl: string): Promise<void> {
-    this.owner = { ...this.owner, adminUrl };
+  /** Records where the server's admin API answers (after it listens) and, for HTTPS, its certificate's fingerprint, atomically. */
+  async announce(adminUrl: string, adminCertificate?: string): Promise<void> {
+    const { adminCertificate: _earlier, ...owner } = this.owner;
+    this.owner = { ...owner, adminUrl, ...(adminCertificate ? { adminCertificate } : {}) };
     const temp = `${this.path}.${process.pid}.tmp`;
     await writeFile(temp, `${JSON.stringify(this.owner)}\n`);
     await rename(temp, this.path);

@@ -36,6 +36,11 @@ export function readKeyPair(tls: Pick<TlsConfig, 'cert' | 'key'>): KeyPair {
   return pair;
 }
 
+/** The SHA-256 fingerprint of the first certificate of a PEM chain, as node:tls reports a peer's (`AA:BB:…`). */
+export function certificateFingerprint(cert: Buffer): string {
+  return new X509Certificate(cert).fingerprint256;
+}
+
 /** Facts about the certificate worth a log line: whom it names, until when, and its fingerprint. */
 export function describeCertificate(cert: Buffer): Record<string, string> {
   try {
@@ -51,6 +56,8 @@ export class CertificateReloader {
     private readonly server: HttpsServer,
     private readonly tls: Pick<TlsConfig, 'cert' | 'key'>,
     private readonly log: Logger,
+    /** Told of every pair put in use by reload(). */
+    private readonly onLoaded?: (pair: KeyPair) => void,
   ) {}
 
   /** Re-reads both files and serves them to new handshakes; true when the new pair is in use. */
@@ -64,6 +71,7 @@ export class CertificateReloader {
     }
     this.server.setSecureContext(pair);
     this.log.info(describeCertificate(pair.cert), 'tls certificate loaded');
+    this.onLoaded?.(pair);
     return true;
   }
 }
