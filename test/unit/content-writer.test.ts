@@ -13,6 +13,7 @@ import { Digester, digestOf } from '../../src/digest.js';
 import { copyAdmitted } from '../../src/storage/admitted-copy.js';
 import { ContentStore } from '../../src/storage/content-store.js';
 import { StorePaths } from '../../src/storage/paths.js';
+import { waitFor } from '../support/wait.js';
 
 describe('ContentWriter', () => {
   let dir: string;
@@ -126,7 +127,7 @@ describe('ContentWriter', () => {
       const body = new PassThrough();
       const copied = copyAdmitted(body, writer.stream(64 * 1024), () => undefined);
       body.write(randomBytes(300_000));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => writer.written > first.length, { what: 'part of the chunk on disk' });
       body.destroy(new Error('client went away'));
       await assert.rejects(copied, /client went away/);
       assert.ok(writer.written > first.length, 'some of the broken chunk was written');
