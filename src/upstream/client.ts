@@ -33,6 +33,13 @@ const RETRY_BASE_MS = 100;
 const RETRY_STATUSES = new Set([502, 503, 504]);
 /** Pages of an upstream's referrers list followed, at most. */
 const MAX_REFERRER_PAGES = 16;
+/**
+ * After an upstream answered its referrers API with 404 (it has none), this long before it is asked
+ * again: meanwhile the tag schema is read directly, one request per list instead of two.
+ */
+const REFERRERS_API_RECHECK_MS = 60 * 60 * 1000;
+/** Bytes of a 404's body read for its error code. */
+const ERROR_BODY_LIMIT = 4096;
 
 export interface UpstreamManifest {
   /** From Docker-Content-Digest; the caller verifies it against the body. */
@@ -82,6 +89,8 @@ export class UpstreamClient {
   private readonly newAuth: (credentials: Credentials | undefined) => UpstreamAuth;
   private readonly maxBlobSize: number;
   readonly breaker: CircuitBreaker;
+  /** Until when the upstream is known to have no referrers API; one object shared by every view (as()). */
+  private readonly referrersApi = { absentUntil: 0 };
   /** Docker Hub's pull rate limit as of the last response that carried it. */
   rateLimit: RateLimitState | undefined;
 
@@ -204,16 +213,22 @@ export class UpstreamClient {
    * Every referrer of `digest` the upstream lists (OCI 1.1 referrers API), following its pages (Link
    * rel="next", at most MAX_REFERRER_PAGES, `maxSize` bytes in all). Undefined when the upstream answers
    * 404: a registry that has the API never does (spec "Listing Referrers"), so it has none, and the
-   * referrers tag schema is where to look. Only well-formed descriptors are kept.
+   * referrers tag schema is where to look. That is remembered for REFERRERS_API_RECHECK_MS, unless the
+   * 404 said NAME_UNKNOWN (a registry with the API that does not know the repository, as oras reads it).
+   * Only well-formed descriptors are kept.
    */
   async referrers(repository: string, digest: Digest, maxSize: number, requestId?: string): Promise<ReferrerDescriptor[] | undefined> {
+    if (this.referrersApi.absentUntil > Date.now()) return undefined;
     const out: ReferrerDescriptor[] = [];
     let query = '';
     let read = 0;
     for (let page = 0; page < MAX_REFERRER_PAGES; page++) {
       const res = await this.send('GET', repository, `referrers/${digest}${query ? `?${query}` : ''}`, { accept: MediaType.OciIndex }, requestId);
       if (res.statusCode === 404 && page === 0) {
-        await discard(res.body);
+        if ((await errorCode(res.body)) !== 'NAME_UNKNOWN') {
+          this.referrersApi.absentUntil = Date.now() + REFERRERS_API_RECHECK_MS;
+          this.log.debug({ upstream: this.name }, 'upstream has no referrers API; reading the referrers tag schema for an hour');
+        }
         return undefined;
       }
       if (res.statusCode !== 200) throw await this.statusError(res, 'manifest', repository, `referrers/${digest}`);
@@ -469,6 +484,17 @@ function skipBytes(source: Readable, count: number): Readable {
     },
   });
   return pipeline(source, skipper, () => undefined);
+}
+
+/** The first OCI error code of an error body (bounded), if it has one. */
+async function errorCode(body: BodyReadable): Promise<string | undefined> {
+  try {
+    const text = (await readLimited(body, ERROR_BODY_LIMIT, upstreamTooLarge)).toString('utf8');
+    const code = (JSON.parse(text) as { errors?: Array<{ code?: unknown }> }).errors?.[0]?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined; // not JSON, or too long: no code
+  }
 }
 
 async function discard(body: BodyReadable): Promise<void> {

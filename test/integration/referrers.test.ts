@@ -171,6 +171,15 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
     assert.equal(sig.headers['docker-content-digest'], signature);
   });
 
+  it('remembers that the upstream has no referrers API: the next list reads the tag schema without asking it', async () => {
+    const image = publishImage(fake, 'library/again', '1.0', 'oci');
+    const reply = await get(`${mirror.url}/v2/again/referrers/${image.index}`);
+    assert.equal(reply.status, 200);
+    assert.deepEqual(reply.json<Index>().manifests, []);
+    assert.equal(fake.count({ host: 'registry', path: `/v2/library/again/referrers/${image.index}` }), 0, 'the API was not asked again');
+    assert.ok(fake.count({ host: 'registry', path: `/v2/library/again/manifests/sha256-${image.index.slice(7)}` }) >= 1, 'the tag schema was read');
+  });
+
   it('answers an empty list when there is no referrers tag, and cached tags list no referrers keys', async () => {
     const image = publishImage(fake, 'library/plain', '1.0', 'oci');
     const reply = await get(`${mirror.url}/v2/plain/referrers/${image.index}`);
@@ -190,6 +199,32 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
     const subject = digestOf('a sha512 subject', 'sha512');
     await get(`${mirror.url}/v2/app/referrers/${subject}`);
     assert.equal(fake.count({ host: 'registry', method: 'HEAD', path: `/v2/library/app/manifests/sha512-${subject.slice(7, 71)}` }), 1);
+  });
+});
+
+describe('referrers through the mirror, an upstream with the API that does not know the repository', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => ({ fake, mirror } = await startMirrorOverFake((fake) => {
+    fake.referrersApi = true;
+    return { upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h', retries: 0, breaker: { failures: 1000 } } } };
+  })));
+  after(() => stopMirrorOverFake({ fake, mirror }));
+
+  it('takes a 404 NAME_UNKNOWN as that repository\'s answer, not as an upstream without the API', async () => {
+    fake.referrersNameUnknown.add('library/gone');
+    const subjects = [digestOf('first subject', 'sha256'), digestOf('second subject', 'sha256')];
+    for (const subject of subjects) assert.equal((await get(`${mirror.url}/v2/gone/referrers/${subject}`)).status, 200);
+    for (const subject of subjects) {
+      assert.equal(fake.count({ host: 'registry', path: `/v2/library/gone/referrers/${subject}`, status: 404 }), 1, 'the API was asked for each');
+    }
+    // A repository the upstream knows is still listed through the API.
+    const image = publishImage(fake, 'library/known', '1.0', 'oci');
+    const signature = publishLabelled(fake, 'library/known', indexDescriptor(fake, image), SIGNATURE);
+    const listed = await get(`${mirror.url}/v2/known/referrers/${image.index}`);
+    assert.deepEqual(listed.json<Index>().manifests.map((m) => m.digest), [signature]);
+    assert.equal(fake.count({ host: 'registry', path: `/v2/library/known/referrers/${image.index}`, status: 200 }), 1);
   });
 });
 

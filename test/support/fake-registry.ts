@@ -94,6 +94,8 @@ export class FakeRegistry {
   referrersFilter = false;
   /** With referrersApi: descriptors per page, with a Link to the next. */
   referrersPageSize = 1000;
+  /** With referrersApi: repositories whose referrers are answered 404 NAME_UNKNOWN, as a registry with the API answers for a name it does not know. */
+  readonly referrersNameUnknown = new Set<string>();
   private readonly blobFaults = new Map<string, BlobFault>();
   private readonly sockets = new Set<Socket>();
   private servers: Server[] = [];
@@ -285,6 +287,7 @@ export class FakeRegistry {
   }
 
   private referrers(res: ServerResponse, repository: string, subject: string, params: URLSearchParams): void {
+    if (this.referrersNameUnknown.has(repository)) return json(res, 404, { errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] });
     const artifactType = params.get('artifactType');
     const all = [...(this.members.get(repository) ?? this.manifests.keys())].flatMap((digest) => {
       const manifest = this.manifests.get(digest);
