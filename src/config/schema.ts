@@ -184,6 +184,8 @@ const syncRuleSchema = z.strictObject({
   interval: duration('sync.interval').refine((ms) => ms >= 60_000, 'must be at least 1m').default(6 * 3_600_000),
   /** At most this many tags are kept per run, the highest versions (semver) or last in sort order first. Default 50. */
   maxTags: z.number().int().min(1).max(1000).default(50),
+  /** Also keep each image's referrers (signatures, attestations, SBOMs) cached, as `warm --with-referrers` does. Default false. */
+  withReferrers: z.boolean().default(false),
 }).refine((r) => [r.tags, r.semver, r.regex].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of tags, semver or regex' });
 
 export const configSchema = z.strictObject({

@@ -151,7 +151,7 @@ export class SyncScheduler {
             repo,
             reference: head.digest ? { kind: 'digest', digest: head.digest } : { kind: 'tag', tag },
             full: `${rule.upstream}/${rule.repository}:${tag}`,
-          }, { platforms, slots });
+          }, { platforms, slots, withReferrers: rule.withReferrers });
           this.deps.local.putTag(rule.upstream, rule.repository, tag, ACCEPT_ALL.key, image.root.digest, image.root.mediaType);
           images++;
           bytes += image.blobs.reduce((s, b) => s + b.size, 0);

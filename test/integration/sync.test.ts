@@ -7,7 +7,7 @@ import type { SyncStatus } from '../../src/jobs/sync.js';
 import { selectTags } from '../../src/jobs/sync.js';
 import { FakeRegistry, sha256 } from '../support/fake-registry.js';
 import { ALL_MANIFEST_TYPES, get } from '../support/http.js';
-import { publishImage, type PublishedImage } from '../support/images.js';
+import { indexDescriptor, publishArtifact, publishImage, type PublishedImage } from '../support/images.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
 
 describe('scheduled sync', () => {
@@ -108,5 +108,55 @@ describe('scheduled sync', () => {
     assert.deepEqual(selectTags(tags, { semver: '>=1.2 <2', maxTags: 10 }), ['1.10', 'v1.5.1', '1.2']);
     assert.deepEqual(selectTags(tags, { tags: ['1.*'], maxTags: 2 }), ['1.2-alpine', '1.2']);
     assert.deepEqual(selectTags(tags, { regex: '^1\\.\\d+$', maxTags: 10 }), ['1.2', '1.10', '1.0']);
+  });
+});
+
+describe('a scheduled sync with withReferrers', () => {
+  let fake: FakeRegistry;
+  let mirror: TestMirror;
+
+  before(async () => {
+    fake = await FakeRegistry.start();
+    fake.referrersApi = true;
+    mirror = await startMirror({
+      upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } },
+      sync: [{ upstream: 'docker.io', repository: 'library/signed', tags: ['1.0'], interval: '1h', platforms: ['linux/amd64'], withReferrers: true }],
+    });
+    mirror.longshore.sync!.pause();
+  });
+  after(async () => {
+    await mirror.close();
+    await fake.close();
+  });
+
+  it('keeps the referrers of each synced image cached: the list, the referrer and its blob are served with no upstream request', async () => {
+    const image = publishImage(fake, 'library/signed', '1.0', 'oci', 10_000);
+    const signature = publishArtifact(fake, 'library/signed', indexDescriptor(fake, image), 'application/vnd.dev.cosign.artifact.sig.v1+json');
+    const status = await mirror.longshore.sync!.run(0);
+    assert.equal(status.lastError, null);
+    assert.equal(status.images, 1);
+    const before = fake.requests.length;
+    const listed = await get(`${mirror.url}/v2/library/signed/referrers/${image.index}`);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest), [signature.digest]);
+    assert.equal((await get(`${mirror.url}/v2/library/signed/manifests/${signature.digest}`, { accept: ALL_MANIFEST_TYPES })).status, 200);
+    const layer = await get(`${mirror.url}/v2/library/signed/blobs/${signature.layer}`);
+    assert.deepEqual(layer.body, signature.payload);
+    assert.equal(fake.requests.length, before, 'all of it came from the cache');
+  });
+
+  it('a rule without it fetches no referrers', async () => {
+    const plain = await startMirror({
+      upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: '1h' } },
+      sync: [{ upstream: 'docker.io', repository: 'library/signed', tags: ['1.0'], interval: '1h', platforms: ['linux/amd64'] }],
+    });
+    try {
+      plain.longshore.sync!.pause();
+      fake.reset();
+      assert.equal((await plain.longshore.sync!.run(0)).lastError, null);
+      assert.equal(fake.count({ host: 'registry', path: /\/referrers\// }), 0);
+    } finally {
+      await plain.close();
+    }
   });
 });
