@@ -100,6 +100,8 @@ export class ProxyRegistry implements Registry {
   private readonly fills = new Map<string, PendingFill>();
   /** Upstream confirmations (a HEAD) that a repository holds content already stored or downloading. */
   private readonly confirmations = new SingleFlight<boolean>();
+  /** upstreamHolds() checks under way: concurrent first uploads to one new name ask once. */
+  private readonly holdsChecks = new SingleFlight<boolean>();
   /** Upstream "not found" answers, per (upstream, repository, reference), for the upstream's negativeTTL. */
   private readonly absent = new LRUCache<string, { error: LongshoreError; until: number }>({ max: NEGATIVE_ENTRIES });
   /** Pass-through upstreams: whether the upstream accepted a client's credentials for a repository. */
@@ -432,16 +434,21 @@ export class ProxyRegistry implements Registry {
   /**
    * Whether the upstream serves the mirror a repository of this name (its tag list answers). Offline,
    * nothing is asked and the answer is no. An unreachable upstream throws: the caller cannot tell.
+   * Concurrent checks of one name (and credentials) share one request, and a "no" is remembered for
+   * the upstream's negativeTTL, as other "not found" answers are.
    */
   async upstreamHolds(repo: RepositoryRef, ctx: RequestContext): Promise<boolean> {
     if (this.upstream(repo.upstream).offline) return false;
-    try {
-      await this.clientFor(repo, ctx).tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId);
-      return true;
-    } catch (err) {
-      if (isLongshoreError(err) && NOT_FOUND.has(err.code)) return false;
-      throw err;
-    }
+    if (this.knownAbsent(repo, TAG_LIST)) return false;
+    return this.holdsChecks.join(verdictKey(repo, this.upstream(repo.upstream).passThroughCredentials ? ctx.credentials : undefined), async () => {
+      try {
+        await this.noteAbsence(repo, TAG_LIST, () => this.clientFor(repo, ctx).tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId));
+        return true;
+      } catch (err) {
+        if (isLongshoreError(err) && NOT_FOUND.has(err.code)) return false;
+        throw err;
+      }
+    }).promise;
   }
 
   /** The upstream client acting for this request: with the client's own credentials on a pass-through upstream. */
@@ -492,12 +499,19 @@ export class ProxyRegistry implements Registry {
   }
 
   /** Throws the upstream's recent "not found" for this reference, if one is remembered. */
+  /** Throws the upstream's remembered "not found" for the reference, if it is still fresh. */
   private rememberedAbsent(repo: RepositoryRef, reference: string): void {
+    const error = this.knownAbsent(repo, reference);
+    if (error) throw error;
+  }
+
+  private knownAbsent(repo: RepositoryRef, reference: string): LongshoreError | undefined {
     const key = absentKey(repo, reference);
     const known = this.absent.get(key);
-    if (!known) return;
-    if (known.until > this.now()) throw known.error;
+    if (!known) return undefined;
+    if (known.until > this.now()) return known.error;
     this.absent.delete(key);
+    return undefined;
   }
 
   private rememberAbsence(repo: RepositoryRef, reference: string, error: LongshoreError): void {
@@ -782,6 +796,9 @@ function refusal(repo: RepositoryRef, ctx: RequestContext): LongshoreError {
 function fillKey(upstream: string, digest: Digest): string {
   return `${upstream}\0${digest}`;
 }
+
+/** The reference under which an upstream's "no such repository" (its tag list's 404) is remembered: never a tag or digest. */
+const TAG_LIST = 'tags/list';
 
 function absentKey(repo: RepositoryRef, reference: string): string {
   return `${repo.upstream}\0${repo.name}\0${reference}`;

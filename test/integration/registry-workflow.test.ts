@@ -77,6 +77,19 @@ describe('the registry workflow with the default configuration', () => {
     assert.deepEqual(JSON.parse((await call(mirror.url, 'GET', '/v2/_catalog')).body.toString()).repositories, ['equipe/app', 'minha-aplicacao']);
   });
 
+  it('asks the upstream once for concurrent first uploads to a new name, and remembers its "no" for negativeTTL', async () => {
+    const starts = await Promise.all(Array.from({ length: 5 }, () => call(mirror.url, 'POST', '/v2/equipe/burst/blobs/uploads/')));
+    assert.deepEqual(starts.map((r) => r.status), [202, 202, 202, 202, 202]);
+    const asked = () => fake.count({ host: 'registry', method: 'GET', path: '/v2/equipe/burst/tags/list' });
+    assert.equal(asked(), 1, 'one tag list for five concurrent POSTs');
+    // Every session cancelled: the name is not local any more, and the upstream's answer is still fresh.
+    for (const start of starts) assert.equal((await call(mirror.url, 'DELETE', String(start.headers.location))).status, 204);
+    const again = await call(mirror.url, 'POST', '/v2/equipe/burst/blobs/uploads/');
+    assert.equal(again.status, 202);
+    assert.equal(asked(), 1, 'the remembered "no" answered');
+    assert.equal((await call(mirror.url, 'DELETE', String(again.headers.location))).status, 204);
+  });
+
   it('never serves a pushed "alpine" to mirror clients, who ask for library/alpine (with or without ?ns=)', async () => {
     const before = await call(mirror.url, 'GET', '/v2/alpine/manifests/latest', undefined, { accept: ACCEPT });
     assert.equal(before.headers['docker-content-digest'], alpine.index, 'before a push, "alpine" is Docker Hub\'s library/alpine');
