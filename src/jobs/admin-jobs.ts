@@ -196,7 +196,7 @@ export class AdminJobs {
     const { summary, images } = await this.warm(request, emit, signal);
     if (summary.failed > 0) throw new LongshoreError('LS_MANIFEST_NOT_FOUND', `${summary.failed} of ${request.refs.length} image(s) could not be fetched; nothing was exported`, { failed: summary.failed });
     const plan = planBundle(images, request.platforms, new Set(request.exclude));
-    const ctx = { requestId: `export-${process.pid}-${++jobCounter}` };
+    const ctx = { requestId: `export-${process.pid}-${++jobCounter}`, operator: true };
     const stream = Readable.from(bundleChunks(plan, async (image, digest) => {
       const handle = await this.deps.registry.openBlob(image.ref.repo, digest, ctx);
       return handle.stream();

@@ -97,7 +97,7 @@ export class Warmer {
   constructor(private readonly registry: ProxyRegistry, private readonly requestId: string) {}
 
   async warm(ref: ImageRef, options: WarmOptions): Promise<WarmedImage> {
-    const ctx: RequestContext = { requestId: this.requestId };
+    const ctx: RequestContext = { requestId: this.requestId, operator: true };
     const manifests: StoredManifestRef[] = [];
     const platforms: string[] = [];
     const blobs = new Map<Digest, number | undefined>();

@@ -454,7 +454,7 @@ export class ProxyRegistry implements Registry {
   /** The upstream client acting for this request: with the client's own credentials on a pass-through upstream. */
   private clientFor(repo: RepositoryRef, ctx: RequestContext): UpstreamClient {
     const entry = this.upstream(repo.upstream);
-    return entry.passThroughCredentials ? entry.client.as(ctx.credentials) : entry.client;
+    return entry.passThroughCredentials && !ctx.operator ? entry.client.as(ctx.credentials) : entry.client;
   }
 
   /**
@@ -465,7 +465,7 @@ export class ProxyRegistry implements Registry {
    */
   private async admit(repo: RepositoryRef, ctx: RequestContext, probe: (client: UpstreamClient) => Promise<unknown>): Promise<void> {
     const entry = this.upstream(repo.upstream);
-    if (!entry.passThroughCredentials) return;
+    if (!entry.passThroughCredentials || ctx.operator) return;
     const key = verdictKey(repo, ctx.credentials);
     const known = this.verdicts.get(key);
     if (known && known.until > this.now()) {

@@ -78,6 +78,13 @@ export interface RequestContext {
   requestId: string;
   /** The client's HTTP Basic credentials, if it sent any: forwarded only to pass-through upstreams. */
   credentials?: { username: string; password: string } | undefined;
+  /**
+   * Set by the operator's own jobs (warm, sync, export; jobs/warm.ts), never from a request: on a
+   * pass-through upstream they act with the mirror's configured account (anonymous if it has none), as
+   * on any other upstream, since no client is there to lend credentials. What they cache is still served
+   * to a client only after the upstream accepted that client's credentials.
+   */
+  operator?: boolean;
 }
 
 export interface Registry {

@@ -23,10 +23,11 @@ describe('pass-through credentials', () => {
 
   before(async () => {
     // carol may pull private/*, dave may not; anonymous clients get library/* only. The mirror's own
-    // account ("mirror") may pull nothing private: only carol's credentials can fetch private/app.
+    // account ("mirror") may pull nothing private: only carol's credentials can fetch private/app. It
+    // alone may pull team/*, which only the operator's jobs (warm) reach with it.
     hub = await FakeRegistry.start({
       users: { carol: CAROL.password, dave: DAVE.password, mirror: 'mirror-pw' },
-      acl: { carol: ['private/', 'library/'], dave: ['library/'], mirror: ['library/'], '': ['library/'] },
+      acl: { carol: ['private/', 'library/'], dave: ['library/'], mirror: ['library/', 'team/'], '': ['library/'] },
       isolate: true,
     });
     other = await FakeRegistry.start({ users: { mirror: 'other-pw' } });
@@ -48,6 +49,20 @@ describe('pass-through credentials', () => {
   beforeEach(() => {
     hub.reset();
     other.reset();
+  });
+
+  it('warms with the mirror\'s own account (no client lends credentials to a job), and serves it only to clients the upstream accepts', async () => {
+    publishImage(hub, 'team/tool', '1');
+    const { summary } = await mirror.longshore.jobs.warm({ refs: ['docker.io/team/tool:1'], platforms: ['linux/amd64'], concurrency: 2 }, () => undefined);
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.images, 1);
+    assert.ok(tokenCredentials(hub).length > 0 && tokenCredentials(hub).every((c) => c === basic({ username: 'mirror', password: 'mirror-pw' })), tokenCredentials(hub).join(', '));
+    hub.reset();
+    for (const client of [undefined, DAVE, CAROL]) {
+      const reply = await get(`${mirror.url}/v2/team/tool/manifests/1`, { accept: ALL_MANIFEST_TYPES, ...(client ? { authorization: basic(client) } : {}) });
+      assert.equal(reply.status, 401, `${client?.username ?? 'anonymous'}: what the job cached is not theirs`);
+    }
+    assert.ok(tokenCredentials(hub).every((c) => c !== basic({ username: 'mirror', password: 'mirror-pw' })), 'clients were checked with their own credentials');
   });
 
   it('asks an anonymous client for credentials (401, Basic challenge) where the upstream refuses anonymous access', async () => {
