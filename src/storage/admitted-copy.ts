@@ -50,7 +50,7 @@ export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: numbe
       out.end();
     };
     const onClose = () => {
-      if (!body.readableEnded) fail(new Error('the request body ended early'));
+      if (!body.readableEnded) fail(endedEarly());
     };
     out.on('error', fail);
     out.once('close', () => {
@@ -64,7 +64,7 @@ export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: numbe
     }
     // Opening the file may take longer than the client stays: a body already gone sends no more events.
     if (body.destroyed) {
-      fail(body.errored ?? new Error('the request body ended early'));
+      fail(body.errored ?? endedEarly());
       return;
     }
     body.on('error', fail);
@@ -73,4 +73,9 @@ export function copyAdmitted(body: Readable, out: Writable, admit: (bytes: numbe
     body.on('data', onData);
     body.resume();
   });
+}
+
+/** A body that closed before its end without an error of its own: Node's code for it, which the error handler takes as the client leaving. */
+function endedEarly(): Error {
+  return Object.assign(new Error('the request body ended early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
