@@ -214,7 +214,8 @@ export class ProxyRegistry implements Registry {
     return withOutcome(await promise, method, leader ? 'miss' : 'coalesced');
   }
 
-  private async manifestByTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, ctx: RequestContext): Promise<ManifestAnswer> {
+  /** `staleIfError`: when the upstream fails, answer with a cached resolution of the tag (the default), or throw. */
+  private async manifestByTag(repo: RepositoryRef, tag: string, accept: AcceptSet, method: Method, ctx: RequestContext, staleIfError = true): Promise<ManifestAnswer> {
     const entry = this.upstream(repo.upstream);
     const rows = this.local.tags(repo.upstream, repo.name, tag);
     if (entry.offline) return this.offlineTag(repo, tag, rows, accept, method);
@@ -231,7 +232,7 @@ export class ProxyRegistry implements Registry {
       const answer = await promise;
       return leader ? answer : { ...answer, outcome: answer.outcome === 'miss' ? 'coalesced' : answer.outcome };
     } catch (err) {
-      if (!isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
+      if (!staleIfError || !isLongshoreError(err) || !STALE_IF.has(err.code)) throw err;
       // Stale-if-error: any cached resolution of this tag the client can accept beats a failed pull.
       for (const row of rows) {
         const stored = accept.accepts(row.media_type) ? this.heldManifest(repo, row.digest) : undefined;
@@ -732,7 +733,9 @@ export class ProxyRegistry implements Registry {
   private async referrersByTag(repo: RepositoryRef, subject: Digest, ctx: RequestContext): Promise<ReferrerDescriptor[]> {
     let answer: ManifestAnswer;
     try {
-      answer = await this.manifestByTag(repo, referrersTagOf(subject), INDEX_ACCEPT, 'GET', ctx);
+      // No stale tag: a list built from it would count as fresh for tagTTL. When the upstream fails,
+      // referrers() serves its own cached list instead, as when the API itself fails.
+      answer = await this.manifestByTag(repo, referrersTagOf(subject), INDEX_ACCEPT, 'GET', ctx, false);
     } catch (err) {
       if (isLongshoreError(err, 'LS_MANIFEST_NOT_FOUND')) return [];
       throw err;

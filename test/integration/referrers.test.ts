@@ -180,6 +180,30 @@ describe('referrers through the mirror, upstream without the referrers API (tag 
     assert.ok(fake.count({ host: 'registry', path: `/v2/library/again/manifests/sha256-${image.index.slice(7)}` }) >= 1, 'the tag schema was read');
   });
 
+  it('with the upstream down after tagTTL, serves the cached list as stale instead of rebuilding it from a stale tag', async () => {
+    const image = publishImage(fake, 'library/down', '1.0', 'oci');
+    const subject = indexDescriptor(fake, image);
+    const signature = publishLabelled(fake, 'library/down', subject, SIGNATURE);
+    fake.addManifest('library/down', OCI_INDEX, {
+      schemaVersion: 2, mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: signature, size: fake.manifests.get(signature)!.body.length, artifactType: SIGNATURE }],
+    }, `sha256-${image.index.slice(7)}`);
+    const stale = await startMirror({ upstreams: { 'docker.io': { url: fake.registryUrl, tagTTL: 0, retries: 0, breaker: { failures: 1000 } } } });
+    try {
+      const path = `/v2/down/referrers/${image.index}`;
+      assert.deepEqual((await get(`${stale.url}${path}`)).json<Index>().manifests.map((m) => m.digest), [signature]);
+      fake.forceStatus = 503;
+      const reply = await get(`${stale.url}${path}`);
+      assert.equal(reply.status, 200);
+      assert.deepEqual(reply.json<Index>().manifests.map((m) => m.digest), [signature]);
+      assert.ok(stale.logs().some((l) => l.msg === 'serving stale referrers'), 'the list was served stale');
+      assert.ok(!stale.logs().some((l) => l.msg === 'serving stale tag'), 'not rebuilt from the stale referrers tag');
+    } finally {
+      fake.forceStatus = undefined;
+      await stale.close();
+    }
+  });
+
   it('answers an empty list when there is no referrers tag, and cached tags list no referrers keys', async () => {
     const image = publishImage(fake, 'library/plain', '1.0', 'oci');
     const reply = await get(`${mirror.url}/v2/plain/referrers/${image.index}`);
