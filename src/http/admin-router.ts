@@ -8,6 +8,7 @@ import type { CounterSample } from '../admin/totals.js';
 import type { SyncStatus } from '../jobs/sync.js';
 import { LongshoreError } from '../errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
+import { pathOfUrl } from './registry-target.js';
 
 export interface AdminDeps {
   summary(): Promise<Summary>;
@@ -60,7 +61,7 @@ export function adminRouter(deps: AdminDeps): express.Router {
   });
 
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new LongshoreError('LS_ENDPOINT_NOT_FOUND', `no endpoint ${req.method} /api/v1${req.path.slice(0, 200)}`));
+    next(new LongshoreError('LS_ENDPOINT_NOT_FOUND', `no endpoint ${req.method} /api/v1${pathOfUrl(req.url).slice(0, 200)}`));
   });
   return router;
 }

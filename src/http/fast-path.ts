@@ -12,7 +12,7 @@ import type { Registry } from '../registry/types.js';
 import { manifestFromRegistry, manifestHitNow, manifestRequest } from './handlers/manifests.js';
 import { writeOciError } from './middleware/errors.js';
 import type { RequestLocals, RequestStart } from './middleware/request-context.js';
-import { nsOf, parseTarget, type RegistryTarget } from './registry-target.js';
+import { nsOf, targetOfUrl, type RegistryTarget } from './registry-target.js';
 
 export interface FastPathDeps {
   registry: Registry;
@@ -49,7 +49,6 @@ export function manifestFastPath({ registry, upstreams, start, log }: FastPathDe
 /** The manifest a request URL names (the registry-target parse of its path below /v2), or undefined for any other URL. */
 export function manifestTarget(url: string): Extract<RegistryTarget, { endpoint: 'manifest' }> | undefined {
   if (!url.startsWith('/v2/')) return undefined;
-  const at = url.indexOf('?');
-  const target = parseTarget(url.slice(3, at < 0 ? undefined : at));
+  const target = targetOfUrl(url.slice(3));
   return target.endpoint === 'manifest' ? target : undefined;
 }

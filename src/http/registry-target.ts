@@ -51,6 +51,22 @@ export function parseTarget(path: string): RegistryTarget {
 }
 
 /**
+ * The target of a request URL below /v2 ("/library/alpine/manifests/3.19?ns=docker.io"), whose path is
+ * everything before the first "?" or "#". Every caller goes through this, not Express's req.path: for
+ * "//a?b#c@d" that is null (parseurl falls back to url.parse, which reads a host there), and it drops
+ * a "#…" that a parse of the raw URL keeps, so the two could disagree on what a request is.
+ */
+export function targetOfUrl(url: string): RegistryTarget {
+  return parseTarget(pathOfUrl(url));
+}
+
+/** A request URL's path: everything before the first "?" or "#". */
+export function pathOfUrl(url: string): string {
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
+}
+
+/**
  * containerd's `?ns=<host>` (hosts.toml mirrors send it on every request), from a request URL or its
  * query string: the value when the parameter is given exactly once, else undefined.
  */

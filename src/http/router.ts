@@ -14,7 +14,7 @@ import { listReferrers } from './handlers/referrers.js';
 import { listTags } from './handlers/tags.js';
 import { endpointNotFound } from './middleware/errors.js';
 import type { RequestLocals } from './middleware/request-context.js';
-import { nsOf, parseTarget, type RegistryTarget } from './registry-target.js';
+import { nsOf, targetOfUrl, type RegistryTarget } from './registry-target.js';
 
 export interface RouterDeps {
   /** Reads, whether local or proxied. */
@@ -40,7 +40,7 @@ export function registryRouter({ registry, local, maxManifestSize, upstreams, lo
   router.use((req: Request, res: Response, next: NextFunction) => {
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const locals = res.locals as RequestLocals;
-    locals.target ??= parseTarget(req.path);
+    locals.target ??= targetOfUrl(req.url);
     next();
   });
   const targetOf = (res: Response): RegistryTarget => (res.locals as RequestLocals).target!;

@@ -1,7 +1,7 @@
 // One parse of a registry path, shared by the fast path, the router, authorization and /token.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nameOf, nsOf, parseTarget } from '../../src/http/registry-target.js';
+import { nameOf, nsOf, parseTarget, targetOfUrl } from '../../src/http/registry-target.js';
 
 describe('parseTarget', () => {
   it('names each endpoint of the spec, with the repository as everything before its suffix', () => {
@@ -20,6 +20,13 @@ describe('parseTarget', () => {
     // a session id this process could not have made names nothing, for the check and the router alike
     assert.deepEqual(parseTarget('/team/app/blobs/uploads/bad!id'), { endpoint: 'unknown' });
     assert.deepEqual(parseTarget('/team/app/blobs/uploads/a/b'), { endpoint: 'unknown' });
+  });
+
+  it('reads a URL\'s path up to its first "?" or "#", where Express\'s req.path may be null (the fuzzer\'s "//a?b#c@d")', () => {
+    assert.deepEqual(targetOfUrl('/library/alpine/manifests/3.19?ns=docker.io'), { endpoint: 'manifest', name: 'library/alpine', reference: '3.19' });
+    assert.deepEqual(targetOfUrl('/library/alpine/manifests/3.19#x?y'), { endpoint: 'manifest', name: 'library/alpine', reference: '3.19' });
+    assert.deepEqual(targetOfUrl('//0_664-?n=1e3&last=d_6-#p7@^'), { endpoint: 'unknown' });
+    assert.deepEqual(targetOfUrl('/?n=1'), { endpoint: 'base' });
   });
 
   it('knows nothing else', () => {

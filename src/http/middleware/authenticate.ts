@@ -14,7 +14,7 @@ import { TokenInvalidError, type VerifiedToken } from '../../auth/tokens.js';
 import { LongshoreError } from '../../errors.js';
 import { bearerToken } from '../authorization.js';
 import type { RequestLocals } from './request-context.js';
-import { nameOf, nsOf, parseTarget, type RegistryTarget } from '../registry-target.js';
+import { nameOf, nsOf, targetOfUrl, type RegistryTarget } from '../registry-target.js';
 
 const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
@@ -31,7 +31,7 @@ export function authenticate(auth: ClientAuth) {
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     const ns = nsOf(req.url);
     // The router reads the same parsed target: what is checked here is what is served.
-    const target = parseTarget(req.path);
+    const target = targetOfUrl(req.url);
     (res.locals as RequestLocals).target = target;
     // Routing errors (unknown host, bad name) surface here, before any credential is looked at.
     const requirements = requirementsOf(req, target, auth, ns);
