@@ -436,14 +436,19 @@ export class ProxyRegistry implements Registry {
    * Whether the upstream serves the mirror a repository of this name (its tag list answers). Offline,
    * nothing is asked and the answer is no. An unreachable upstream throws: the caller cannot tell.
    * Concurrent checks of one name (and credentials) share one request, and a "no" is remembered for
-   * the upstream's negativeTTL, as other "not found" answers are.
+   * the upstream's negativeTTL, as other "not found" answers are — except on a pass-through upstream,
+   * where the answer depends on the client's credentials (a registry may hide a private repository
+   * behind a 404), so one client's "no" says nothing about another's.
    */
   async upstreamHolds(repo: RepositoryRef, ctx: RequestContext): Promise<boolean> {
-    if (this.upstream(repo.upstream).offline) return false;
-    if (this.knownAbsent(repo, TAG_LIST)) return false;
-    return this.holdsChecks.join(verdictKey(repo, this.upstream(repo.upstream).passThroughCredentials ? ctx.credentials : undefined), async () => {
+    const entry = this.upstream(repo.upstream);
+    if (entry.offline) return false;
+    const shared = !entry.passThroughCredentials;
+    if (shared && this.knownAbsent(repo, TAG_LIST)) return false;
+    return this.holdsChecks.join(verdictKey(repo, shared ? undefined : ctx.credentials), async () => {
+      const ask = () => this.clientFor(repo, ctx).tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId);
       try {
-        await this.noteAbsence(repo, TAG_LIST, () => this.clientFor(repo, ctx).tagList(repo.name, 'n=1', this.maxManifestSize, ctx.requestId));
+        await (shared ? this.noteAbsence(repo, TAG_LIST, ask) : ask());
         return true;
       } catch (err) {
         if (isLongshoreError(err) && NOT_FOUND.has(err.code)) return false;
@@ -499,13 +504,13 @@ export class ProxyRegistry implements Registry {
       ?? new LongshoreError('LS_BLOB_NOT_FOUND', `blob ${digest} is not known to repository ${repo.name} at ${repo.upstream}`, { upstream: repo.upstream, repository: repo.name, digest });
   }
 
-  /** Throws the upstream's recent "not found" for this reference, if one is remembered. */
   /** Throws the upstream's remembered "not found" for the reference, if it is still fresh. */
   private rememberedAbsent(repo: RepositoryRef, reference: string): void {
     const error = this.knownAbsent(repo, reference);
     if (error) throw error;
   }
 
+  /** The upstream's remembered "not found" for the reference, if it is still fresh; a stale one is forgotten. */
   private knownAbsent(repo: RepositoryRef, reference: string): LongshoreError | undefined {
     const key = absentKey(repo, reference);
     const known = this.absent.get(key);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { FakeRegistry } from '../support/fake-registry.js';
-import { ALL_MANIFEST_TYPES, errorCode, get } from '../support/http.js';
+import { ALL_MANIFEST_TYPES, callRegistry, errorCode, get } from '../support/http.js';
 import { publishImage, type PublishedImage } from '../support/images.js';
 import { startMirror, type TestMirror } from '../support/mirror.js';
 
@@ -27,7 +27,7 @@ describe('pass-through credentials', () => {
     // alone may pull team/*, which only the operator's jobs (warm) reach with it.
     hub = await FakeRegistry.start({
       users: { carol: CAROL.password, dave: DAVE.password, mirror: 'mirror-pw' },
-      acl: { carol: ['private/', 'library/'], dave: ['library/'], mirror: ['library/', 'team/'], '': ['library/'] },
+      acl: { carol: ['private/', 'library/', 'open/'], dave: ['library/'], mirror: ['library/', 'team/'], '': ['library/', 'open/'] },
       isolate: true,
     });
     other = await FakeRegistry.start({ users: { mirror: 'other-pw' } });
@@ -63,6 +63,17 @@ describe('pass-through credentials', () => {
       assert.equal(reply.status, 401, `${client?.username ?? 'anonymous'}: what the job cached is not theirs`);
     }
     assert.ok(tokenCredentials(hub).every((c) => c !== basic({ username: 'mirror', password: 'mirror-pw' })), 'clients were checked with their own credentials');
+  });
+
+  it('asks the upstream again, per client, whether a new name is its repository: one client\'s "no" is not remembered for another', async () => {
+    const asked = () => hub.count({ host: 'registry', method: 'GET', path: '/v2/open/tool/tags/list' });
+    const first = await callRegistry(mirror.url, 'POST', '/v2/open/tool/blobs/uploads/');
+    assert.equal(first.status, 202, 'the upstream has no open/tool yet');
+    assert.equal((await callRegistry(mirror.url, 'DELETE', String(first.headers.location))).status, 204);
+    publishImage(hub, 'open/tool', '1');
+    const second = await callRegistry(mirror.url, 'POST', '/v2/open/tool/blobs/uploads/', undefined, { authorization: basic(CAROL) });
+    assert.equal(second.status, 405, 'now the upstream has it: a push would shadow it');
+    assert.equal(asked(), 2, 'the first client\'s answer was not reused');
   });
 
   it('asks an anonymous client for credentials (401, Basic challenge) where the upstream refuses anonymous access', async () => {
