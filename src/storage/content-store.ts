@@ -409,11 +409,11 @@ export class ContentWriter {
    * progress is down, so that a rollback() after it cannot be overtaken by a late write.
    */
   stream(highWaterMark: number): Writable {
-    const done = (callback: (err?: Error | null) => void) => (promise: Promise<void>) => promise.then(() => callback(), callback);
+    const settle = (promise: Promise<void>, callback: (err?: Error | null) => void) => void promise.then(() => callback(), callback);
     return new Writable({
       highWaterMark,
-      write: (chunk: Buffer, _encoding, callback) => done(callback)(this.write([chunk])),
-      writev: (chunks, callback) => done(callback)(this.write(chunks.map((c) => c.chunk as Buffer))),
+      write: (chunk: Buffer, _encoding, callback) => settle(this.write([chunk]), callback),
+      writev: (chunks, callback) => settle(this.write(chunks.map((c) => c.chunk as Buffer)), callback),
       destroy: (err, callback) => {
         const settled = this.writing?.catch(() => undefined) ?? Promise.resolve();
         void settled.then(() => callback(err));
@@ -453,8 +453,7 @@ export class ContentWriter {
    * leaves the writer's file resumable.
    */
   async verifyAs(digest: Digest): Promise<void> {
-    const running = this.hash?.algorithm === algorithmOf(digest) ? this.hash : undefined;
-    const actual = running ? running.copy().digest() : await hashFile(this.tempPath, algorithmOf(digest));
+    const actual = this.hashes(digest) ? this.hash!.copy().digest() : await hashFile(this.tempPath, algorithmOf(digest));
     if (actual !== digest) throw new LongshoreError('LS_DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { digest, actual });
     this.verified = digest;
   }

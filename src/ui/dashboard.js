@@ -67,9 +67,7 @@ function td(content, className) {
 function buildTables() {
   for (const section of document.querySelectorAll('section[data-table]')) {
     const name = section.dataset.table;
-    const heading = section.querySelector('h2');
-    heading.id = `${name}-heading`;
-    section.setAttribute('aria-labelledby', heading.id);
+    labelByHeading(section, name);
     const header = section.dataset.columns.split('|').map((column) => {
       const [label, className] = column.split(':');
       const th = element('th', label, className);
@@ -90,10 +88,8 @@ function buildTables() {
 function buildCharts() {
   for (const section of document.querySelectorAll('section[data-chart]')) {
     const name = section.dataset.chart;
-    const heading = section.querySelector('h2');
-    heading.id = `${name}-heading`;
-    section.setAttribute('aria-labelledby', heading.id);
-    const chart = svg('svg', { id: `${name}-chart`, class: 'chart', viewBox: `0 0 ${BOX.width} ${BOX.height}`, role: 'img', 'aria-labelledby': `${heading.id} ${name}-desc` });
+    const heading = labelByHeading(section, name);
+    const chart = svg('svg', { id: `${name}-chart`, class: 'chart', viewBox: `0 0 ${BOX.width} ${BOX.height}`, role: 'img', 'aria-labelledby': `${heading} ${name}-desc` });
     chart.append(svg('desc', { id: `${name}-desc` }, 'No data yet.'));
     const legend = element('ul', undefined, 'legend');
     for (const entry of section.dataset.legend.split('|')) {
@@ -104,6 +100,14 @@ function buildCharts() {
     }
     section.append(chart, legend);
   }
+}
+
+/** Names a declared section by its h2 (`<name>-heading`, for aria-labelledby); returns that id. */
+function labelByHeading(section, name) {
+  const heading = section.querySelector('h2');
+  heading.id = `${name}-heading`;
+  section.setAttribute('aria-labelledby', heading.id);
+  return heading.id;
 }
 
 /** A table's single row saying it has nothing to show, across all its columns. */
